@@ -1,0 +1,5 @@
+"""`python -m kokorod` is `kokorod`."""
+
+from kokorod.cli import main
+
+raise SystemExit(main())

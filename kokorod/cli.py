@@ -1,0 +1,140 @@
+"""`kokorod run | start | stop | status | config`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from kokorod import __version__, launcher, logs
+from kokorod.config import SETTINGS, Config, ConfigError, load
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return load(socket=getattr(args, "socket", None))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from kokorod import server
+    from kokorod.models import ModelError
+    from kokorod.paths import PathError
+
+    config = _config(args)
+    logs.setup(config.verbose)
+    try:
+        server.run(config)
+    except (server.AlreadyRunning, ModelError, PathError) as exc:
+        print(f"kokorod: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:  # e.g. onnxruntime could not load the model
+        print(f"kokorod: cannot start: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    config = _config(args)
+    path = config.socket_path
+    if launcher.socket_is_live(path):
+        print(f"kokorod is already running on {path}")
+        return 0
+    started = time.monotonic()
+    try:
+        launcher.wait_ready(path, launcher.spawn(path), args.timeout)
+    except launcher.StartError as exc:
+        print(f"kokorod: {exc}", file=sys.stderr)
+        return 1
+    pid = launcher.daemon_pid(path)
+    print(f"kokorod started (pid {pid}) on {path} in {time.monotonic() - started:.1f}s")
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    path = _config(args).socket_path
+    pid = launcher.stop(path)
+    if pid is None:
+        print("kokorod is not running")
+        return 0
+    print(f"kokorod stopped (pid {pid})")
+    return 0
+
+
+def _format_status(s: dict[str, Any]) -> str:
+    e = s.get("engine", {})
+    rows = [
+        ("state", "running"),
+        ("pid", s["pid"]),
+        ("uptime", f"{s['uptime_s']:.0f} s"),
+        ("socket", s["socket"]),
+        ("model", f"{e.get('model_path')} (sha256 "
+                  f"{'ok' if e.get('model_verified') else 'not a published model'})"),
+        ("provider", f"{e.get('provider')} ({e.get('provider_reason')})"),
+        ("threads", e.get("threads")),
+        ("rss", f"{s['rss_bytes'] / 2**20:.0f} MiB"),
+        ("requests", f"{s['requests']} ({s['completed']} completed, {s['cancelled']} cancelled,"
+                     f" {s['errors']} errors)"),
+        ("connections", s["connections"]),
+        ("engine", f"{e.get('segments')} segments, {e.get('audio_seconds')} s audio, "
+                   f"RTF {e.get('rtf')}, {e.get('failures')} failures, "
+                   f"{e.get('rebuilds')} rebuilds"),
+    ]
+    return "\n".join(f"{k:<12} {v}" for k, v in rows)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from kokorod_client.client import Client
+
+    path = _config(args).socket_path
+    try:
+        with Client(path, client_name="kokorod-status") as client:
+            status = client.status()
+    except (FileNotFoundError, ConnectionRefusedError):
+        if args.json:
+            print(json.dumps({"running": False, "socket": str(path)}))
+        else:
+            print(f"kokorod is not running (socket {path})")
+        return 3
+    status.pop("op", None)
+    status.pop("id", None)
+    if args.json:
+        print(json.dumps({"running": True, **status}, indent=2))
+    else:
+        print(_format_status(status))
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    config = _config(args)
+    for s in SETTINGS:
+        print(f"{s.env:<36} {getattr(config, s.name)!s:<24} {s.help}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="kokorod", description="Warm local Kokoro TTS daemon.")
+    p.add_argument("--version", action="version", version=f"kokorod {__version__}")
+    p.add_argument("--socket", help="socket path (default: $KOKORO_SOCKET or per-user)")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run the daemon in the foreground").set_defaults(func=cmd_run)
+    start = sub.add_parser("start", help="start the daemon in the background")
+    start.add_argument("--timeout", type=float, default=launcher.DEFAULT_START_TIMEOUT)
+    start.set_defaults(func=cmd_start)
+    sub.add_parser("stop", help="stop the background daemon").set_defaults(func=cmd_stop)
+    status = sub.add_parser("status", help="is it running, and how is it doing")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(func=cmd_status)
+    sub.add_parser("config", help="show the effective settings").set_defaults(func=cmd_config)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"kokorod: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,210 @@
+"""Configuration: one frozen Config built from defaults, the config file and KOKORO_* env vars.
+
+Precedence is env var > config file > default. Every setting is declared once
+in SETTINGS with its env var, type and allowed values, so validation, the docs
+table in README and the error messages all come from the same place.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from kokorod import paths
+from kokorod.protocol import CHUNK_MS_RANGE, DEFAULT_MAX_FRAME
+
+PROVIDERS = ("auto", "cpu", "coreml")
+COREML_COMPUTE_UNITS = ("CPUOnly", "CPUAndGPU", "CPUAndNeuralEngine", "ALL")
+COREML_MODEL_FORMATS = ("MLProgram", "NeuralNetwork")
+COREML_SPECIALIZATIONS = ("FastPrediction", "Default")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+
+class ConfigError(ValueError):
+    """A setting has a value we cannot use; the message names it and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    env: str
+    kind: type
+    default: Any
+    help: str
+    choices: tuple[str, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("socket", "KOKORO_SOCKET", str, "", "Unix socket path (default: per-user runtime dir)"),
+    Setting("model_path", "KOKORO_MODEL_PATH", str, "", "ONNX model (default: embedded int8)"),
+    Setting("voices_path", "KOKORO_VOICES_PATH", str, "", "voices .bin/.npz (default: embedded)"),
+    Setting("voice", "KOKORO_VOICE", str, "", "default voice (default: first installed)"),
+    Setting("lang", "KOKORO_LANG", str, "en-us", "default espeak language"),
+    Setting("provider", "KOKORO_PROVIDER", str, "auto", "execution provider", choices=PROVIDERS),
+    Setting("threads", "KOKORO_THREADS", int, 0, "intra-op threads, 0 = one per core", minimum=0,
+            maximum=256),
+    Setting("memory_arena_size_mb", "KOKORO_MEMORY_ARENA_SIZE_MB", int, 0,
+            "CPU arena cap in MB; 0 = no arena (memory returned after each run)", minimum=0,
+            maximum=65536),
+    Setting("coreml_compute_units", "KOKORO_COREML_COMPUTE_UNITS", str, "CPUOnly",
+            "CoreML compute units", choices=COREML_COMPUTE_UNITS),
+    Setting("coreml_model_format", "KOKORO_COREML_MODEL_FORMAT", str, "MLProgram",
+            "CoreML model format", choices=COREML_MODEL_FORMATS),
+    Setting("coreml_specialization", "KOKORO_COREML_SPECIALIZATION", str, "FastPrediction",
+            "CoreML specialization strategy", choices=COREML_SPECIALIZATIONS),
+    Setting("chunk_ms", "KOKORO_CHUNK_MS", int, 50, "default chunk length in ms",
+            minimum=CHUNK_MS_RANGE[0], maximum=CHUNK_MS_RANGE[1]),
+    Setting("first_segment_chars", "KOKORO_FIRST_SEGMENT_CHARS", int, 60,
+            "target length of the first segment (short = early first audio)", minimum=8,
+            maximum=400),
+    Setting("segment_chars", "KOKORO_SEGMENT_CHARS", int, 300,
+            "largest later segment in characters", minimum=40, maximum=400),
+    Setting("max_frame_bytes", "KOKORO_MAX_FRAME_BYTES", int, DEFAULT_MAX_FRAME,
+            "largest accepted frame", minimum=1024, maximum=64 << 20),
+    Setting("max_text_chars", "KOKORO_MAX_TEXT_CHARS", int, 500_000,
+            "longest accepted text (streamed in bounded memory)", minimum=1, maximum=10_000_000),
+    Setting("max_requests_per_connection", "KOKORO_MAX_REQUESTS_PER_CONNECTION", int, 16,
+            "requests one connection may have in flight", minimum=1, maximum=1024),
+    Setting("max_active_requests", "KOKORO_MAX_ACTIVE_REQUESTS", int, 64,
+            "requests in flight across all connections", minimum=1, maximum=10_000),
+    Setting("shutdown_grace_s", "KOKORO_SHUTDOWN_GRACE_S", float, 3.0,
+            "seconds in-flight streams get to finish on SIGTERM", minimum=0, maximum=600),
+    Setting("warmup", "KOKORO_WARMUP", bool, True, "synthesize once at start"),
+    Setting("verbose", "KOKORO_VERBOSE_LOGS", bool, False, "debug logging"),
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    socket: str
+    model_path: str
+    voices_path: str
+    voice: str
+    lang: str
+    provider: str
+    threads: int
+    memory_arena_size_mb: int
+    coreml_compute_units: str
+    coreml_model_format: str
+    coreml_specialization: str
+    chunk_ms: int
+    first_segment_chars: int
+    segment_chars: int
+    max_frame_bytes: int
+    max_text_chars: int
+    max_requests_per_connection: int
+    max_active_requests: int
+    shutdown_grace_s: float
+    warmup: bool
+    verbose: bool
+
+    @property
+    def socket_path(self) -> Path:
+        return Path(self.socket) if self.socket else paths.default_socket_path()
+
+    def replace(self, **changes: Any) -> Config:
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update(changes)
+        return Config(**values)
+
+    def as_env(self) -> dict[str, str]:
+        """The settings that differ from the defaults, as KOKORO_* env vars."""
+        out: dict[str, str] = {}
+        for s in SETTINGS:
+            value = getattr(self, s.name)
+            if value != s.default:
+                out[s.env] = ("1" if value else "0") if s.kind is bool else str(value)
+        return out
+
+
+def _convert(setting: Setting, raw: Any, origin: str) -> Any:
+    where = f"{setting.env} ({origin})"
+    try:
+        if setting.kind is bool:
+            if isinstance(raw, bool):
+                value: Any = raw
+            elif str(raw).strip().lower() in _TRUE:
+                value = True
+            elif str(raw).strip().lower() in _FALSE:
+                value = False
+            else:
+                raise ValueError
+        elif setting.kind is int:
+            if isinstance(raw, bool):
+                raise ValueError
+            value = int(str(raw).strip())
+        elif setting.kind is float:
+            if isinstance(raw, bool):
+                raise ValueError
+            value = float(str(raw).strip())
+            if value != value:  # NaN
+                raise ValueError
+        else:
+            value = str(raw)
+    except ValueError:
+        hint = "1/0, true/false" if setting.kind is bool else f"a {setting.kind.__name__}"
+        raise ConfigError(f"{where}: {raw!r} is not {hint}") from None
+    if setting.choices is not None:
+        match = {c.lower(): c for c in setting.choices}.get(str(value).lower())
+        if match is None:
+            raise ConfigError(
+                f"{where}: {value!r} is not allowed; use one of {', '.join(setting.choices)}"
+            )
+        value = match
+    lo, hi = setting.minimum, setting.maximum
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ConfigError(f"{where}: {value} is out of range; allowed {lo} to {hi}")
+    return value
+
+
+def config_file_path(environ: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    return Path(env["KOKORO_CONFIG"]) if env.get("KOKORO_CONFIG") else paths.config_file()
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
+    known = {s.name for s in SETTINGS}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(
+            f"config file {path}: unknown setting(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(known))}"
+        )
+    return data
+
+
+def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
+    """Build and validate the Config; raises ConfigError with a fix hint."""
+    env = os.environ if environ is None else environ
+    file_path = config_file_path(env)
+    file_values = read_config_file(file_path)
+    values: dict[str, Any] = {}
+    for s in SETTINGS:
+        if s.name in overrides and overrides[s.name] is not None:
+            values[s.name] = _convert(s, overrides[s.name], "command line")
+        elif env.get(s.env) not in (None, "") or (s.kind is bool and s.env in env):
+            values[s.name] = _convert(s, env[s.env], "environment")
+        elif s.name in file_values:
+            values[s.name] = _convert(s, file_values[s.name], str(file_path))
+        else:
+            values[s.name] = s.default
+    return Config(**values)

@@ -1,0 +1,260 @@
+"""One client connection: read frames, dispatch ops, stream each request's audio back.
+
+Every request that passes validation gets a writer task; that task alone sends
+the request's frames (`start`, `chunk`…, then exactly one `end` or `error`),
+so the guarantee holds however the request ends: finished, cancelled by the
+client, by a disconnect, by shutdown, or by an engine fault.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from kokorod import peercred
+from kokorod.engine import EngineError
+from kokorod.protocol import (
+    PROTOCOL_VERSION,
+    SAMPLE_RATE,
+    ErrorCode,
+    FrameDecoder,
+    ProtocolError,
+    check_id,
+    check_op,
+    encode_frame,
+    error_frame,
+    parse_synthesize,
+    safe_id,
+    samples_to_pcm,
+)
+from kokorod.scheduler import Cancelled, Job
+
+if TYPE_CHECKING:
+    from kokorod.server import Daemon
+
+log = logging.getLogger(__name__)
+
+READ_SIZE = 64 * 1024
+
+
+class Connection:
+    def __init__(self, daemon: Daemon, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> None:
+        self.daemon = daemon
+        self.reader = reader
+        self.writer = writer
+        self.client_name = ""
+        self.jobs: dict[Any, Job] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.closed = False
+
+    # ------------------------------------------------------------ io
+    async def send(self, message: dict[str, Any]) -> None:
+        if self.closed or self.writer.is_closing():
+            raise ConnectionResetError("client went away")
+        self.writer.write(encode_frame(message))
+        await self.writer.drain()
+
+    async def send_quietly(self, message: dict[str, Any]) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            await self.send(message)
+
+    # ------------------------------------------------------------ main loop
+    async def serve(self) -> None:
+        sock = self.writer.get_extra_info("socket")
+        peer_uid = peercred.peer_uid(sock) if sock is not None else None
+        if peer_uid is not None and not peercred.allowed(peer_uid):
+            log.warning("refused a connection from uid %s", peer_uid)
+            await self.send_quietly(error_frame(None, ErrorCode.BAD_REQUEST,
+                                                "connection refused: not the daemon's user"))
+            self.writer.close()
+            return
+        decoder = FrameDecoder(self.daemon.config.max_frame_bytes)
+        try:
+            while not self.closed:
+                data = await self.reader.read(READ_SIZE)
+                if not data:
+                    break
+                decoder.feed(data)
+                if not await self._drain_frames(decoder):
+                    break
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            await self.close()
+
+    async def _drain_frames(self, decoder: FrameDecoder) -> bool:
+        """Handle every complete frame; False when the connection must close."""
+        while True:
+            try:
+                message = next(decoder)
+            except StopIteration:
+                return True
+            except ProtocolError as exc:
+                self.daemon.counters["errors"] += 1
+                await self.send_quietly(error_frame(None, exc.code, exc.message))
+                if exc.fatal:
+                    return False
+                continue
+            await self.dispatch(message)
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        try:
+            op = check_op(message)
+            handler = getattr(self, f"op_{op}")
+            await handler(message)
+        except ProtocolError as exc:
+            self.daemon.counters["errors"] += 1
+            await self.send_quietly(error_frame(safe_id(message), exc.code, exc.message))
+        except (ConnectionError, OSError):
+            raise
+        except Exception as exc:  # a bug must not take the daemon down
+            log.exception("internal error handling %r", message.get("op"))
+            self.daemon.counters["errors"] += 1
+            await self.send_quietly(
+                error_frame(safe_id(message), ErrorCode.INTERNAL, f"internal error: {exc}")
+            )
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for job in list(self.jobs.values()):
+            job.cancel()
+        self.daemon.scheduler.notify()
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await self.writer.wait_closed()
+
+    # ------------------------------------------------------------ ops
+    async def op_hello(self, message: dict[str, Any]) -> None:
+        rid = check_id(message)
+        name = message.get("client_name")
+        if isinstance(name, str):
+            self.client_name = name[:64]
+        await self.send({
+            "op": "hello",
+            "id": rid,
+            "protocol": PROTOCOL_VERSION,
+            "daemon_version": self.daemon.version,
+            "sample_rate": SAMPLE_RATE,
+            "voices": list(self.daemon.engine.voices),
+            "default_voice": self.daemon.engine.default_voice,
+            "formats": ["f32", "s16"],
+            "max_frame_bytes": self.daemon.config.max_frame_bytes,
+        })
+
+    async def op_ping(self, message: dict[str, Any]) -> None:
+        await self.send({"op": "pong", "id": check_id(message)})
+
+    async def op_voices(self, message: dict[str, Any]) -> None:
+        await self.send({"op": "voices", "id": check_id(message),
+                         "voices": self.daemon.engine.voice_list(),
+                         "default_voice": self.daemon.engine.default_voice})
+
+    async def op_status(self, message: dict[str, Any]) -> None:
+        await self.send({"op": "status", "id": check_id(message), **self.daemon.status()})
+
+    async def op_cancel(self, message: dict[str, Any]) -> None:
+        """Idempotent: cancelling an unknown or finished id does nothing."""
+        job = self.jobs.get(check_id(message))
+        if job is not None:
+            job.cancel()
+            self.daemon.scheduler.notify()
+
+    async def op_synthesize(self, message: dict[str, Any]) -> None:
+        config = self.daemon.config
+        req = parse_synthesize(message, max_text_chars=config.max_text_chars,
+                               default_chunk_ms=config.chunk_ms)
+        if self.daemon.shutting_down:
+            raise ProtocolError(ErrorCode.SHUTTING_DOWN, "the daemon is shutting down")
+        if req.id in self.jobs:
+            raise ProtocolError(ErrorCode.DUPLICATE_ID,
+                                f"id {req.id!r} is already in use on this connection")
+        if len(self.jobs) >= config.max_requests_per_connection:
+            raise ProtocolError(ErrorCode.BUSY, "too many requests in flight on this connection "
+                                f"(limit {config.max_requests_per_connection})")
+        if self.daemon.scheduler.active_jobs >= config.max_active_requests:
+            raise ProtocolError(ErrorCode.BUSY, "the daemon is at its limit of "
+                                f"{config.max_active_requests} requests; retry shortly")
+        engine = self.daemon.engine
+        voice = engine.voice_style(req.voice)
+        lang = req.lang or config.lang
+        engine.phonemize.check_lang(lang)
+        job = Job(req, voice, lang, owner=self)
+        self.jobs[req.id] = job
+        self.daemon.counters["requests"] += 1
+        task = asyncio.get_running_loop().create_task(self._stream(job))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        self.daemon.scheduler.submit(job)
+
+    # ------------------------------------------------------------ streaming
+    async def _stream(self, job: Job) -> None:
+        req = job.request
+        seq = 0
+        samples_sent = 0
+        final: dict[str, Any] | None = None
+        chunk = max(1, req.chunk_ms * SAMPLE_RATE // 1000)
+        try:
+            await self.send({"op": "start", "id": req.id, "sample_rate": SAMPLE_RATE,
+                             "format": req.format, "chunk_ms": req.chunk_ms,
+                             "voice": req.voice or self.daemon.engine.default_voice})
+            while True:
+                item = await job.out.get()
+                self.daemon.scheduler.notify()  # room in the queue again
+                if item is None or item is Cancelled:
+                    break
+                if isinstance(item, EngineError):
+                    final = error_frame(req.id, ErrorCode.ENGINE_ERROR, str(item))
+                    break
+                for start in range(0, item.size, chunk):
+                    if job.cancelled:
+                        break
+                    piece = item[start:start + chunk]
+                    await self.send({"op": "chunk", "id": req.id, "seq": seq,
+                                     "pcm": samples_to_pcm(piece, req.format),
+                                     "samples": int(piece.size)})
+                    if job.first_audio_at is None:
+                        job.first_audio_at = time.perf_counter()
+                    seq += 1
+                    samples_sent += int(piece.size)
+            if final is None and seq == 0 and not job.cancelled:
+                final = error_frame(req.id, ErrorCode.EMPTY_TEXT,
+                                    "the text has nothing speakable in it")
+            if final is None:
+                final = self._end_frame(job, seq, samples_sent)
+        except (ConnectionError, OSError):
+            job.cancel()
+        except asyncio.CancelledError:
+            job.cancel()
+            raise
+        finally:
+            self.jobs.pop(req.id, None)
+            self.daemon.scheduler.notify()
+            if final is not None:
+                if final["op"] == "error":
+                    self.daemon.counters["errors"] += 1
+                else:
+                    self.daemon.counters["completed" if not final["cancelled"]
+                                         else "cancelled"] += 1
+                await self.send_quietly(final)
+
+    def _end_frame(self, job: Job, chunks: int, samples: int) -> dict[str, Any]:
+        now = time.perf_counter()
+
+        def ms(t: float | None) -> float | None:
+            return None if t is None else round((t - job.created_at) * 1000, 1)
+
+        return {
+            "op": "end", "id": job.request.id, "chunks": chunks, "samples": samples,
+            "audio_seconds": round(samples / SAMPLE_RATE, 4), "cancelled": job.cancelled,
+            "timings": {"queued_ms": ms(job.started_at), "first_chunk_ms": ms(job.first_audio_at),
+                        "total_ms": ms(now), "synth_ms": round(job.synth_s * 1000, 1),
+                        "segments": job.segments},
+        }

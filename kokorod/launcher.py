@@ -1,0 +1,120 @@
+"""Start a detached daemon and wait until it serves; used by `kokorod start` and client autostart.
+
+One code path for both, so a daemon started on demand by `kokoro-say` behaves
+exactly like one started by hand.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from kokorod import paths
+
+DEFAULT_START_TIMEOUT = 90.0  # first start assembles and verifies the model
+
+
+class StartError(RuntimeError):
+    """The daemon did not come up; the message carries the tail of its log."""
+
+
+def socket_is_live(path: Path, timeout: float = 1.0) -> bool:
+    """True when something accepts connections on `path`."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(timeout)
+        try:
+            probe.connect(str(path))
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.ECONNREFUSED, errno.ENOTSOCK):
+                return False
+            raise
+        return True
+
+
+def log_file() -> Path:
+    return paths.log_dir() / "kokorod.log"
+
+
+def _tail(path: Path, lines: int = 8) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return "\n".join(text[-lines:])
+
+
+def spawn(socket_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Launch `python -m kokorod run` in its own session, logging to the log file."""
+    log = log_file()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    child_env = dict(os.environ if env is None else env)
+    child_env["KOKORO_SOCKET"] = str(socket_path)
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "kokorod", "run"],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=child_env,
+            start_new_session=True, close_fds=True,
+        )
+
+
+def wait_ready(socket_path: Path, proc: subprocess.Popen[bytes] | None,
+               timeout: float = DEFAULT_START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    delay = 0.02
+    while time.monotonic() < deadline:
+        if socket_is_live(socket_path):
+            return
+        if proc is not None and proc.poll() is not None:
+            # Lost a start race to another daemon: fine if that one serves.
+            if socket_is_live(socket_path):
+                return
+            raise StartError(f"kokorod exited with status {proc.returncode} during start:\n"
+                             f"{_tail(log_file())}")
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.25)
+    raise StartError(f"kokorod did not start within {timeout:.0f}s; log {log_file()}:\n"
+                     f"{_tail(log_file())}")
+
+
+def ensure_running(socket_path: Path, timeout: float = DEFAULT_START_TIMEOUT) -> bool:
+    """Start a daemon unless one serves already; True when this call started it."""
+    if socket_is_live(socket_path):
+        return False
+    proc = spawn(socket_path)
+    wait_ready(socket_path, proc, timeout)
+    return True
+
+
+def daemon_pid(socket_path: Path) -> int | None:
+    """The pid in the pid file, if that process is alive and is a kokorod."""
+    try:
+        pid = int(paths.pid_file(socket_path).read_text().strip())
+        proc = psutil.Process(pid)
+        if "kokorod" not in " ".join(proc.cmdline()):
+            return None
+    except (OSError, ValueError, psutil.Error):
+        return None
+    return pid
+
+
+def stop(socket_path: Path, timeout: float = 15.0) -> int | None:
+    """SIGTERM the daemon and wait for it to exit; returns its pid, None if none ran."""
+    pid = daemon_pid(socket_path)
+    if pid is None:
+        return None
+    os.kill(pid, signal.SIGTERM)
+    try:
+        psutil.Process(pid).wait(timeout)
+    except psutil.TimeoutExpired:
+        os.kill(pid, signal.SIGKILL)
+    except psutil.NoSuchProcess:
+        pass
+    return pid

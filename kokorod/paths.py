@@ -1,0 +1,91 @@
+"""Where things live on disk, per platform: socket, pid, lock, data, config, logs.
+
+The socket sits in a private (0700) per-user directory. Unix socket paths are
+limited to ~104 bytes on macOS (108 on Linux), so the default location is kept
+short and a too-long path is reported instead of failing obscurely in bind().
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+import tempfile
+from pathlib import Path
+
+import platformdirs
+
+APP = "kokorod"
+SOCKET_NAME = "kokorod.sock"
+MAX_SOCKET_PATH = 104 if sys.platform == "darwin" else 108
+
+
+class PathError(OSError):
+    """A location is unusable (unsafe permissions, too long); message says how to fix."""
+
+
+def runtime_dir() -> Path:
+    """Per-user directory for the socket, pid and lock files."""
+    if sys.platform == "darwin":
+        # $TMPDIR is per-user on macOS (/var/folders/…/T/) and short enough.
+        return Path(os.environ.get("TMPDIR") or tempfile.gettempdir()) / APP
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg and Path(xdg).is_dir():
+        return Path(xdg) / APP
+    return Path(tempfile.gettempdir()) / f"{APP}-{os.getuid()}"
+
+
+def default_socket_path() -> Path:
+    return runtime_dir() / SOCKET_NAME
+
+
+def pid_file(socket_path: Path) -> Path:
+    return socket_path.with_suffix(".pid")
+
+
+def lock_file(socket_path: Path) -> Path:
+    return socket_path.with_suffix(".lock")
+
+
+def data_dir() -> Path:
+    """Models and voices live here (assembled embedded model, fetched models)."""
+    override = os.environ.get("KOKORO_DATA_DIR")
+    return Path(override) if override else Path(platformdirs.user_data_dir(APP, appauthor=False))
+
+
+def models_dir() -> Path:
+    return data_dir() / "models"
+
+
+def config_file() -> Path:
+    return Path(platformdirs.user_config_dir(APP, appauthor=False)) / "config.toml"
+
+
+def log_dir() -> Path:
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Logs" / APP
+    return Path(platformdirs.user_state_dir(APP, appauthor=False)) / "log"
+
+
+def ensure_private_dir(directory: Path) -> None:
+    """Create `directory` 0700 if missing; refuse one that others could tamper with."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = directory.stat()
+    if st.st_uid != os.getuid():
+        raise PathError(
+            f"socket directory {directory} is owned by uid {st.st_uid}, not by you "
+            f"(uid {os.getuid()}); remove it or set KOKORO_SOCKET elsewhere"
+        )
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise PathError(
+            f"socket directory {directory} is writable by others "
+            f"(mode {stat.S_IMODE(st.st_mode):o}); run: chmod 700 {directory}"
+        )
+
+
+def check_socket_path(path: Path) -> None:
+    if len(os.fsencode(path)) >= MAX_SOCKET_PATH:
+        raise PathError(
+            f"socket path {path} is {len(os.fsencode(path))} bytes; Unix sockets allow fewer "
+            f"than {MAX_SOCKET_PATH}. Set KOKORO_SOCKET to a shorter path."
+        )

@@ -1,0 +1,296 @@
+"""The wire format: the one place that knows how frames and messages look.
+
+Every frame, both ways, is a 4-byte unsigned big-endian length followed by one
+msgpack map. The daemon and the client only ever see dicts; this module turns
+them into bytes and back, and checks requests before anything acts on them.
+It imports nothing heavy so editor helpers and the client can depend on it.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+PROTOCOL_VERSION = 1
+SAMPLE_RATE = 24_000
+HEADER = struct.Struct(">I")
+DEFAULT_MAX_FRAME = 1 << 20  # 1 MiB
+# Ids are echoed on every reply; a bounded id keeps a hostile client from
+# making every reply huge.
+MAX_ID_STR = 128
+MAX_ID_INT = (1 << 63) - 1
+
+FORMATS = ("f32", "s16")
+CHUNK_MS_RANGE = (20, 500)
+SPEED_RANGE = (0.5, 2.0)
+
+
+class ErrorCode:
+    """Every error code the daemon can put in an `error` frame (see PROTOCOL.md)."""
+
+    FRAME_TOO_LARGE = "frame_too_large"  # declared length over the limit (connection closed)
+    BAD_FRAME = "bad_frame"  # zero length, or bytes that are not msgpack
+    NOT_A_MAP = "not_a_map"  # msgpack that decodes to something other than a map
+    BAD_REQUEST = "bad_request"  # missing field or wrong field type
+    BAD_ID = "bad_id"  # id missing, of the wrong type or too large
+    UNKNOWN_OP = "unknown_op"  # decodes fine, op not known (version skew)
+    DUPLICATE_ID = "duplicate_id"  # id already in use on this connection
+    EMPTY_TEXT = "empty_text"  # nothing speakable
+    TEXT_TOO_LONG = "text_too_long"
+    UNKNOWN_VOICE = "unknown_voice"
+    BAD_SPEED = "bad_speed"
+    BAD_CHUNK_MS = "bad_chunk_ms"
+    BAD_FORMAT = "bad_format"
+    BAD_LANG = "bad_lang"
+    BUSY = "busy"  # too many requests in flight
+    ENGINE_ERROR = "engine_error"  # inference failed for this request
+    SHUTTING_DOWN = "shutting_down"
+    INTERNAL = "internal"
+
+    @classmethod
+    def all(cls) -> frozenset[str]:
+        return frozenset(v for k, v in vars(cls).items() if k.isupper())
+
+
+class ProtocolError(Exception):
+    """A request or frame the daemon refuses; becomes an `error` frame."""
+
+    def __init__(self, code: str, message: str, request_id: Any = None, fatal: bool = False):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+        # fatal: the byte stream can no longer be trusted, close after replying
+        self.fatal = fatal
+
+
+# ---------------------------------------------------------------- framing
+
+
+def encode_frame(message: dict[str, Any]) -> bytes:
+    """One message → length header + msgpack body."""
+    body = msgpack.packb(message, use_bin_type=True)
+    return HEADER.pack(len(body)) + body
+
+
+def decode_body(body: bytes) -> dict[str, Any]:
+    """msgpack body → dict, or ProtocolError saying why not."""
+    if not body:
+        raise ProtocolError(ErrorCode.BAD_FRAME, "empty frame (length 0)")
+    try:
+        message = msgpack.unpackb(body, raw=False, strict_map_key=False)
+    except (msgpack.ExtraData, ValueError, msgpack.UnpackException, TypeError) as exc:
+        raise ProtocolError(ErrorCode.BAD_FRAME, f"frame is not valid msgpack: {exc}") from None
+    except RecursionError:
+        raise ProtocolError(ErrorCode.BAD_FRAME, "frame nests too deeply") from None
+    if not isinstance(message, dict):
+        raise ProtocolError(
+            ErrorCode.NOT_A_MAP, f"frame must be a msgpack map, got {type(message).__name__}"
+        )
+    return message
+
+
+class FrameDecoder:
+    """Incremental decoder: feed bytes, iterate complete messages.
+
+    The declared length is checked against the limit before any body is
+    buffered, so a hostile length cannot make us allocate. A non-fatal error
+    (bad body) is raised for that frame only; the stream stays in sync because
+    framing is by length, not by parsing.
+    """
+
+    def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+        self.max_frame = max_frame
+        self._buf = bytearray()
+        self._need: int | None = None
+
+    def feed(self, data: bytes) -> None:
+        self._buf += data
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return self
+
+    def __next__(self) -> dict[str, Any]:
+        if self._need is None:
+            if len(self._buf) < HEADER.size:
+                raise StopIteration
+            (length,) = HEADER.unpack_from(self._buf)
+            if length > self.max_frame:
+                raise ProtocolError(
+                    ErrorCode.FRAME_TOO_LARGE,
+                    f"declared frame length {length} exceeds the limit of {self.max_frame} bytes",
+                    fatal=True,
+                )
+            del self._buf[: HEADER.size]
+            self._need = length
+        if len(self._buf) < self._need:
+            raise StopIteration
+        body = bytes(self._buf[: self._need])
+        del self._buf[: self._need]
+        self._need = None
+        return decode_body(body)
+
+    def pending_partial(self) -> bool:
+        """True when a frame has started but not finished (truncated on EOF)."""
+        return self._need is not None or len(self._buf) > 0
+
+
+# ---------------------------------------------------------------- requests
+
+
+@dataclass(frozen=True)
+class SynthesizeRequest:
+    id: int | str
+    text: str
+    voice: str | None
+    speed: float
+    lang: str | None
+    chunk_ms: int
+    format: str
+
+
+REQUEST_OPS = ("hello", "synthesize", "cancel", "voices", "status", "ping")
+
+
+def check_id(message: dict[str, Any]) -> int | str:
+    """The client-chosen id: an int (signed 64-bit) or a short string."""
+    if "id" not in message:
+        raise ProtocolError(ErrorCode.BAD_ID, "request has no 'id' field")
+    rid = message["id"]
+    if isinstance(rid, bool) or not isinstance(rid, (int, str)):
+        raise ProtocolError(
+            ErrorCode.BAD_ID, f"'id' must be an int or a string, got {type(rid).__name__}"
+        )
+    if isinstance(rid, int) and not -MAX_ID_INT <= rid <= MAX_ID_INT:
+        raise ProtocolError(ErrorCode.BAD_ID, "'id' integer out of the signed 64-bit range")
+    if isinstance(rid, str) and len(rid) > MAX_ID_STR:
+        raise ProtocolError(ErrorCode.BAD_ID, f"'id' string longer than {MAX_ID_STR} characters")
+    return rid
+
+
+def safe_id(message: Any) -> int | str | None:
+    """The id to echo in an error reply, or None when the id itself is bad."""
+    if not isinstance(message, dict):
+        return None
+    try:
+        return check_id(message)
+    except ProtocolError:
+        return None
+
+
+def check_op(message: dict[str, Any]) -> str:
+    op = message.get("op")
+    if not isinstance(op, str):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "request has no string 'op' field")
+    if op not in REQUEST_OPS:
+        raise ProtocolError(
+            ErrorCode.UNKNOWN_OP,
+            f"unknown op {op[:64]!r}; this daemon speaks protocol {PROTOCOL_VERSION} "
+            f"with ops {', '.join(REQUEST_OPS)}",
+        )
+    return op
+
+
+def _field(message: dict[str, Any], name: str, types: tuple[type, ...], default: Any) -> Any:
+    value = message.get(name, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) and bool not in types:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"'{name}' has the wrong type (bool)")
+    if not isinstance(value, types):
+        names = " or ".join(t.__name__ for t in types)
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST, f"'{name}' must be {names}, got {type(value).__name__}"
+        )
+    return value
+
+
+def parse_synthesize(
+    message: dict[str, Any], *, max_text_chars: int, default_chunk_ms: int
+) -> SynthesizeRequest:
+    """Validate a `synthesize` request; each kind of bad value has its own code."""
+    rid = check_id(message)
+    text = message.get("text")
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ProtocolError(
+                ErrorCode.BAD_REQUEST, f"'text' bytes are not valid UTF-8: {exc}"
+            ) from None
+    if not isinstance(text, str):
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST, f"'text' must be a string, got {type(text).__name__}"
+        )
+    if len(text) > max_text_chars:
+        raise ProtocolError(
+            ErrorCode.TEXT_TOO_LONG,
+            f"text has {len(text)} characters; the limit is {max_text_chars}",
+        )
+    if not text.strip():
+        raise ProtocolError(ErrorCode.EMPTY_TEXT, "text is empty")
+    voice = _field(message, "voice", (str,), None)
+    lang = _field(message, "lang", (str,), None)
+    speed = _field(message, "speed", (int, float), 1.0)
+    lo, hi = SPEED_RANGE
+    if not lo <= float(speed) <= hi:  # also rejects NaN
+        raise ProtocolError(ErrorCode.BAD_SPEED,
+                            f"speed must be between {lo} and {hi}, got {speed}")
+    chunk_ms = _field(message, "chunk_ms", (int,), default_chunk_ms)
+    lo_ms, hi_ms = CHUNK_MS_RANGE
+    if not lo_ms <= chunk_ms <= hi_ms:
+        raise ProtocolError(
+            ErrorCode.BAD_CHUNK_MS, f"chunk_ms must be between {lo_ms} and {hi_ms}, got {chunk_ms}"
+        )
+    fmt = _field(message, "format", (str,), "f32")
+    if fmt not in FORMATS:
+        raise ProtocolError(
+            ErrorCode.BAD_FORMAT, f"format must be one of {', '.join(FORMATS)}, got {fmt[:32]!r}"
+        )
+    return SynthesizeRequest(
+        id=rid,
+        text=text,
+        voice=voice,
+        speed=float(speed),
+        lang=lang,
+        chunk_ms=chunk_ms,
+        format=fmt,
+    )
+
+
+# ---------------------------------------------------------------- replies
+
+
+def error_frame(request_id: Any, code: str, message: str) -> dict[str, Any]:
+    return {"op": "error", "id": request_id, "code": code, "message": message}
+
+
+def samples_to_pcm(samples: Any, fmt: str) -> bytes:
+    """float32 numpy samples → little-endian bytes in the requested format."""
+    import numpy as np  # local: keeps protocol importable without numpy for tiny helpers
+
+    audio = np.asarray(samples, dtype=np.float32)
+    if fmt == "s16":
+        return (np.clip(audio, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes()
+    return audio.astype("<f4").tobytes()
+
+
+def pcm_to_samples(pcm: bytes, fmt: str) -> Any:
+    """Inverse of samples_to_pcm: little-endian bytes → float32 numpy samples."""
+    import numpy as np
+
+    if fmt == "s16":
+        return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32767.0
+    return np.frombuffer(pcm, dtype="<f4").astype(np.float32)
+
+
+def bytes_per_sample(fmt: str) -> int:
+    return 2 if fmt == "s16" else 4

@@ -1,0 +1,187 @@
+"""Fair ordering of synthesis work between requests.
+
+One worker thread runs the engine (one inference already uses both cores).
+The scheduler hands it one segment at a time: a request that has not produced
+audio yet goes first (so a short request is never starved behind a long one),
+the rest take turns round-robin. A request whose output queue is full — its
+client is not reading — is skipped until it drains, which bounds memory per
+connection. Segment size adapts: the first is short for early audio, later
+ones grow as far as the audio already buffered ahead of playback allows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from kokorod.config import Config
+from kokorod.engine import Audio, Engine, EngineError
+from kokorod.protocol import SAMPLE_RATE, SynthesizeRequest
+from kokorod.segment import Segment, SegmentStream
+
+log = logging.getLogger(__name__)
+
+SEGMENTS_AHEAD = 2  # per request: segments synthesized but not yet written
+_OVERHEAD_S = 0.08  # fixed cost of one model call (front-end, setup)
+_SAFETY = 0.7  # use this share of the buffered audio as the time budget
+
+
+class Cancelled:
+    """Sentinel put in a job's queue when it is cancelled."""
+
+
+@dataclass
+class Job:
+    request: SynthesizeRequest
+    voice: Audio
+    lang: str
+    owner: Any = None  # the connection, for disconnect cleanup
+    stream: SegmentStream = field(init=False)
+    out: asyncio.Queue[Any] = field(init=False)
+    created_at: float = field(default_factory=time.perf_counter)
+    first_audio_at: float | None = None  # first chunk handed to the writer
+    started_at: float | None = None  # first segment picked by the worker
+    produced_s: float = 0.0
+    synth_s: float = 0.0
+    segments: int = 0
+    cancelled: bool = False
+    exhausted: bool = False  # all segments handed out
+
+    def __post_init__(self) -> None:
+        self.stream = SegmentStream(self.request.text)
+        self.out = asyncio.Queue(maxsize=SEGMENTS_AHEAD + 1)
+
+    @property
+    def active(self) -> bool:
+        return not (self.cancelled or self.exhausted)
+
+    def ready(self) -> bool:
+        return self.active and self.out.qsize() < SEGMENTS_AHEAD
+
+    def cancel(self) -> None:
+        if self.cancelled:
+            return
+        self.cancelled = True
+        while not self.out.empty():
+            self.out.get_nowait()
+        self.out.put_nowait(Cancelled)
+
+
+class Scheduler:
+    def __init__(self, engine: Engine, config: Config) -> None:
+        self.engine = engine
+        self.config = config
+        self._jobs: list[Job] = []
+        self._wake = asyncio.Event()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="kokoro-infer")
+        self._task: asyncio.Task[None] | None = None
+        self._rr = 0
+        # Running estimates for sizing segments (updated after every segment).
+        self.rtf_estimate = 1.0
+        self.seconds_per_char = 0.07
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="scheduler")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def submit(self, job: Job) -> None:
+        self._jobs.append(job)
+        self._wake.set()
+
+    def notify(self) -> None:
+        """A job's queue drained or was cancelled: look again."""
+        self._wake.set()
+
+    @property
+    def active_jobs(self) -> int:
+        return sum(1 for j in self._jobs if j.active)
+
+    # ------------------------------------------------------------ policy
+    def _pick(self) -> Job | None:
+        self._jobs = [j for j in self._jobs if j.active]
+        fresh = [j for j in self._jobs if j.segments == 0 and j.ready()]
+        if fresh:
+            return min(fresh, key=lambda j: j.created_at)
+        n = len(self._jobs)
+        for k in range(n):
+            job = self._jobs[(self._rr + k) % n]
+            if job.ready():
+                self._rr = (self._rr + k + 1) % max(1, n)
+                return job
+        return None
+
+    def budget(self, job: Job, now: float) -> int:
+        """Characters for the job's next segment so it is ready before playback runs dry."""
+        first, largest = self.config.first_segment_chars, self.config.segment_chars
+        if job.segments == 0 or job.first_audio_at is None:
+            return first
+        ahead = job.produced_s - (now - job.first_audio_at)
+        sharing = max(1, self.active_jobs)
+        per_char = self.seconds_per_char / job.request.speed * self.rtf_estimate * sharing
+        chars = (ahead * _SAFETY - _OVERHEAD_S) / max(per_char, 1e-6)
+        return int(min(largest, max(first, chars)))
+
+    def _learn(self, segment: Segment, audio_s: float, synth_s: float, speed: float) -> None:
+        if audio_s <= 0.2 or not segment.text:
+            return
+        self.rtf_estimate = 0.8 * self.rtf_estimate + 0.2 * (synth_s / audio_s)
+        spc = audio_s * speed / len(segment.text)
+        self.seconds_per_char = 0.8 * self.seconds_per_char + 0.2 * spc
+
+    # ------------------------------------------------------------ worker
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            job = self._pick()
+            if job is None:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            now = time.perf_counter()
+            segment = job.stream.take(self.budget(job, now))
+            if segment is None:
+                job.exhausted = True
+                job.out.put_nowait(None)
+                continue
+            if job.started_at is None:
+                job.started_at = now
+            req = job.request
+            try:
+                audio = await loop.run_in_executor(
+                    self._executor, self.engine.synthesize, segment, job.voice, req.speed, job.lang
+                )
+            except EngineError as exc:
+                job.exhausted = True
+                if not job.cancelled:
+                    job.out.put_nowait(exc)
+                continue
+            except Exception as exc:  # e.g. an espeak failure: fail this request only
+                log.exception("segment failed")
+                job.exhausted = True
+                if not job.cancelled:
+                    job.out.put_nowait(EngineError(f"{type(exc).__name__}: {exc}"))
+                continue
+            synth_s = time.perf_counter() - now
+            if job.cancelled:
+                continue
+            audio_s = audio.size / SAMPLE_RATE
+            self._learn(segment, audio_s, synth_s, req.speed)
+            job.segments += 1
+            job.synth_s += synth_s
+            job.produced_s += audio_s
+            if audio.size:
+                job.out.put_nowait(np.ascontiguousarray(audio))

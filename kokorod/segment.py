@@ -1,0 +1,169 @@
+"""Text → segments, the unit of synthesis.
+
+Inference time grows with the audio length, so the first segment must be short
+for first audio to come early, while later segments should be long (fewer
+model calls, better prosody, better RTF). `SegmentStream.take(budget)` lets the
+caller decide the size of each next segment: it packs whole sentences up to
+the budget and cuts a sentence that is too long at the least disruptive place
+(clause mark, then before a conjunction, then between words, and only for a
+run with no spaces at all, mid-word). Text is consumed lazily, so a very long
+input streams in bounded memory.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+SENTENCE_PAUSE_S = 0.25
+CLAUSE_PAUSE_S = 0.1
+PARAGRAPH_PAUSE_S = 0.45
+
+SENTENCE_END = ".!?…。！？"
+CLAUSE_END = ",;:—–、，；："
+
+# Abbreviations after which a full stop does not end the sentence.
+_ABBREVIATIONS = frozenset(
+    "mr mrs ms dr prof sr jr st vs etc e.g i.e cf fig no vol approx dept est inc ltd co corp "
+    "jan feb mar apr jun jul aug sep sept oct nov dec mt ft gen col lt sgt capt rev".split()
+)
+# A sentence ends after end punctuation (plus closing quotes/brackets) and
+# whitespace, or at a line break. Paragraphs (blank lines) end one too.
+_SENTENCE_RE = re.compile(
+    r"""(?P<body>.*?(?:[.!?…。！？]+["'”’)\]]*(?=\s|$)|(?=\n)|$))(?P<gap>\s*)""",
+    re.DOTALL,
+)
+_CLAUSE_RE = re.compile(r"[,;:—–、，；：]\s+|\s[—–]\s")
+_CONJUNCTIONS = (
+    "and but or nor so yet because although though while whereas which who whom whose "
+    "that when where if unless until since after before then however therefore with "
+    "without for to of in on at from by into through during about against between"
+).split()
+_CONJ_RE = re.compile(r"\s(?=(?:" + "|".join(_CONJUNCTIONS) + r")\b)", re.IGNORECASE)
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
+
+
+def clean(text: str) -> str:
+    """Drop control characters (espeak stops reading at NUL) and normalise Unicode."""
+    text = unicodedata.normalize("NFC", text)
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ")
+    # Lone surrogates cannot be encoded for espeak; drop them.
+    text = text.encode("utf-8", "ignore").decode("utf-8")
+    return _CONTROL_RE.sub(" ", text)
+
+
+@dataclass(frozen=True)
+class Segment:
+    text: str
+    pause_s: float  # silence to add after this segment's (trimmed) audio
+    index: int
+
+
+def _pause_for(text: str, paragraph_end: bool) -> float:
+    if paragraph_end:
+        return PARAGRAPH_PAUSE_S
+    tail = text.rstrip("\"'”’)] ")[-1:]
+    if tail and tail in SENTENCE_END:
+        return SENTENCE_PAUSE_S
+    if tail and tail in CLAUSE_END:
+        return CLAUSE_PAUSE_S
+    return 0.0
+
+
+def _ends_with_abbreviation(body: str) -> bool:
+    words = body.rstrip(".").rsplit(None, 1)
+    if not words:
+        return False
+    last = words[-1].lower().lstrip("(\"'")
+    # Single initials (J. R. R. Tolkien) and known abbreviations.
+    return (len(last) == 1 and last.isalpha()) or last in _ABBREVIATIONS
+
+
+def _sentences(text: str) -> Iterator[tuple[str, bool]]:
+    """Yield (sentence, paragraph_end) lazily; abbreviations do not end a sentence."""
+    carry = ""
+    pos = 0
+    n = len(text)
+    while pos < n:
+        m = _SENTENCE_RE.match(text, pos)
+        if m is None or m.end() == pos:  # pragma: no cover - regex always advances
+            break
+        pos = m.end()
+        body, gap = m.group("body"), m.group("gap")
+        if body.endswith(".") and _ends_with_abbreviation(body) and "\n" not in gap and pos < n:
+            carry += body + " "
+            continue
+        sentence = " ".join((carry + body).split())
+        carry = ""
+        if sentence:
+            yield sentence, gap.count("\n") >= 2
+    tail = " ".join(carry.split())
+    if tail:
+        yield tail, False
+
+
+def split_point(text: str, budget: int) -> int:
+    """Where to cut `text` so the head is ≤ budget chars, at the least disruptive place."""
+    if len(text) <= budget:
+        return len(text)
+    window = text[: budget + 1]
+    floor = max(1, budget // 3)  # avoid a tiny head when a later boundary exists
+    for pattern in (_CLAUSE_RE, _CONJ_RE):
+        cuts = [m.end() if pattern is _CLAUSE_RE else m.start() for m in pattern.finditer(window)]
+        cuts = [c for c in cuts if 0 < c <= budget and text[:c].strip()]
+        good = [c for c in cuts if c >= floor]
+        if good:
+            return good[-1]
+    space = window.rfind(" ")
+    if space > 0 and text[:space].strip():
+        return space
+    return budget  # one unbroken run (no spaces): cut mid-word
+
+
+class SegmentStream:
+    """Lazily hands out segments of at most `budget` characters."""
+
+    def __init__(self, text: str) -> None:
+        self._sentences = _sentences(clean(text))
+        self._pending: tuple[str, bool] | None = None
+        self._index = 0
+
+    def _peek(self) -> tuple[str, bool] | None:
+        if self._pending is None:
+            self._pending = next(self._sentences, None)
+        return self._pending
+
+    def take(self, budget: int) -> Segment | None:
+        budget = max(1, budget)
+        parts: list[str] = []
+        size = 0
+        paragraph_end = False
+        while (item := self._peek()) is not None:
+            sentence, para = item
+            if not parts:
+                if len(sentence) > budget:
+                    cut = split_point(sentence, budget)
+                    head, rest = sentence[:cut].strip(), sentence[cut:].strip()
+                    self._pending = (rest, para) if rest else None
+                    parts.append(head)
+                    break
+            elif size + 1 + len(sentence) > budget:
+                break
+            parts.append(sentence)
+            size += len(sentence) + (1 if size else 0)
+            self._pending = None
+            paragraph_end = para
+            if para:
+                break  # keep the paragraph pause where the paragraph ends
+        if not parts:
+            return None
+        text = " ".join(parts)
+        segment = Segment(text, _pause_for(text, paragraph_end), self._index)
+        self._index += 1
+        return segment
+
+    def __iter__(self) -> Iterator[Segment]:  # fixed-size iteration, for tests and tools
+        while (seg := self.take(300)) is not None:
+            yield seg

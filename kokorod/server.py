@@ -1,0 +1,203 @@
+"""Socket lifecycle: single instance, stale-socket cleanup, serve, graceful shutdown.
+
+Start: take the instance lock, probe any socket already there (a live daemon →
+refuse; a dead one → remove), load and warm the engine, then bind 0600 in a
+0700 directory. Stop (first SIGTERM/SIGINT): close the listener, let in-flight
+streams finish for `shutdown_grace_s`, end the rest as cancelled, remove the
+socket. A second signal skips the grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from kokorod import __version__, paths
+from kokorod.config import Config
+from kokorod.connection import Connection
+from kokorod.engine import Engine
+from kokorod.launcher import socket_is_live
+from kokorod.scheduler import Scheduler
+
+log = logging.getLogger(__name__)
+
+
+class AlreadyRunning(RuntimeError):
+    """Another live daemon owns the socket or the lock."""
+
+
+class InstanceLock:
+    """flock on <socket>.lock: exactly one daemon per socket path."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise AlreadyRunning(
+                f"another kokorod is already running on {self.path.with_suffix('.sock')} "
+                "(or starting); stop it with 'kokorod stop'"
+            ) from None
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class Daemon:
+    version = __version__
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.socket_path = config.socket_path
+        self.engine: Engine
+        self.scheduler: Scheduler
+        self.connections: set[Connection] = set()
+        self.counters: Counter[str] = Counter()
+        self.started_at = time.time()
+        self.shutting_down = False
+        self._server: asyncio.AbstractServer | None = None
+        self._stop = asyncio.Event()
+        self._force = False
+        self._lock = InstanceLock(paths.lock_file(self.socket_path))
+        self._conn_tasks: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------ startup
+    def prepare(self) -> None:
+        """Everything before the event loop: lock, socket probe, engine load."""
+        paths.check_socket_path(self.socket_path)
+        paths.ensure_private_dir(self.socket_path.parent)
+        self._lock.acquire()
+        if self.socket_path.exists() or self.socket_path.is_symlink():
+            if socket_is_live(self.socket_path):
+                self._lock.release()
+                raise AlreadyRunning(f"a daemon is already serving {self.socket_path}")
+            log.info("removing stale socket %s", self.socket_path)
+            self.socket_path.unlink()
+        self.engine = Engine(self.config)
+
+    async def start(self) -> None:
+        self.scheduler = Scheduler(self.engine, self.config)
+        self.scheduler.start()
+        old_umask = os.umask(0o177)
+        try:
+            self._server = await asyncio.start_unix_server(
+                self._accept, path=str(self.socket_path), limit=1 << 16)
+        finally:
+            os.umask(old_umask)
+        os.chmod(self.socket_path, 0o600)
+        paths.pid_file(self.socket_path).write_text(f"{os.getpid()}\n")
+        log.info("kokorod %s serving on %s (pid %d)", self.version, self.socket_path, os.getpid())
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = Connection(self, reader, writer)
+        self.connections.add(conn)
+        self.counters["connections"] += 1
+        task = asyncio.current_task()
+        if task is not None:
+            self._conn_tasks.add(task)
+        try:
+            await conn.serve()
+        finally:
+            self.connections.discard(conn)
+            if task is not None:
+                self._conn_tasks.discard(task)
+
+    # ------------------------------------------------------------ run/stop
+    def request_stop(self, signame: str = "") -> None:
+        if self._stop.is_set():
+            log.warning("second %s: stopping now", signame or "stop request")
+            self._force = True
+        else:
+            log.info("%s: stopping (in-flight streams get %.1fs)", signame or "stop",
+                     self.config.shutdown_grace_s)
+        self._stop.set()
+
+    async def serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop, sig.name)
+        await self.start()
+        try:
+            await self._stop.wait()
+        finally:
+            await self.shutdown()
+
+    async def shutdown(self) -> None:
+        self.shutting_down = True
+        if self._server is not None:
+            self._server.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
+        deadline = time.monotonic() + self.config.shutdown_grace_s
+        while (self.scheduler.active_jobs or self._streams_open()) and not self._force:
+            if time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.05)
+        for conn in list(self.connections):
+            await conn.close()
+        if self._conn_tasks:
+            await asyncio.wait(self._conn_tasks, timeout=2.0)
+        await self.scheduler.stop()
+        with contextlib.suppress(FileNotFoundError):
+            paths.pid_file(self.socket_path).unlink()
+        self._lock.release()
+        log.info("kokorod stopped")
+
+    def _streams_open(self) -> bool:
+        return any(conn.jobs for conn in self.connections)
+
+    # ------------------------------------------------------------ status
+    def status(self) -> dict[str, Any]:
+        proc = psutil.Process()
+        mem = proc.memory_info()
+        return {
+            "daemon_version": self.version,
+            "pid": os.getpid(),
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "socket": str(self.socket_path),
+            "connections": len(self.connections),
+            "active_requests": self.scheduler.active_jobs,
+            "requests": self.counters["requests"],
+            "completed": self.counters["completed"],
+            "cancelled": self.counters["cancelled"],
+            "errors": self.counters["errors"],
+            "rss_bytes": mem.rss,
+            "num_fds": proc.num_fds() if hasattr(proc, "num_fds") else None,
+            "num_tasks": len(asyncio.all_tasks()),
+            "engine": self.engine.status(),
+            "scheduler": {"rtf_estimate": round(self.scheduler.rtf_estimate, 3),
+                          "seconds_per_char": round(self.scheduler.seconds_per_char, 4),
+                          "first_segment_chars": self.config.first_segment_chars,
+                          "segment_chars": self.config.segment_chars},
+        }
+
+
+def run(config: Config) -> None:
+    """`kokorod run`: foreground daemon (uvloop where available)."""
+    daemon = Daemon(config)
+    daemon.prepare()
+    try:
+        import uvloop
+
+        runner: Any = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop missing on this platform
+        runner = asyncio.run
+    runner(daemon.serve())

@@ -1,0 +1,92 @@
+"""Typed views of daemon replies, shared by the blocking and the async client."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from kokorod.protocol import PROTOCOL_VERSION, pcm_to_samples
+
+
+class DaemonError(Exception):
+    """An `error` frame from the daemon; `code` is one of protocol.ErrorCode."""
+
+    def __init__(self, code: str, message: str, request_id: Any = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+
+
+class ConnectionLost(ConnectionError):
+    """The daemon closed the connection (it stopped or crashed) before the request ended."""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    seq: int
+    samples: np.ndarray  # float32 mono at sample_rate
+    pcm: bytes  # the bytes as sent (f32 or s16 little-endian)
+
+
+@dataclass
+class End:
+    chunks: int
+    samples: int
+    audio_seconds: float
+    cancelled: bool
+    timings: dict[str, Any] = field(default_factory=dict)
+
+
+class IdSource:
+    """Thread-safe increasing request ids."""
+
+    def __init__(self) -> None:
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def next(self) -> int:
+        with self._lock:
+            return next(self._ids)
+
+
+def synthesize_request(rid: Any, text: str, *, voice: str | None = None, speed: float = 1.0,
+                       lang: str | None = None, chunk_ms: int | None = None,
+                       fmt: str = "f32") -> dict[str, Any]:
+    message: dict[str, Any] = {"op": "synthesize", "id": rid, "text": text, "speed": speed,
+                               "format": fmt}
+    for key, value in (("voice", voice), ("lang", lang), ("chunk_ms", chunk_ms)):
+        if value is not None:
+            message[key] = value
+    return message
+
+
+def raise_if_error(frame: dict[str, Any]) -> dict[str, Any]:
+    if frame.get("op") == "error":
+        raise DaemonError(str(frame.get("code")), str(frame.get("message")), frame.get("id"))
+    return frame
+
+
+def stream_item(frame: dict[str, Any], fmt: str) -> Chunk | End | None:
+    """A frame of a synthesize stream → Chunk, End, or None for `start`."""
+    op = raise_if_error(frame).get("op")
+    if op == "chunk":
+        pcm = frame["pcm"]
+        return Chunk(int(frame["seq"]), pcm_to_samples(pcm, fmt), pcm)
+    if op == "end":
+        return End(int(frame["chunks"]), int(frame.get("samples", 0)),
+                   float(frame["audio_seconds"]), bool(frame["cancelled"]),
+                   dict(frame.get("timings") or {}))
+    return None
+
+
+def version_warning(hello: dict[str, Any]) -> str | None:
+    theirs = hello.get("protocol")
+    if theirs != PROTOCOL_VERSION:
+        return (f"kokorod speaks protocol {theirs}, this client {PROTOCOL_VERSION}; "
+                "update the older one")
+    return None

@@ -1,0 +1,230 @@
+"""Playback: a jitter buffer in front of a sounddevice OutputStream.
+
+Chunks arrive tagged with seq; the buffer puts them back in order, holds
+playback until `prebuffer` chunks are in (or the stream has ended), and counts
+underruns (the device asked for audio we did not have yet) and arrival gaps.
+The output stream is opened before the first chunk so opening the device does
+not add to the time to first audio. The sink is injectable for tests; the
+default is a real sounddevice stream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+SAMPLE_RATE = 24_000
+
+
+class NoAudioDevice(RuntimeError):
+    """No usable output device (PortAudio missing, or no output device)."""
+
+
+@dataclass
+class PlaybackStats:
+    chunks: int = 0
+    samples_in: int = 0
+    samples_played: int = 0
+    underruns: int = 0
+    underrun_seconds: float = 0.0
+    reordered: int = 0
+    duplicates: int = 0
+    arrival_gaps: list[float] = field(default_factory=list)
+    first_chunk_at: float | None = None
+    first_sound_at: float | None = None
+
+    def summary(self) -> dict[str, Any]:
+        gaps = sorted(self.arrival_gaps)
+        return {
+            "chunks": self.chunks,
+            "audio_seconds": round(self.samples_in / SAMPLE_RATE, 3),
+            "underruns": self.underruns,
+            "underrun_seconds": round(self.underrun_seconds, 3),
+            "reordered": self.reordered,
+            "gap_median_ms": round(1000 * gaps[len(gaps) // 2], 1) if gaps else None,
+            "gap_max_ms": round(1000 * gaps[-1], 1) if gaps else None,
+        }
+
+
+class JitterBuffer:
+    """Reorders by seq and releases samples once `prebuffer` chunks are held.
+
+    push() runs on the network thread, read() on the audio callback thread.
+    """
+
+    def __init__(self, prebuffer: int = 2, clock: Callable[[], float] = time.perf_counter) -> None:
+        if not 1 <= prebuffer <= 16:
+            raise ValueError("prebuffer must be between 1 and 16 chunks")
+        self.prebuffer = prebuffer
+        self.clock = clock
+        self.stats = PlaybackStats()
+        self._lock = threading.Lock()
+        self._ready: deque[np.ndarray] = deque()
+        self._ready_chunks = 0
+        self._ready_samples = 0
+        self._head_offset = 0
+        self._early: dict[int, np.ndarray] = {}
+        self._next_seq = 0
+        self._playing = False
+        self._finished = False
+        self._last_arrival: float | None = None
+        self.drained = threading.Event()
+
+    def push(self, seq: int, samples: np.ndarray) -> None:
+        now = self.clock()
+        with self._lock:
+            st = self.stats
+            if self._last_arrival is not None:
+                st.arrival_gaps.append(now - self._last_arrival)
+            else:
+                st.first_chunk_at = now
+            self._last_arrival = now
+            if seq < self._next_seq or seq in self._early:
+                st.duplicates += 1
+                return
+            st.chunks += 1
+            st.samples_in += samples.size
+            if seq != self._next_seq:
+                st.reordered += 1
+                self._early[seq] = samples
+                return
+            self._append(samples)
+            while self._next_seq in self._early:
+                self._append(self._early.pop(self._next_seq))
+
+    def _append(self, samples: np.ndarray) -> None:
+        self._ready.append(np.asarray(samples, dtype=np.float32))
+        self._ready_chunks += 1
+        self._ready_samples += samples.size
+        self._next_seq += 1
+
+    def finish(self) -> None:
+        """No more chunks will come; play out what is held."""
+        with self._lock:
+            self._finished = True
+            # Chunks that never got their predecessor are played in order anyway.
+            for seq in sorted(self._early):
+                self._ready.append(self._early.pop(seq))
+                self._ready_chunks += 1
+                self._ready_samples += self._ready[-1].size
+            if not self._ready_samples:
+                self.drained.set()
+
+    def buffered_seconds(self) -> float:
+        with self._lock:
+            return (self._ready_samples - self._head_offset) / SAMPLE_RATE
+
+    def read(self, out: np.ndarray) -> bool:
+        """Fill `out` (1-D float32); returns False once everything has been played."""
+        frames = out.shape[0]
+        with self._lock:
+            if not self._playing:
+                if self._ready_chunks >= self.prebuffer or (self._finished and self._ready):
+                    self._playing = True
+                else:
+                    out[:] = 0
+                    return not self.drained.is_set()
+            filled = 0
+            while filled < frames and self._ready:
+                head = self._ready[0]
+                take = min(frames - filled, head.size - self._head_offset)
+                out[filled:filled + take] = head[self._head_offset:self._head_offset + take]
+                filled += take
+                self._head_offset += take
+                if self._head_offset >= head.size:
+                    self._ready.popleft()
+                    self._ready_chunks -= 1
+                    self._ready_samples -= head.size
+                    self._head_offset = 0
+            if filled and self.stats.first_sound_at is None:
+                self.stats.first_sound_at = self.clock()
+            self.stats.samples_played += filled
+            if filled < frames:
+                out[filled:] = 0
+                if self._finished:
+                    self.drained.set()
+                    return False
+                # Ran dry mid-stream: count it and wait for the pre-buffer again.
+                self.stats.underruns += 1
+                self.stats.underrun_seconds += (frames - filled) / SAMPLE_RATE
+                self._playing = False
+            return True
+
+
+class Sink(Protocol):
+    """What the player needs from an output: start pulling, stop, close."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def close(self) -> None: ...
+
+
+SinkFactory = Callable[[Callable[[np.ndarray], bool], int], Sink]
+
+
+def sounddevice_sink(device: int | str | None = None, blocksize: int = 0) -> SinkFactory:
+    """A factory for a real sounddevice OutputStream that pulls from `fill`."""
+    try:
+        import sounddevice as sd
+    except OSError as exc:  # PortAudio library not installed
+        raise NoAudioDevice(f"PortAudio is not available ({exc})") from None
+    try:
+        sd.check_output_settings(device=device, channels=1, dtype="float32",
+                                 samplerate=SAMPLE_RATE)
+    except Exception as exc:
+        raise NoAudioDevice(f"no usable audio output device ({exc})") from None
+
+    def factory(fill: Callable[[np.ndarray], bool], samplerate: int) -> Sink:
+        def callback(outdata: np.ndarray, frames: int, _time: Any, _status: Any) -> None:
+            if not fill(outdata[:, 0]):
+                raise sd.CallbackStop
+
+        return sd.OutputStream(samplerate=samplerate, channels=1, dtype="float32",
+                               device=device, blocksize=blocksize, callback=callback,
+                               latency="low")
+
+    return factory
+
+
+class Player:
+    """Feed chunks from any thread; `wait()` returns when the audio has played out."""
+
+    def __init__(self, prebuffer: int = 2, sink: SinkFactory | None = None,
+                 device: int | str | None = None) -> None:
+        self.buffer = JitterBuffer(prebuffer)
+        factory = sink or sounddevice_sink(device)
+        self._sink = factory(self.buffer.read, SAMPLE_RATE)
+        self._sink.start()
+        self.stopped = False
+
+    def feed(self, seq: int, samples: np.ndarray) -> None:
+        self.buffer.push(seq, samples)
+
+    def finish(self) -> None:
+        self.buffer.finish()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        done = self.buffer.drained.wait(timeout)
+        # Let the device play out its last block before closing.
+        time.sleep(0.05)
+        self.close()
+        return done
+
+    def stop(self) -> None:
+        """Stop at once (Ctrl-C): drop what is buffered."""
+        self.stopped = True
+        try:
+            self._sink.stop()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):  # closing a device that already stopped
+            self._sink.close()
