@@ -1,0 +1,145 @@
+"""Test helpers: real daemon subprocesses on short socket paths, raw socket frames."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kokorod.launcher import socket_is_live
+from kokorod.protocol import FrameDecoder, encode_frame
+
+REPO = Path(__file__).resolve().parent.parent
+START_TIMEOUT = 120.0
+
+
+def short_tmpdir(prefix: str = "kt") -> Path:
+    """A private dir with a short path: Unix socket paths must stay under ~104 bytes."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    path.chmod(0o700)
+    return path
+
+
+def daemon_env(socket_path: Path, data_dir: Path, home: Path | None = None,
+               **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KOKORO_")}
+    env.update(KOKORO_SOCKET=str(socket_path), KOKORO_DATA_DIR=str(data_dir),
+               KOKORO_CONFIG=str(data_dir / "no-config.toml"), PYTHONUNBUFFERED="1")
+    if home is not None:
+        env["HOME"] = str(home)
+    env.update(extra)
+    return env
+
+
+@dataclass
+class DaemonProc:
+    socket: Path
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+def start_daemon(socket_path: Path, data_dir: Path, wait: bool = True,
+                 **extra: str) -> DaemonProc:
+    env = daemon_env(socket_path, data_dir, **extra)
+    log = socket_path.parent / f"daemon-{time.monotonic_ns()}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "kokorod", "run"], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO)
+    handle = DaemonProc(socket_path, env, proc, log)
+    if wait:
+        wait_live(handle)
+    return handle
+
+
+def wait_live(handle: DaemonProc, timeout: float = START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if socket_is_live(handle.socket):
+            return
+        if handle.proc.poll() is not None:
+            raise RuntimeError(f"daemon exited ({handle.proc.returncode}):\n{handle.log_text()}")
+        time.sleep(0.05)
+    raise RuntimeError(f"daemon did not start:\n{handle.log_text()}")
+
+
+class RawConn:
+    """A bare socket speaking frames, for protocol-level tests."""
+
+    def __init__(self, path: Path, timeout: float = 60.0) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(str(path))
+        self.decoder = FrameDecoder(64 << 20)
+        self.pending: list[dict[str, Any]] = []
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.sock.sendall(encode_frame(message))
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def frames(self) -> Iterator[dict[str, Any]]:
+        while True:
+            while self.pending:
+                yield self.pending.pop(0)
+            data = self.sock.recv(1 << 16)
+            if not data:
+                return
+            self.decoder.feed(data)
+            self.pending.extend(self.decoder)
+
+    def recv(self) -> dict[str, Any]:
+        for frame in self.frames():
+            return frame
+        raise ConnectionError("closed")
+
+    def until_final(self, rid: Any) -> list[dict[str, Any]]:
+        """All frames for `rid` up to and including its end/error."""
+        out = []
+        for frame in self.frames():
+            if frame.get("id") == rid:
+                out.append(frame)
+                if frame["op"] in ("end", "error"):
+                    return out
+        raise ConnectionError(f"connection closed before request {rid!r} ended")
+
+    def closed_by_peer(self) -> bool:
+        try:
+            return self.sock.recv(1) == b""
+        except OSError:
+            return True
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@contextmanager
+def raw_conn(path: Path) -> Iterator[RawConn]:
+    conn = RawConn(path)
+    try:
+        yield conn
+    finally:
+        conn.close()
