@@ -1,0 +1,229 @@
+"""kokoro-say end to end: file output, real sounddevice playback into an ALSA file sink,
+autostart, and the daemon's lifecycle commands."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from helpers import DaemonProc, daemon_env, raw_conn, start_daemon, wait_live
+
+from kokorod.launcher import socket_is_live
+from kokorod_client import Client
+
+SHORT = "Hello from the speech daemon."
+
+
+def say(args: list[str], env: dict[str, str], cwd: Path | None = None,
+        stdin: str | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kokorod_client.say", *args], env=env,
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd,
+                          input=stdin)
+
+
+def read_alsa_capture(path: Path) -> np.ndarray:
+    """Samples written by ALSA's `file` plugin.
+
+    For FLOAT_LE streams the plugin writes a WAV header that claims 32-bit
+    integer PCM while the data is float32, so the header is used only for its
+    size and the data read as float32.
+    """
+    raw = path.read_bytes()
+    data_at = raw.index(b"data") + 8
+    return np.frombuffer(raw[data_at:data_at + (len(raw) - data_at) // 4 * 4], dtype="<f4")
+
+
+def alsa_home(tmp: Path) -> tuple[Path, Path]:
+    home = tmp / "home"
+    home.mkdir()
+    capture = tmp / "played.wav"
+    (home / ".asoundrc").write_text(
+        'pcm.!default {\n  type file\n  slave.pcm "null"\n'
+        f'  file "{capture}"\n  format "wav"\n}}\n'
+    )
+    return home, capture
+
+
+def test_say_writes_valid_wav(daemon: DaemonProc, tmp_path: Path) -> None:
+    out = tmp_path / "x.wav"
+    result = say(["--no-autostart", "-o", str(out), SHORT], daemon.env)
+    assert result.returncode == 0, result.stderr
+    info = sf.info(str(out))
+    assert info.samplerate == 24_000 and info.channels == 1 and info.format == "WAV"
+    audio, _ = sf.read(str(out), dtype="float32")
+    assert 0.03 * len(SHORT) < audio.size / 24_000 < 0.15 * len(SHORT) + 1
+    assert np.sqrt(np.mean(audio ** 2)) > 0.01
+
+
+def test_say_reads_stdin_and_file(daemon: DaemonProc, tmp_path: Path) -> None:
+    src = tmp_path / "in.txt"
+    src.write_text("Text from a file.")
+    for args, stdin in ((["-f", str(src)], None), (["-f", "-"], "Text from stdin."),
+                        ([], "Text piped in.")):
+        out = tmp_path / f"o{len(args)}{stdin is None}.aiff"
+        result = say(["--no-autostart", "-o", str(out), *args], daemon.env, stdin=stdin)
+        assert result.returncode == 0, result.stderr
+        assert sf.info(str(out)).format == "AIFF" and sf.info(str(out)).frames > 10_000
+
+
+def test_say_plays_through_sounddevice_into_alsa_file(daemon: DaemonProc,
+                                                      tmp_path: Path) -> None:
+    """The real PortAudio/ALSA path: the samples that land match what the daemon sends."""
+    home, capture = alsa_home(tmp_path)
+    env = {**daemon.env, "HOME": str(home)}
+    result = say(["--no-autostart", "--json-stats", "--prebuffer", "2", SHORT], env)
+    assert result.returncode == 0, result.stderr
+    assert "wrote the audio" not in result.stderr  # it really played
+    played = read_alsa_capture(capture)
+    with Client(daemon.socket) as client:
+        stream = client.synthesize(SHORT)
+        sent = np.concatenate([c.samples for c in stream])
+    # The device got silence before the pre-buffer filled; align on the first sample.
+    start = int(np.argmax(np.abs(played) > 0))
+    body = played[start:start + sent.size]
+    first = int(np.argmax(np.abs(sent) > 0))
+    assert body.size >= sent.size - first - 1
+    np.testing.assert_allclose(body[: sent.size - first], sent[first:], atol=1e-6)
+
+
+def test_say_without_audio_device_writes_wav(daemon: DaemonProc, tmp_path: Path) -> None:
+    home = tmp_path / "nohome"
+    home.mkdir()
+    (home / ".asoundrc").write_text('pcm.!default { type hw card 99 }\n')
+    result = say(["--no-autostart", SHORT], {**daemon.env, "HOME": str(home)}, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "audio" in result.stderr and "-o" in result.stderr
+    assert sf.info(str(tmp_path / "kokoro-say.wav")).samplerate == 24_000
+
+
+def test_say_lists_voices(daemon: DaemonProc) -> None:
+    for args in (["-v", "?"], ["--voices"]):
+        result = say(["--no-autostart", *args], daemon.env)
+        assert result.returncode == 0, result.stderr
+        assert "jf_alpha" in result.stdout and "female" in result.stdout
+
+
+def test_say_reports_errors_clearly(daemon: DaemonProc, tmp_path: Path) -> None:
+    result = say(["--no-autostart", "-v", "nobody", "-o", str(tmp_path / "x.wav"), "Hi."],
+                 daemon.env)
+    assert result.returncode == 1
+    assert "not installed" in result.stderr and "unknown_voice" in result.stderr
+    result = say(["--no-autostart", "-r", "5000", "Hi."], daemon.env)
+    assert result.returncode == 1 and "rate" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_say_without_daemon_and_no_autostart(run_dir: Path, data_dir: Path) -> None:
+    env = daemon_env(run_dir / "none.sock", data_dir)
+    result = say(["--no-autostart", "Hi."], env)
+    assert result.returncode == 1 and "not running" in result.stderr
+
+
+def test_ctrl_c_stops_and_cancels(daemon: DaemonProc, tmp_path: Path) -> None:
+    home, _capture = alsa_home(tmp_path)
+    env = {**daemon.env, "HOME": str(home)}
+    text = " ".join(["This is a long text that keeps going so there is time to interrupt it."]
+                    * 20)
+    proc = subprocess.Popen([sys.executable, "-m", "kokorod_client.say", "--no-autostart",
+                             text], env=env, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)
+    proc.send_signal(signal.SIGINT)
+    code = proc.wait(30)
+    assert code == 130, proc.stderr.read() if proc.stderr else ""
+    with raw_conn(daemon.socket) as c:  # the daemon dropped the request
+        deadline = time.monotonic() + 10
+        while True:
+            c.send({"op": "status", "id": 1})
+            if c.recv()["active_requests"] == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        c.send({"op": "status", "id": 2})
+        assert c.recv()["active_requests"] == 0
+
+
+def test_autostart_stale_socket_and_lifecycle(run_dir: Path, data_dir: Path,
+                                              tmp_path: Path) -> None:
+    """kokorod start/status/stop, kill -9, stale socket, and kokoro-say auto-start."""
+    sock = run_dir / "k.sock"
+    env = daemon_env(sock, data_dir)
+
+    def kokorod(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "kokorod", *args], env=env,
+                              capture_output=True, text=True, timeout=180)
+
+    assert kokorod("status").returncode == 3
+    started = kokorod("start")
+    assert started.returncode == 0, started.stderr
+    status = kokorod("status", "--json")
+    assert status.returncode == 0 and '"running": true' in status.stdout
+    pid = int(next(line for line in status.stdout.splitlines() if '"pid"' in line)
+              .split(":")[1].strip(" ,"))
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sock.exists() and not socket_is_live(sock)  # stale socket left behind
+    out = tmp_path / "auto.wav"
+    result = say(["-o", str(out), SHORT], env)  # auto-starts a new daemon
+    assert result.returncode == 0, result.stderr
+    assert sf.info(str(out)).frames > 10_000
+    assert socket_is_live(sock)
+    stopped = kokorod("stop")
+    assert stopped.returncode == 0 and "stopped" in stopped.stdout
+    assert not sock.exists()
+    assert kokorod("status").returncode == 3
+
+
+def test_sigterm_drains_and_removes_socket(run_dir: Path, data_dir: Path) -> None:
+    handle = start_daemon(run_dir / "k.sock", data_dir)
+    try:
+        with raw_conn(handle.socket) as c:
+            c.send({"op": "synthesize", "id": 1, "text": "Finish this sentence before exit."})
+            assert c.recv()["op"] == "start"
+            handle.proc.send_signal(signal.SIGTERM)
+            frames = c.until_final(1)
+        assert frames[-1]["op"] == "end"
+        assert handle.proc.wait(30) == 0
+        assert not handle.socket.exists()
+    finally:
+        handle.stop()
+
+
+def test_stale_socket_file_is_replaced(run_dir: Path, data_dir: Path) -> None:
+    import socket as socketlib
+
+    sock_path = run_dir / "k.sock"
+    dead = socketlib.socket(socketlib.AF_UNIX)
+    dead.bind(str(sock_path))
+    dead.close()  # bound, never listening: a stale socket file
+    handle = start_daemon(sock_path, data_dir, wait=False)
+    try:
+        wait_live(handle)
+        with raw_conn(sock_path) as c:
+            c.send({"op": "ping", "id": 1})
+            assert c.recv()["op"] == "pong"
+    finally:
+        handle.stop()
+
+
+@pytest.mark.parametrize(("var", "value", "needle"), [
+    ("KOKORO_PROVIDER", "gpu", "auto, cpu, coreml"),
+    ("KOKORO_COREML_COMPUTE_UNITS", "Everything", "CPUOnly, CPUAndGPU"),
+    ("KOKORO_THREADS", "many", "KOKORO_THREADS"),
+    ("KOKORO_MODEL_PATH", "/nonexistent/model.onnx", "not found"),
+])
+def test_bad_settings_give_one_clear_line(run_dir: Path, data_dir: Path, var: str, value: str,
+                                          needle: str) -> None:
+    env = daemon_env(run_dir / "k.sock", data_dir, **{var: value})
+    result = subprocess.run([sys.executable, "-m", "kokorod", "run"], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert needle in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
