@@ -41,6 +41,7 @@ _CONJUNCTIONS = (
     "that when where if unless until since after before then however therefore with "
     "without for to of in on at from by into through during about against between"
 ).split()
+_CONJ_SET = frozenset(_CONJUNCTIONS)
 _CONJ_RE = re.compile(r"\s(?=(?:" + "|".join(_CONJUNCTIONS) + r")\b)", re.IGNORECASE)
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
 
@@ -113,6 +114,8 @@ def split_point(text: str, budget: int) -> int:
     for pattern in (_CLAUSE_RE, _CONJ_RE):
         cuts = [m.end() if pattern is _CLAUSE_RE else m.start() for m in pattern.finditer(window)]
         cuts = [c for c in cuts if 0 < c <= budget and text[:c].strip()]
+        if pattern is _CONJ_RE:  # "and then": cut before the run, not inside it
+            cuts = [c for c in cuts if text[:c].rsplit(None, 1)[-1].lower() not in _CONJ_SET]
         good = [c for c in cuts if c >= floor]
         if good:
             return good[-1]

@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from helpers import DaemonProc, short_tmpdir, start_daemon  # noqa: E402
+from helpers import DaemonProc, short_tmpdir, start_daemon
 
 
 @pytest.fixture(scope="session")
