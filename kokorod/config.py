@@ -66,7 +66,7 @@ SETTINGS: tuple[Setting, ...] = (
             "CoreML specialization strategy", choices=COREML_SPECIALIZATIONS),
     Setting("chunk_ms", "KOKORO_CHUNK_MS", int, 50, "default chunk length in ms",
             minimum=CHUNK_MS_RANGE[0], maximum=CHUNK_MS_RANGE[1]),
-    Setting("first_segment_chars", "KOKORO_FIRST_SEGMENT_CHARS", int, 60,
+    Setting("first_segment_chars", "KOKORO_FIRST_SEGMENT_CHARS", int, 32,
             "target length of the first segment (short = early first audio)", minimum=8,
             maximum=400),
     Setting("segment_chars", "KOKORO_SEGMENT_CHARS", int, 300,
