@@ -1,4 +1,4 @@
-"""`kokorod run | start | stop | status | config`."""
+"""`kokorod run | start | stop | status | config | service …`."""
 
 from __future__ import annotations
 
@@ -112,6 +112,30 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_service(args: argparse.Namespace) -> int:
+    from kokorod import service
+
+    manager = service.detect()
+    action = args.action
+    try:
+        if action == "install":
+            path = manager.install(service.user_env())
+            print(f"installed {path} ({manager.name}); kokorod now starts at login")
+        elif action == "uninstall":
+            print(f"removed {manager.uninstall()}")
+        elif action in ("start", "stop", "restart"):
+            getattr(manager, action)()
+            print(f"{action}: ok ({manager.name})")
+        elif action == "status":
+            print(manager.status())
+        elif action == "logs":
+            print(manager.logs(args.lines))
+    except service.ServiceError as exc:
+        print(f"kokorod service {action}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kokorod", description="Warm local Kokoro TTS daemon.")
     p.add_argument("--version", action="version", version=f"kokorod {__version__}")
@@ -126,6 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(func=cmd_status)
     sub.add_parser("config", help="show the effective settings").set_defaults(func=cmd_config)
+    svc = sub.add_parser("service", help="login service: launchd (macOS) / systemd (Linux)")
+    svc.add_argument("action", choices=["install", "uninstall", "start", "stop", "restart",
+                                        "status", "logs"])
+    svc.add_argument("-n", "--lines", type=int, default=50, help="log lines to show")
+    svc.set_defaults(func=cmd_service)
     return p
 
 

@@ -22,7 +22,8 @@ from typing import Any
 
 import psutil
 
-from kokorod import __version__, paths
+from kokorod import __version__, logs, paths
+from kokorod import config as config_module
 from kokorod.config import Config
 from kokorod.connection import Connection
 from kokorod.engine import Engine
@@ -30,6 +31,12 @@ from kokorod.launcher import socket_is_live
 from kokorod.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
+
+
+# Settings that need a new engine (session/model) when they change on reload.
+ENGINE_SETTINGS = ("model_path", "voices_path", "voice", "lang", "provider", "threads",
+                   "memory_arena_size_mb", "coreml_compute_units", "coreml_model_format",
+                   "coreml_specialization", "warmup")
 
 
 class AlreadyRunning(RuntimeError):
@@ -130,10 +137,44 @@ class Daemon:
                      self.config.shutdown_grace_s)
         self._stop.set()
 
+    def request_reload(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.reload(), name="reload")
+        self._conn_tasks.add(task)
+        task.add_done_callback(self._conn_tasks.discard)
+
+    async def reload(self) -> None:
+        """SIGHUP: re-read settings without dropping connections or in-flight streams.
+
+        Limits, chunk and segment sizes apply to the next request. A change of
+        model, voices, provider or threads builds a new engine beside the old one
+        and swaps it in between segments; if that fails the old one keeps serving.
+        The socket path cannot change without a restart.
+        """
+        try:
+            new = config_module.load(socket=str(self.socket_path))
+        except config_module.ConfigError as exc:
+            log.error("reload: %s; keeping the current settings", exc)
+            return
+        old = self.config
+        if any(getattr(old, name) != getattr(new, name) for name in ENGINE_SETTINGS):
+            try:
+                engine = await asyncio.get_running_loop().run_in_executor(None, Engine, new)
+            except Exception as exc:
+                log.error("reload: the new engine failed (%s); keeping the current one", exc)
+                return
+            self.engine = engine
+            self.scheduler.engine = engine
+        self.config = new
+        self.scheduler.config = new
+        logs.setup(new.verbose)
+        self.counters["reloads"] += 1
+        log.warning("reloaded settings (reload %d)", self.counters["reloads"])
+
     async def serve(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, sig.name)
+        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         await self.start()
         try:
             await self._stop.wait()
@@ -179,6 +220,7 @@ class Daemon:
             "completed": self.counters["completed"],
             "cancelled": self.counters["cancelled"],
             "errors": self.counters["errors"],
+            "reloads": self.counters["reloads"],
             "rss_bytes": mem.rss,
             "num_fds": proc.num_fds() if hasattr(proc, "num_fds") else None,
             "num_tasks": len(asyncio.all_tasks()),

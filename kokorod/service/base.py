@@ -1,0 +1,86 @@
+"""What every service manager offers, and the command runner they share."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+Runner = Callable[[Sequence[str]], "Result"]
+
+
+@dataclass(frozen=True)
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class ServiceError(RuntimeError):
+    """A service command failed; the message has the command and its output."""
+
+
+def run_command(argv: Sequence[str]) -> Result:
+    try:
+        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=60,
+                              stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        return Result(127, "", f"{argv[0]}: not found")
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+def daemon_command() -> list[str]:
+    """The installed `kokorod run`, by absolute interpreter path (services have no PATH)."""
+    return [sys.executable, "-m", "kokorod", "run"]
+
+
+class Manager:
+    name = "none"
+
+    def __init__(self, runner: Runner = run_command, home: Path | None = None) -> None:
+        self.runner = runner
+        self.home = home or Path.home()
+
+    def run(self, *argv: str, check: bool = True) -> Result:
+        result = self.runner(argv)
+        if check and result.returncode != 0:
+            raise ServiceError(f"{' '.join(argv)} failed ({result.returncode}): "
+                               f"{(result.stderr or result.stdout).strip()}")
+        return result
+
+    def install(self, env: dict[str, str]) -> Path:
+        raise NotImplementedError
+
+    def uninstall(self) -> Path:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def restart(self) -> None:
+        raise NotImplementedError
+
+    def status(self) -> str:
+        raise NotImplementedError
+
+    def logs(self, lines: int = 50) -> str:
+        raise NotImplementedError
+
+
+class NoServiceManager(Manager):
+    """No launchd or systemd here (e.g. a container): point at `kokorod start`."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__()
+        self.why = why
+
+    def _refuse(self, *_: object, **__: object) -> None:
+        raise ServiceError(f"no service manager available ({self.why}); run the daemon "
+                           "with 'kokorod start' (background) or 'kokorod run' (foreground)")
+
+    install = uninstall = start = stop = restart = status = logs = _refuse  # type: ignore[assignment]

@@ -1,0 +1,117 @@
+"""macOS LaunchAgent: plist generated with plistlib, modern launchctl verbs with fallbacks."""
+
+from __future__ import annotations
+
+import os
+import plistlib
+import re
+from pathlib import Path
+from typing import Any
+
+from kokorod.service.base import Manager, ServiceError, daemon_command
+
+LABEL = "com.kokorod.daemon"
+THROTTLE_S = 5
+
+
+def log_dir(home: Path) -> Path:
+    return home / "Library" / "Logs" / "kokorod"
+
+
+def plist_path(home: Path) -> Path:
+    return home / "Library" / "LaunchAgents" / f"{LABEL}.plist"
+
+
+def plist_dict(home: Path, env: dict[str, str], program: list[str] | None = None) -> dict[str,
+                                                                                          Any]:
+    logs = log_dir(home)
+    return {
+        "Label": LABEL,
+        "ProgramArguments": program or daemon_command(),
+        "RunAtLoad": True,
+        # Restart after a crash or kill, not after a clean exit (kokorod stop).
+        "KeepAlive": {"SuccessfulExit": False},
+        "ThrottleInterval": THROTTLE_S,
+        "ProcessType": "Interactive",
+        "StandardOutPath": str(logs / "kokorod.out.log"),
+        "StandardErrorPath": str(logs / "kokorod.err.log"),
+        "EnvironmentVariables": dict(env),
+        "WorkingDirectory": str(home),
+    }
+
+
+def plist_bytes(home: Path, env: dict[str, str], program: list[str] | None = None) -> bytes:
+    return plistlib.dumps(plist_dict(home, env, program), fmt=plistlib.FMT_XML)
+
+
+class LaunchdManager(Manager):
+    name = "launchd"
+
+    @property
+    def domain(self) -> str:
+        return f"gui/{os.getuid()}"
+
+    @property
+    def target(self) -> str:
+        return f"{self.domain}/{LABEL}"
+
+    @property
+    def path(self) -> Path:
+        return plist_path(self.home)
+
+    def install(self, env: dict[str, str]) -> Path:
+        log_dir(self.home).mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():  # reinstall: unload the old definition first
+            self.run("launchctl", "bootout", self.target, check=False)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_bytes(plist_bytes(self.home, env))
+        tmp.replace(self.path)
+        if self.run("launchctl", "bootstrap", self.domain, str(self.path),
+                    check=False).returncode != 0:
+            self.run("launchctl", "load", "-w", str(self.path))
+        return self.path
+
+    def uninstall(self) -> Path:
+        if self.run("launchctl", "bootout", self.target, check=False).returncode != 0:
+            self.run("launchctl", "unload", "-w", str(self.path), check=False)
+        self.path.unlink(missing_ok=True)
+        return self.path
+
+    def _require_installed(self) -> None:
+        if not self.path.exists():
+            raise ServiceError(f"not installed; run 'kokorod service install' ({self.path})")
+
+    def start(self) -> None:
+        self._require_installed()
+        if self.run("launchctl", "kickstart", self.target, check=False).returncode != 0:
+            self.run("launchctl", "start", LABEL)
+
+    def stop(self) -> None:
+        self._require_installed()
+        # SIGTERM → clean exit → KeepAlive does not restart it.
+        if self.run("launchctl", "kill", "SIGTERM", self.target, check=False).returncode != 0:
+            self.run("launchctl", "stop", LABEL)
+
+    def restart(self) -> None:
+        self._require_installed()
+        if self.run("launchctl", "kickstart", "-k", self.target, check=False).returncode != 0:
+            self.run("launchctl", "stop", LABEL, check=False)
+            self.run("launchctl", "start", LABEL)
+
+    def status(self) -> str:
+        result = self.run("launchctl", "print", self.target, check=False)
+        if result.returncode != 0:
+            installed = "installed" if self.path.exists() else "not installed"
+            return f"{LABEL}: not loaded ({installed})"
+        state = re.search(r"^\s*state = (.+)$", result.stdout, re.MULTILINE)
+        pid = re.search(r"^\s*pid = (\d+)$", result.stdout, re.MULTILINE)
+        return (f"{LABEL}: {state.group(1) if state else 'loaded'}"
+                + (f" (pid {pid.group(1)})" if pid else ""))
+
+    def logs(self, lines: int = 50) -> str:
+        out = []
+        for path in sorted(log_dir(self.home).glob("kokorod.*.log")):
+            tail = path.read_text(errors="replace").splitlines()[-lines:]
+            out.append(f"==> {path} <==\n" + "\n".join(tail))
+        return "\n".join(out) or f"no logs yet in {log_dir(self.home)}"

@@ -1,0 +1,203 @@
+"""Service control: generated plist/unit files and the exact launchctl/systemctl calls,
+run against recording stand-ins of the binaries (this machine has neither manager)."""
+
+from __future__ import annotations
+
+import json
+import os
+import plistlib
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import raw_conn, start_daemon
+
+from kokorod import service
+from kokorod.service import launchd
+from kokorod.service.base import NoServiceManager, ServiceError, run_command
+
+STAND_IN = """#!{python}
+import json, os, sys
+name = os.path.basename(sys.argv[0])
+with open(os.environ["RECORD"], "a") as fh:
+    fh.write(json.dumps([name, *sys.argv[1:]]) + "\\n")
+fail = json.loads(os.environ.get("FAIL", "[]"))
+if sys.argv[1:2] and sys.argv[1] in fail:
+    sys.exit(3)
+if sys.argv[1:2] == ["print"]:
+    print("com.kokorod.daemon = {{\\n\\tstate = running\\n\\tpid = 4242\\n}}")
+if "is-active" in sys.argv:
+    print("active")
+if "is-enabled" in sys.argv:
+    print("enabled")
+"""
+
+
+@pytest.fixture
+def stand_ins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """launchctl/systemctl/journalctl stand-ins on PATH that record their argv."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name in ("launchctl", "systemctl", "journalctl"):
+        exe = bindir / name
+        exe.write_text(STAND_IN.format(python=sys.executable))
+        exe.chmod(0o755)
+    record = tmp_path / "calls.jsonl"
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    monkeypatch.setenv("RECORD", str(record))
+    return record
+
+
+def calls(record: Path) -> list[list[str]]:
+    if not record.exists():
+        return []
+    return [json.loads(line) for line in record.read_text().splitlines()]
+
+
+def test_plist_has_the_keys_with_the_right_types(tmp_path: Path) -> None:
+    data = plistlib.loads(launchd.plist_bytes(tmp_path, {"KOKORO_VOICE": "jm_kumo"}))
+    assert data["Label"] == launchd.LABEL
+    args = data["ProgramArguments"]
+    assert isinstance(args, list) and args[0] == sys.executable and args[-2:] == ["kokorod",
+                                                                                  "run"]
+    assert data["RunAtLoad"] is True
+    assert data["KeepAlive"] == {"SuccessfulExit": False}
+    assert isinstance(data["ThrottleInterval"], int) and data["ThrottleInterval"] > 0
+    assert data["ProcessType"] == "Interactive"
+    for key in ("StandardOutPath", "StandardErrorPath"):
+        assert data[key].startswith(str(tmp_path / "Library" / "Logs" / "kokorod"))
+    assert data["EnvironmentVariables"] == {"KOKORO_VOICE": "jm_kumo"}
+
+
+def test_launchd_install_uses_bootstrap_and_writes_plist(tmp_path: Path,
+                                                         stand_ins: Path) -> None:
+    mgr = service.detect("darwin", home=tmp_path)
+    assert isinstance(mgr, service.LaunchdManager)
+    path = mgr.install({"KOKORO_CHUNK_MS": "40"})
+    assert path == tmp_path / "Library/LaunchAgents/com.kokorod.daemon.plist"
+    assert plistlib.loads(path.read_bytes())["EnvironmentVariables"] == {"KOKORO_CHUNK_MS": "40"}
+    domain = f"gui/{os.getuid()}"
+    assert calls(stand_ins) == [["launchctl", "bootstrap", domain, str(path)]]
+    mgr.start()
+    mgr.stop()
+    mgr.restart()
+    assert "running (pid 4242)" in mgr.status()
+    target = f"{domain}/{launchd.LABEL}"
+    assert calls(stand_ins)[1:] == [
+        ["launchctl", "kickstart", target],
+        ["launchctl", "kill", "SIGTERM", target],
+        ["launchctl", "kickstart", "-k", target],
+        ["launchctl", "print", target],
+    ]
+    mgr.uninstall()
+    assert not path.exists()
+    assert calls(stand_ins)[-1] == ["launchctl", "bootout", target]
+
+
+def test_launchd_falls_back_to_legacy_verbs(tmp_path: Path, stand_ins: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAIL", json.dumps(["bootstrap", "bootout", "kickstart", "kill"]))
+    mgr = service.detect("darwin", home=tmp_path)
+    path = mgr.install({})
+    mgr.start()
+    mgr.stop()
+    mgr.uninstall()
+    legacy = [c for c in calls(stand_ins) if c[1] in ("load", "unload", "start", "stop")]
+    assert legacy == [["launchctl", "load", "-w", str(path)],
+                      ["launchctl", "start", launchd.LABEL],
+                      ["launchctl", "stop", launchd.LABEL],
+                      ["launchctl", "unload", "-w", str(path)]]
+
+
+def test_systemd_unit_and_commands(tmp_path: Path, stand_ins: Path) -> None:
+    mgr = service.detect("linux", home=tmp_path, systemd_booted=True)
+    assert isinstance(mgr, service.SystemdManager)
+    path = mgr.install({"KOKORO_VOICE": 'odd "value" 100%'})
+    assert path == tmp_path / ".config/systemd/user/kokorod.service"
+    unit = path.read_text()
+    assert f'ExecStart="{sys.executable}" "-m" "kokorod" "run"' in unit
+    assert "Restart=on-failure" in unit and "WantedBy=default.target" in unit
+    assert 'Environment="KOKORO_VOICE=odd \\"value\\" 100%%"' in unit
+    mgr.start()
+    mgr.stop()
+    mgr.restart()
+    assert mgr.status() == "kokorod.service: active (enabled)"
+    mgr.logs(10)
+    mgr.uninstall()
+    assert not path.exists()
+    sc = [c[1:] for c in calls(stand_ins)]
+    assert sc == [
+        ["--user", "daemon-reload"],
+        ["--user", "enable", "--now", "kokorod.service"],
+        ["--user", "start", "kokorod.service"],
+        ["--user", "stop", "kokorod.service"],
+        ["--user", "restart", "kokorod.service"],
+        ["--user", "is-active", "kokorod.service"],
+        ["--user", "is-enabled", "kokorod.service"],
+        ["--user", "-u", "kokorod.service", "-n", "10", "--no-pager"],
+        ["--user", "disable", "--now", "kokorod.service"],
+        ["--user", "daemon-reload"],
+    ]
+
+
+def test_commands_before_install_say_so(tmp_path: Path, stand_ins: Path) -> None:
+    for platform in ("darwin", "linux"):
+        with pytest.raises(ServiceError, match="not installed"):
+            service.detect(platform, home=tmp_path, systemd_booted=True).start()
+
+
+def test_failed_command_is_a_service_error(tmp_path: Path, stand_ins: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAIL", json.dumps(["--user"]))
+    with pytest.raises(ServiceError, match="daemon-reload"):
+        service.detect("linux", home=tmp_path, systemd_booted=True).install({})
+
+
+def test_no_manager_here_points_at_kokorod_start() -> None:
+    mgr = service.detect("plan9")
+    assert isinstance(mgr, NoServiceManager)
+    with pytest.raises(ServiceError, match="kokorod start"):
+        mgr.install({})
+    assert run_command(["/nonexistent/binary"]).returncode == 127
+
+
+def test_cli_service_without_manager(tmp_path: Path) -> None:
+    if not isinstance(service.detect(), NoServiceManager):
+        pytest.skip("this machine has a service manager; covered by the stand-in tests")
+    result = subprocess.run([sys.executable, "-m", "kokorod", "service", "install"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "kokorod start" in result.stderr
+
+
+def test_sighup_reloads_settings_without_dropping_connections(run_dir: Path,
+                                                              data_dir: Path) -> None:
+    conf = run_dir / "config.toml"
+    conf.write_text("chunk_ms = 50\n")
+    handle = start_daemon(run_dir / "k.sock", data_dir, KOKORO_CONFIG=str(conf))
+    try:
+        with raw_conn(handle.socket) as c:
+            c.send({"op": "synthesize", "id": 1, "text": "Before the reload."})
+            before = c.until_final(1)
+            assert max(f["samples"] for f in before if f["op"] == "chunk") == 1200
+            conf.write_text("chunk_ms = 100\n")
+            handle.proc.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                c.send({"op": "status", "id": "s"})
+                if c.recv()["reloads"] == 1:
+                    break
+                time.sleep(0.1)
+            c.send({"op": "synthesize", "id": 2, "text": "After the reload."})
+            after = c.until_final(2)  # same connection, still open
+            assert max(f["samples"] for f in after if f["op"] == "chunk") == 2400
+            conf.write_text("chunk_ms = 5\n")  # invalid: keeps the current settings
+            handle.proc.send_signal(signal.SIGHUP)
+            time.sleep(1)
+            c.send({"op": "ping", "id": 3})
+            assert c.recv()["op"] == "pong"
+        assert handle.proc.poll() is None
+    finally:
+        assert handle.stop() == 0
