@@ -56,7 +56,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("threads", "KOKORO_THREADS", int, 0, "intra-op threads, 0 = one per core", minimum=0,
             maximum=256),
     Setting("memory_arena_size_mb", "KOKORO_MEMORY_ARENA_SIZE_MB", int, 0,
-            "CPU arena cap in MB; 0 = no arena (memory returned after each run)", minimum=0,
+            "0 = per-session CPU arena; N = one shared arena capped at N MB "
+            "(either is shrunk after every run)", minimum=0,
             maximum=65536),
     Setting("coreml_compute_units", "KOKORO_COREML_COMPUTE_UNITS", str, "CPUOnly",
             "CoreML compute units", choices=COREML_COMPUTE_UNITS),

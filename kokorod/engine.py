@@ -31,6 +31,11 @@ from kokorod.segment import Segment
 
 log = logging.getLogger(__name__)
 
+# phonemizer warns on every line whose word count changed (normal for
+# punctuation-heavy text); keep that out of the daemon's log unless verbose.
+_espeak_log = logging.getLogger("kokorod.phonemizer")
+_espeak_log.setLevel(logging.ERROR)
+
 WARMUP_TEXT = "Warming up the speech engine."
 REBUILD_AFTER_FAILURES = 3
 _MAX_LANG_BACKENDS = 8
@@ -70,7 +75,7 @@ class Phonemizer:
         if backend is None:
             try:
                 backend = self._backend_cls(
-                    lang, preserve_punctuation=True, with_stress=True, logger=log
+                    lang, preserve_punctuation=True, with_stress=True, logger=_espeak_log
                 )
             except RuntimeError as exc:
                 raise ProtocolError(
@@ -116,6 +121,7 @@ class Engine:
         self.phonemize.check_lang(config.lang)
         self.stats = EngineStats()
         self._lock = threading.Lock()
+        self._run_options = providers.run_options()
         self.session, self.provider = self._build_session()
         self.warmup_seconds = 0.0
 
@@ -155,7 +161,7 @@ class Engine:
             "style": np.asarray(style, dtype=np.float32).reshape(1, -1),
             "speed": np.array([speed], dtype=np.int32 if "int" in speed_type else np.float32),
         }
-        out = session.run(None, feed)[0]
+        out = session.run(None, feed, self._run_options)[0]
         return np.asarray(out, dtype=np.float32).ravel()
 
     # ------------------------------------------------------------ public
@@ -211,6 +217,7 @@ class Engine:
         return {
             "model_path": str(self.files.model),
             "voices_path": str(self.files.voices),
+            "default_voice": self.default_voice,
             "model_sha256": self.files.sha256,
             "model_verified": self.files.verified,
             "model_embedded": self.files.embedded,

@@ -64,14 +64,26 @@ def session_options(config: Config) -> ort.SessionOptions:
     # Every request has a new input length; memory patterns would be planned
     # (and kept) per shape, so they only grow memory here.
     so.enable_mem_pattern = False
+    # The arena stays on: without it every run mallocs afresh, measured 35 % slower
+    # (RTF 0.94 vs 0.67). Its growth is undone after each run by run_options().
     if config.memory_arena_size_mb > 0:
         _register_capped_arena(config.memory_arena_size_mb)
         so.add_session_config_entry("session.use_env_allocators", "1")
-    else:
-        so.enable_cpu_mem_arena = False
     if not config.verbose:
         so.log_severity_level = 3
     return so
+
+
+def run_options() -> ort.RunOptions:
+    """Shrink the CPU arena back after every run.
+
+    Each request has a new input length, so a plain arena keeps the largest
+    buffers of every shape it has seen (measured: 226 → 505 MB RSS over six
+    mixed requests); with shrinkage RSS stayed at 241 MB at the same speed.
+    """
+    ro = ort.RunOptions()
+    ro.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return ro
 
 
 def _register_capped_arena(size_mb: int) -> None:

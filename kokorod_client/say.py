@@ -171,6 +171,8 @@ def speak(args: argparse.Namespace, client: Client, text: str, speed: float,
         stats["playback"] = pb.summary()
         if pb.first_sound_at is not None:
             stats["first_sound_ms"] = round((pb.first_sound_at - started) * 1000, 1)
+            # Wall clock, so a caller can measure from before this process started.
+            stats["first_sound_unix"] = time.time() - (time.perf_counter() - pb.first_sound_at)
     if first_chunk is not None:
         stats["first_chunk_ms"] = round((first_chunk - started) * 1000, 1)
     return stats

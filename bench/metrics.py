@@ -1,0 +1,66 @@
+"""Summaries and the real-time playback simulation used by the bench."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from typing import Any
+
+SAMPLE_RATE = 24_000
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile (numpy's default), q in [0, 100]."""
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    pos = (len(ordered) - 1) * q / 100
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def summary(values: Sequence[float]) -> dict[str, Any]:
+    vals = [v for v in values if v is not None and not math.isnan(v)]
+    if not vals:
+        return {"n": 0}
+    return {"n": len(vals), "p50": percentile(vals, 50), "p95": percentile(vals, 95),
+            "min": min(vals), "max": max(vals)}
+
+
+def simulate_playback(arrivals: Sequence[float], samples: Sequence[int], prebuffer: int,
+                      rate: int = SAMPLE_RATE) -> dict[str, Any]:
+    """A consumer that starts after `prebuffer` chunks and drains at `rate` in real time.
+
+    Returns the number of underruns (ran dry before the next chunk arrived; it
+    then waits for `prebuffer` chunks again) and the total stall time.
+    """
+    n = len(arrivals)
+    if n == 0:
+        return {"underruns": 0, "stall_s": 0.0, "start_s": None}
+    first = min(prebuffer, n) - 1
+    t = arrivals[first]  # playback clock anchor
+    start = t
+    pos = 0.0  # samples played at time t
+    available = float(sum(samples[: first + 1]))
+    i = first + 1
+    underruns, stall = 0, 0.0
+    while True:
+        t_empty = t + (available - pos) / rate
+        while i < n and arrivals[i] <= t_empty:
+            available += samples[i]
+            i += 1
+            t_empty = t + (available - pos) / rate
+        if i >= n:
+            break
+        underruns += 1
+        j = min(i + prebuffer, n) - 1
+        stall += arrivals[j] - t_empty
+        t, pos = arrivals[j], available
+        available += sum(samples[i: j + 1])
+        i = j + 1
+    return {"underruns": underruns, "stall_s": stall, "start_s": start}
+
+
+def gaps(arrivals: Sequence[float]) -> list[float]:
+    return [b - a for a, b in itertools.pairwise(arrivals)]

@@ -1,0 +1,467 @@
+#!/usr/bin/env python3
+"""kokorod bench: TTFA, RTF, chunk gaps, underruns, memory, concurrency — cold cache,
+side by side with plain kokoro-onnx (`--compare`). See bench/README.md.
+
+    python bench/run_bench.py --preset medium --trials 20 --compare --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(HERE))
+
+import anchors  # noqa: E402
+import machine  # noqa: E402
+import texts  # noqa: E402
+from metrics import gaps, simulate_playback, summary  # noqa: E402
+
+from kokorod.launcher import socket_is_live  # noqa: E402
+from kokorod_client import Client  # noqa: E402
+
+SAMPLE_RATE = 24_000
+
+
+# ---------------------------------------------------------------- daemon
+
+
+class BenchDaemon:
+    """A fresh daemon for the run (cold: it has seen no text), or an existing socket."""
+
+    def __init__(self, socket_path: str | None, verbose: bool) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.tmp: Path | None = None
+        if socket_path:
+            self.socket = Path(socket_path)
+        else:
+            self.tmp = Path(tempfile.mkdtemp(prefix="kb", dir="/tmp"))
+            self.tmp.chmod(0o700)
+            self.socket = self.tmp / "k.sock"
+            env = dict(os.environ, KOKORO_SOCKET=str(self.socket))
+            out = None if verbose else subprocess.DEVNULL
+            self.proc = subprocess.Popen([sys.executable, "-m", "kokorod", "run"], env=env,
+                                         stdout=out, stderr=out, cwd=REPO)
+            deadline = time.monotonic() + 180
+            while not socket_is_live(self.socket):
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("bench: the daemon did not start")
+                time.sleep(0.05)
+        with Client(self.socket) as c:
+            self.status = c.status()
+        self.pid = int(self.status["pid"])
+
+    def rss(self) -> int:
+        return psutil.Process(self.pid).memory_info().rss
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(30)
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class RssSampler:
+    """Polls the daemon's RSS in the background: before / peak / after."""
+
+    def __init__(self, daemon: BenchDaemon, period: float = 0.05) -> None:
+        self.daemon = daemon
+        self.period = period
+        self.before = daemon.rss()
+        self.peak = self.before
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._t0 = time.perf_counter()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            rss = self.daemon.rss()
+            self.peak = max(self.peak, rss)
+            if not self.samples or time.perf_counter() - self._t0 - self.samples[-1][0] > 1:
+                self.samples.append((time.perf_counter() - self._t0, rss))
+
+    def finish(self) -> dict[str, Any]:
+        self._stop.set()
+        self._thread.join()
+        after = self.daemon.rss()
+        mib = 2 ** 20
+        return {"before_mib": self.before / mib, "peak_mib": max(self.peak, after) / mib,
+                "after_mib": after / mib, "growth_mib": (after - self.before) / mib,
+                "timeline": [(round(t, 1), round(r / mib, 1)) for t, r in self.samples]}
+
+
+# ---------------------------------------------------------------- one request
+
+
+def run_request(client: Client, text: str, args: argparse.Namespace,
+                voice: str | None) -> dict[str, Any]:
+    """Send one synthesize; time every chunk's arrival."""
+    t0 = time.perf_counter()
+    stream = client.synthesize(text, voice=voice, chunk_ms=args.chunk_ms)
+    arrivals: list[float] = []
+    sizes: list[int] = []
+    seqs: list[int] = []
+    for chunk in stream:
+        arrivals.append(time.perf_counter() - t0)
+        sizes.append(chunk.samples.size)
+        seqs.append(chunk.seq)
+    total = time.perf_counter() - t0
+    end = stream.end
+    audio_s = sum(sizes) / SAMPLE_RATE
+    play = simulate_playback(arrivals, sizes, args.prebuffer)
+    g = gaps(arrivals)
+    return {
+        "chars": len(text),
+        "ttfa_s": arrivals[0] if arrivals else None,
+        "total_s": total,
+        "audio_s": audio_s,
+        "rtf": total / audio_s if audio_s else None,
+        "chunks": len(sizes),
+        "seq_complete": seqs == list(range(len(seqs))) and end is not None
+        and end.chunks == len(seqs) and end.samples == sum(sizes),
+        "gap_median_s": sorted(g)[len(g) // 2] if g else None,
+        "gap_max_s": max(g) if g else None,
+        "underruns": play["underruns"],
+        "stall_s": play["stall_s"],
+        "daemon_timings": end.timings if end else None,
+        "arrivals": [round(a, 4) for a in arrivals] if args.raw_arrivals else None,
+    }
+
+
+def say_end_to_end(socket: Path, text: str, args: argparse.Namespace,
+                   home: Path) -> dict[str, Any]:
+    """kokoro-say process start → first sample handed to the audio device."""
+    env = dict(os.environ, KOKORO_SOCKET=str(socket), HOME=str(home))
+    t0 = time.time()
+    out = subprocess.run([sys.executable, "-m", "kokorod_client.say", "--no-autostart",
+                          "--json-stats", "--prebuffer", str(args.prebuffer), text],
+                         env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
+    try:
+        stats = json.loads(out.stderr.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        return {"error": out.stderr.strip()[-300:]}
+    first = stats.get("first_sound_unix")
+    return {"e2e_first_sound_s": first - t0 if first else None,
+            "underruns": (stats.get("playback") or {}).get("underruns"),
+            "played": first is not None}
+
+
+def alsa_home() -> Path:
+    """A HOME whose ALSA default device is a file sink, so playback is real but silent."""
+    home = Path(tempfile.mkdtemp(prefix="kbh"))
+    (home / ".asoundrc").write_text(
+        'pcm.!default {\n  type file\n  slave.pcm "null"\n'
+        f'  file "{home / "played.wav"}"\n  format "wav"\n}}\n')
+    return home
+
+
+# ---------------------------------------------------------------- presets
+
+
+def bench_preset(name: str, daemon: BenchDaemon, args: argparse.Namespace,
+                 warm: anchors.WarmKokoro | None) -> dict[str, Any]:
+    make = texts.PRESETS[name]
+    offset = args.text_offset
+    trials = []
+    with Client(daemon.socket, client_name="bench") as client:
+        for t in range(args.trials):
+            text = make(offset + (0 if args.warm_cache else t))
+            trials.append(run_request(client, text, args, args.voice))
+            log(args, f"{name} trial {t}: ttfa {trials[-1]['ttfa_s']:.3f}s "
+                      f"rtf {trials[-1]['rtf']:.3f}")
+    result: dict[str, Any] = {"kokorod": {"trials": trials, "summary": summarize(trials)}}
+    if args.stream:
+        home = alsa_home()
+        e2e = [say_end_to_end(daemon.socket, make(offset + 1000 + t), args, home)
+               for t in range(args.trials)]
+        shutil.rmtree(home, ignore_errors=True)
+        result["kokoro_say"] = {"trials": e2e, "summary": {
+            "e2e_first_sound_s": summary([e["e2e_first_sound_s"] for e in e2e
+                                          if e.get("e2e_first_sound_s")])}}
+    if warm is not None:
+        model, voices = daemon.status["engine"]["model_path"], \
+            daemon.status["engine"]["voices_path"]
+        anchor_runs: dict[str, list[dict[str, Any]]] = {"one_shot": [], "create_stream": [],
+                                                        "cold_process": []}
+        for t in range(args.trials):
+            text = make(offset + (0 if args.warm_cache else t))
+            anchor_runs["one_shot"].append(warm.one_shot(text))
+            anchor_runs["create_stream"].append(warm.stream(text))
+            if t < args.cold_trials:
+                anchor_runs["cold_process"].append(
+                    anchors.cold_process(model, voices, warm.voice, text))
+            log(args, f"{name} anchors trial {t}: one-shot "
+                      f"{anchor_runs['one_shot'][-1]['ttfa_s']:.3f}s")
+        result["anchors"] = {k: {"trials": v, "summary": summarize(v)}
+                             for k, v in anchor_runs.items()}
+        result["ratios"] = ratios(result)
+    return result
+
+
+def summarize(trials: list[dict[str, Any]]) -> dict[str, Any]:
+    keys = ("ttfa_s", "total_s", "rtf", "audio_s", "gap_median_s", "gap_max_s", "underruns")
+    out = {k: summary([t[k] for t in trials if t.get(k) is not None]) for k in keys}
+    if trials and "seq_complete" in trials[0]:
+        out["seq_complete"] = all(t["seq_complete"] for t in trials)
+    out["errors"] = sum(1 for t in trials if "error" in t)
+    return out
+
+
+def ratios(result: dict[str, Any]) -> dict[str, Any]:
+    ours = result["kokorod"]["summary"]
+    out = {}
+    for name, anchor in result["anchors"].items():
+        theirs = anchor["summary"]
+        out[name] = {
+            f"ttfa_{q}": ours["ttfa_s"][q] / theirs["ttfa_s"][q]
+            for q in ("p50", "p95") if theirs["ttfa_s"].get("n")
+        }
+        if theirs["rtf"].get("n"):
+            out[name]["rtf_p50"] = ours["rtf"]["p50"] / theirs["rtf"]["p50"]
+    return out
+
+
+def bench_first_sentence(daemon: BenchDaemon, args: argparse.Namespace) -> dict[str, Any]:
+    """TTFA of a ~30-char vs a ~300-char first sentence (should not grow with it)."""
+    rows: dict[str, list[float]] = {"short": [], "long": []}
+    with Client(daemon.socket, client_name="bench") as client:
+        for t in range(args.trials):
+            short_text, long_text = texts.first_sentence_pair(args.text_offset + t)
+            for key, text in (("short", short_text), ("long", long_text)):
+                r = run_request(client, text, args, args.voice)
+                rows[key].append(r["ttfa_s"])
+    s = {k: summary(v) for k, v in rows.items()}
+    return {"ttfa_s": rows, "summary": s,
+            "ratio_p95_long_over_short": s["long"]["p95"] / s["short"]["p95"]}
+
+
+def bench_concurrency(daemon: BenchDaemon, args: argparse.Namespace) -> dict[str, Any]:
+    """K clients at once, each its own connection; the first K-1 long, the last short."""
+    k = args.concurrency
+    results: list[list[dict[str, Any]]] = [[] for _ in range(k)]
+    errors: list[str] = []
+
+    def client_loop(i: int, barrier: threading.Barrier, trial: int) -> None:
+        text = (texts.medium(args.text_offset + 100 * i + trial) if i < k - 1
+                else texts.short(args.text_offset + 100 * i + trial))
+        try:
+            with Client(daemon.socket, client_name=f"bench-{i}") as client:
+                barrier.wait()
+                results[i].append(run_request(client, text, args, args.voice))
+        except Exception as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+    for trial in range(args.trials):
+        barrier = threading.Barrier(k)
+        threads = [threading.Thread(target=client_loop, args=(i, barrier, trial))
+                   for i in range(k)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+    flat = [r for per in results for r in per]
+    return {"clients": k, "errors": errors, "summary": summarize(flat),
+            "per_client": [summarize(per) for per in results],
+            "short_request_ttfa_s": summary([r["ttfa_s"] for r in results[-1]])}
+
+
+def bench_soak(daemon: BenchDaemon, args: argparse.Namespace) -> dict[str, Any]:
+    """Continuous playback for --duration seconds: back-to-back long texts on one timeline."""
+    arrivals: list[float] = []
+    sizes: list[int] = []
+    requests, incomplete = 0, 0
+    t0 = time.perf_counter()
+    with Client(daemon.socket, client_name="bench-soak") as client:
+        while time.perf_counter() - t0 < args.duration:
+            text = texts.long(args.text_offset + requests)
+            stream = client.synthesize(text, voice=args.voice, chunk_ms=args.chunk_ms)
+            seqs = []
+            for chunk in stream:
+                arrivals.append(time.perf_counter() - t0)
+                sizes.append(chunk.samples.size)
+                seqs.append(chunk.seq)
+            requests += 1
+            if seqs != list(range(len(seqs))) or stream.end is None:
+                incomplete += 1
+            log(args, f"soak: {requests} requests, {time.perf_counter() - t0:.0f}s")
+    audio_s = sum(sizes) / SAMPLE_RATE
+    play = simulate_playback(arrivals, sizes, args.prebuffer)
+    wall = time.perf_counter() - t0
+    return {"duration_s": wall, "requests": requests, "incomplete": incomplete,
+            "audio_s": audio_s, "rtf": wall / audio_s if audio_s else None,
+            "underruns": play["underruns"], "stall_s": play["stall_s"],
+            "underruns_per_10min": play["underruns"] * 600 / max(audio_s, 1e-9)}
+
+
+# ---------------------------------------------------------------- output
+
+
+def log(args: argparse.Namespace, message: str) -> None:
+    if args.verbose:
+        print(message, file=sys.stderr, flush=True)
+
+
+def fmt(v: Any, unit: str = "") -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v * 1000:.0f} ms" if unit == "ms" else f"{v:.3f}"
+    return str(v)
+
+
+def print_table(report: dict[str, Any]) -> None:
+    m = report["machine"]
+    print(f"\nkokorod bench  {report['date']}  commit {m['kokorod_commit']}")
+    print(f"CPU: {m['cpu_model']} ({m['cores']} cores; {' '.join(m['cpu_flags'])})  "
+          f"onnxruntime {m['onnxruntime']}  provider {report['daemon']['provider']}")
+    print(f"model sha256 {report['daemon']['model_sha256'][:16]}…  "
+          f"command: {report['command']}")
+    for name, res in report["presets"].items():
+        print(f"\n== preset {name} ==")
+        rows = [("kokorod", res["kokorod"]["summary"])]
+        rows += [(f"kokoro-onnx {k}", v["summary"]) for k, v in res.get("anchors", {}).items()]
+        print(f"{'':<28}{'TTFA p50':>10}{'TTFA p95':>10}{'RTF p50':>9}{'RTF p95':>9}"
+              f"{'n':>4}")
+        for label, s in rows:
+            if not s["ttfa_s"].get("n"):
+                continue
+            print(f"{label:<28}{fmt(s['ttfa_s']['p50'], 'ms'):>10}"
+                  f"{fmt(s['ttfa_s']['p95'], 'ms'):>10}{fmt(s['rtf']['p50']):>9}"
+                  f"{fmt(s['rtf']['p95']):>9}{s['ttfa_s']['n']:>4}")
+        s = res["kokorod"]["summary"]
+        print(f"kokorod chunk gaps: median {fmt(s['gap_median_s'].get('p50'), 'ms')}, "
+              f"max {fmt(s['gap_max_s'].get('max'), 'ms')}; underruns (prebuffer "
+              f"{report['settings']['prebuffer']}): {s['underruns'].get('max')} max/trial; "
+              f"seq complete: {s['seq_complete']}")
+        if "kokoro_say" in res:
+            e = res["kokoro_say"]["summary"]["e2e_first_sound_s"]
+            print(f"kokoro-say process start → first sample: p50 {fmt(e.get('p50'), 'ms')}, "
+                  f"p95 {fmt(e.get('p95'), 'ms')}")
+        for anchor, r in res.get("ratios", {}).items():
+            print(f"ratio kokorod / {anchor}: " + ", ".join(f"{k} {v:.3f}"
+                                                           for k, v in r.items()))
+    if "first_sentence" in report:
+        fs = report["first_sentence"]
+        print(f"\nfirst sentence ~30 vs ~300 chars: TTFA p95 "
+              f"{fmt(fs['summary']['short']['p95'], 'ms')} vs "
+              f"{fmt(fs['summary']['long']['p95'], 'ms')} "
+              f"(ratio {fs['ratio_p95_long_over_short']:.2f})")
+    if "concurrency" in report:
+        c = report["concurrency"]
+        print(f"\nconcurrency {c['clients']} clients: TTFA p95 "
+              f"{fmt(c['summary']['ttfa_s'].get('p95'), 'ms')}, RTF p50 "
+              f"{fmt(c['summary']['rtf'].get('p50'))}, errors {len(c['errors'])}, short "
+              f"request TTFA p95 {fmt(c['short_request_ttfa_s'].get('p95'), 'ms')}")
+    if "soak" in report:
+        s = report["soak"]
+        print(f"\nsoak {s['duration_s']:.0f}s: {s['requests']} requests, "
+              f"{s['audio_s']:.0f}s audio, RTF {fmt(s['rtf'])}, underruns {s['underruns']} "
+              f"({s['underruns_per_10min']:.2f} per 10 min), incomplete {s['incomplete']}")
+    if "memory" in report:
+        mem = report["memory"]
+        print(f"\ndaemon RSS: before {mem['before_mib']:.0f} MiB, peak {mem['peak_mib']:.0f}, "
+              f"after {mem['after_mib']:.0f}, growth {mem['growth_mib']:+.1f} MiB")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", action="append",
+                   choices=["short", "medium", "long", "soak", "first-sentence"],
+                   help="repeatable; default: short")
+    p.add_argument("--trials", type=int, default=5)
+    p.add_argument("--stream", action="store_true",
+                   help="also time kokoro-say end to end (process start → first sample "
+                        "at the audio device, real playback into an ALSA file sink)")
+    p.add_argument("--memory", action="store_true", help="sample daemon RSS throughout")
+    p.add_argument("--concurrency", type=int, default=0, metavar="K",
+                   help="also run K clients at once (K-1 medium, 1 short)")
+    p.add_argument("--chunk-ms", type=int, default=50)
+    p.add_argument("--prebuffer", type=int, default=2)
+    p.add_argument("--duration", type=float, default=600.0, help="soak seconds")
+    p.add_argument("--compare", action="store_true",
+                   help="run the kokoro-onnx anchors on the same texts and print ratios")
+    p.add_argument("--cold-trials", type=int, default=3,
+                   help="trials of the cold-process anchor (each loads the model)")
+    p.add_argument("--warm-cache", action="store_true",
+                   help="repeat the same text every trial (labelled: not cold-cache latency)")
+    p.add_argument("--voice", default=None)
+    p.add_argument("--text-offset", type=int, default=0, help="pick other texts")
+    p.add_argument("--socket", help="bench an already running daemon instead of a fresh one")
+    p.add_argument("--raw-arrivals", action="store_true",
+                   help="keep every chunk arrival time in the JSON")
+    p.add_argument("--json", metavar="OUT", help="write the full report here")
+    p.add_argument("--verbose", action="store_true")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    presets = args.preset or ["short"]
+    daemon = BenchDaemon(args.socket, args.verbose)
+    sampler = RssSampler(daemon) if args.memory or "soak" in presets else None
+    report: dict[str, Any] = {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(["python", "bench/run_bench.py", *(argv or sys.argv[1:])]),
+        "machine": machine.describe(REPO),
+        "daemon": {k: daemon.status["engine"].get(k) for k in
+                   ("provider", "provider_reason", "threads", "model_path", "model_sha256",
+                    "model_verified")},
+        "settings": {"trials": args.trials, "chunk_ms": args.chunk_ms,
+                     "prebuffer": args.prebuffer, "warm_cache": args.warm_cache,
+                     "cache": "warm (repeated text)" if args.warm_cache else "cold (new text)",
+                     "voice": args.voice or daemon.status["engine"].get("default_voice"),
+                     "kokoro_env": {k: v for k, v in os.environ.items()
+                                    if k.startswith("KOKORO_")}},
+        "presets": {},
+    }
+    try:
+        warm = None
+        if args.compare:
+            with Client(daemon.socket) as c:
+                voice = args.voice or c.server["default_voice"]
+            warm = anchors.WarmKokoro(daemon.status["engine"]["model_path"],
+                                      daemon.status["engine"]["voices_path"], voice)
+        for name in presets:
+            if name in texts.PRESETS:
+                report["presets"][name] = bench_preset(name, daemon, args, warm)
+            elif name == "first-sentence":
+                report["first_sentence"] = bench_first_sentence(daemon, args)
+            elif name == "soak":
+                report["soak"] = bench_soak(daemon, args)
+        if args.concurrency:
+            report["concurrency"] = bench_concurrency(daemon, args)
+        if sampler is not None:
+            report["memory"] = sampler.finish()
+        with Client(daemon.socket) as c:
+            report["daemon_status_after"] = c.status()
+    finally:
+        daemon.stop()
+    print_table(report)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=1, default=str))
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
