@@ -260,7 +260,8 @@ def bench_concurrency(daemon: BenchDaemon, args: argparse.Namespace) -> dict[str
     errors: list[str] = []
 
     def client_loop(i: int, barrier: threading.Barrier, trial: int) -> None:
-        text = (texts.medium(args.text_offset + 100 * i + trial) if i < k - 1
+        text = (texts.PRESETS[args.concurrency_preset](args.text_offset + 100 * i + trial)
+                if i < k - 1
                 else texts.short(args.text_offset + 100 * i + trial))
         try:
             with Client(daemon.socket, client_name=f"bench-{i}") as client:
@@ -288,6 +289,7 @@ def bench_soak(daemon: BenchDaemon, args: argparse.Namespace) -> dict[str, Any]:
     arrivals: list[float] = []
     sizes: list[int] = []
     requests, incomplete = 0, 0
+    stopping = False
     t0 = time.perf_counter()
     with Client(daemon.socket, client_name="bench-soak") as client:
         while time.perf_counter() - t0 < args.duration:
@@ -298,6 +300,9 @@ def bench_soak(daemon: BenchDaemon, args: argparse.Namespace) -> dict[str, Any]:
                 arrivals.append(time.perf_counter() - t0)
                 sizes.append(chunk.samples.size)
                 seqs.append(chunk.seq)
+                if time.perf_counter() - t0 >= args.duration and not stopping:
+                    stream.cancel()  # the soak ends on time, not at the end of a text
+                    stopping = True
             requests += 1
             if seqs != list(range(len(seqs))) or stream.end is None:
                 incomplete += 1
@@ -394,6 +399,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--memory", action="store_true", help="sample daemon RSS throughout")
     p.add_argument("--concurrency", type=int, default=0, metavar="K",
                    help="also run K clients at once (K-1 medium, 1 short)")
+    p.add_argument("--concurrency-preset", default="medium", choices=list(texts.PRESETS),
+                   help="text of the K-1 longer concurrent clients")
     p.add_argument("--chunk-ms", type=int, default=50)
     p.add_argument("--prebuffer", type=int, default=2)
     p.add_argument("--duration", type=float, default=600.0, help="soak seconds")

@@ -1,0 +1,62 @@
+"""The bench runs against a real daemon and its JSON has every metric with sane values.
+No assertions on speed: the bench is where speed is judged, not the tests."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from helpers import REPO, DaemonProc
+
+sys.path.insert(0, str(REPO / "bench"))
+
+from metrics import percentile, simulate_playback
+
+
+def test_simulated_consumer_counts_underruns() -> None:
+    # 50 ms chunks arriving every 50 ms: never runs dry after a 2-chunk pre-buffer.
+    steady = [0.05 * i for i in range(40)]
+    assert simulate_playback(steady, [1200] * 40, 2)["underruns"] == 0
+    # A 1 s stall after the 10th chunk: one underrun, ~0.55 s of silence.
+    late = steady[:10] + [t + 1.0 for t in steady[10:]]
+    result = simulate_playback(late, [1200] * 40, 2)
+    assert result["underruns"] == 1 and 0.5 < result["stall_s"] < 1.1
+    assert simulate_playback([], [], 2)["underruns"] == 0
+
+
+def test_percentile_matches_linear_interpolation() -> None:
+    assert percentile([1, 2, 3, 4], 50) == 2.5 and percentile([5], 95) == 5
+    assert percentile(list(range(101)), 95) == 95
+
+
+def test_bench_smoke(daemon: DaemonProc, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, str(REPO / "bench" / "run_bench.py"), "--socket", str(daemon.socket),
+           "--preset", "short", "--preset", "first-sentence", "--preset", "soak",
+           "--duration", "3", "--trials", "2", "--memory", "--concurrency", "2",
+           "--concurrency-preset", "short", "--compare", "--cold-trials", "1", "--stream",
+           "--json", str(out)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO,
+                            env=daemon.env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "AMD" in result.stdout or "CPU:" in result.stdout  # the machine is printed
+    report = json.loads(out.read_text())
+    assert report["machine"]["cpu_model"] and report["machine"]["cores"]
+    assert report["daemon"]["model_sha256"]
+    short = report["presets"]["short"]
+    s = short["kokorod"]["summary"]
+    assert s["ttfa_s"]["n"] == 2 and s["ttfa_s"]["min"] > 0
+    assert s["rtf"]["min"] > 0 and s["seq_complete"] is True
+    assert s["underruns"]["n"] == 2
+    for anchor in ("one_shot", "create_stream", "cold_process"):
+        assert short["anchors"][anchor]["summary"]["ttfa_s"]["min"] > 0
+    assert short["ratios"]["one_shot"]["ttfa_p50"] > 0
+    e2e = short["kokoro_say"]["summary"]["e2e_first_sound_s"]
+    assert e2e["n"] == 2 and e2e["min"] > 0
+    assert report["first_sentence"]["ratio_p95_long_over_short"] > 0
+    assert report["concurrency"]["errors"] == [] and report["concurrency"]["clients"] == 2
+    assert report["soak"]["requests"] >= 1 and report["soak"]["audio_s"] > 0
+    mem = report["memory"]
+    assert 0 < mem["before_mib"] <= mem["peak_mib"]
