@@ -80,6 +80,9 @@ SETTINGS: tuple[Setting, ...] = (
             "requests one connection may have in flight", minimum=1, maximum=1024),
     Setting("max_active_requests", "KOKORO_MAX_ACTIVE_REQUESTS", int, 64,
             "requests in flight across all connections", minimum=1, maximum=10_000),
+    Setting("idle_timeout_s", "KOKORO_IDLE_TIMEOUT_S", float, 30.0,
+            "close a connection that sends nothing (or stalls mid-frame) this long; "
+            "connections that have sent a request may idle", minimum=0.5, maximum=86400),
     Setting("shutdown_grace_s", "KOKORO_SHUTDOWN_GRACE_S", float, 3.0,
             "seconds in-flight streams get to finish on SIGTERM", minimum=0, maximum=600),
     Setting("warmup", "KOKORO_WARMUP", bool, True, "synthesize once at start"),
@@ -107,6 +110,7 @@ class Config:
     max_text_chars: int
     max_requests_per_connection: int
     max_active_requests: int
+    idle_timeout_s: float
     shutdown_grace_s: float
     warmup: bool
     verbose: bool

@@ -50,6 +50,7 @@ class Connection:
         self.jobs: dict[Any, Job] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.closed = False
+        self.frames_seen = 0
 
     # ------------------------------------------------------------ io
     async def send(self, message: dict[str, Any]) -> None:
@@ -75,7 +76,17 @@ class Connection:
         decoder = FrameDecoder(self.daemon.config.max_frame_bytes)
         try:
             while not self.closed:
-                data = await self.reader.read(READ_SIZE)
+                # A client that never sends a frame, or stalls mid-frame, is closed
+                # after the idle timeout; one that has spoken may idle (editors do).
+                patient = self.frames_seen and not decoder.pending_partial()
+                timeout = None if patient else self.daemon.config.idle_timeout_s
+                try:
+                    data = await asyncio.wait_for(self.reader.read(READ_SIZE), timeout)
+                except asyncio.TimeoutError:
+                    log.info("closing an idle connection (no complete frame in %.0fs)",
+                             timeout)
+                    self.daemon.counters["idle_closed"] += 1
+                    break
                 if not data:
                     break
                 decoder.feed(data)
@@ -99,6 +110,7 @@ class Connection:
                 if exc.fatal:
                     return False
                 continue
+            self.frames_seen += 1
             await self.dispatch(message)
 
     async def dispatch(self, message: dict[str, Any]) -> None:

@@ -110,6 +110,11 @@ class Scheduler:
     def active_jobs(self) -> int:
         return sum(1 for j in self._jobs if j.active)
 
+    @property
+    def paused_jobs(self) -> int:
+        """Requests waiting for their client to read (backpressure)."""
+        return sum(1 for j in self._jobs if j.active and not j.ready())
+
     # ------------------------------------------------------------ policy
     def _pick(self) -> Job | None:
         self._jobs = [j for j in self._jobs if j.active]
@@ -144,44 +149,50 @@ class Scheduler:
 
     # ------------------------------------------------------------ worker
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             job = self._pick()
             if job is None:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            now = time.perf_counter()
-            segment = job.stream.take(self.budget(job, now))
-            if segment is None:
-                job.exhausted = True
-                job.out.put_nowait(None)
-                continue
-            if job.started_at is None:
-                job.started_at = now
-            req = job.request
             try:
-                audio = await loop.run_in_executor(
-                    self._executor, self.engine.synthesize, segment, job.voice, req.speed, job.lang
-                )
-            except EngineError as exc:
-                job.exhausted = True
-                if not job.cancelled:
-                    job.out.put_nowait(exc)
-                continue
-            except Exception as exc:  # e.g. an espeak failure: fail this request only
-                log.exception("segment failed")
-                job.exhausted = True
-                if not job.cancelled:
-                    job.out.put_nowait(EngineError(f"{type(exc).__name__}: {exc}"))
-                continue
-            synth_s = time.perf_counter() - now
-            if job.cancelled:
-                continue
-            audio_s = audio.size / SAMPLE_RATE
-            self._learn(segment, audio_s, synth_s, req.speed)
-            job.segments += 1
-            job.synth_s += synth_s
-            job.produced_s += audio_s
-            if audio.size:
-                job.out.put_nowait(np.ascontiguousarray(audio))
+                await self._step(job)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # never let one request stop the worker
+                log.exception("request %r failed", job.request.id)
+                self._fail(job, EngineError(f"{type(exc).__name__}: {exc}"))
+
+    @staticmethod
+    def _fail(job: Job, error: EngineError) -> None:
+        job.exhausted = True
+        if not job.cancelled and not job.out.full():
+            job.out.put_nowait(error)
+
+    async def _step(self, job: Job) -> None:
+        """Synthesize the job's next segment (or mark it finished)."""
+        now = time.perf_counter()
+        segment = job.stream.take(self.budget(job, now))
+        if segment is None:
+            job.exhausted = True
+            job.out.put_nowait(None)
+            return
+        if job.started_at is None:
+            job.started_at = now
+        req = job.request
+        try:
+            audio = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self.engine.synthesize, segment, job.voice, req.speed, job.lang)
+        except EngineError as exc:
+            self._fail(job, exc)
+            return
+        synth_s = time.perf_counter() - now
+        if job.cancelled:
+            return
+        audio_s = audio.size / SAMPLE_RATE
+        self._learn(segment, audio_s, synth_s, req.speed)
+        job.segments += 1
+        job.synth_s += synth_s
+        job.produced_s += audio_s
+        if audio.size:
+            job.out.put_nowait(np.ascontiguousarray(audio))

@@ -15,6 +15,7 @@ import fcntl
 import logging
 import os
 import signal
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -172,9 +173,10 @@ class Daemon:
 
     async def serve(self) -> None:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.request_stop, sig.name)
-        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.request_stop, sig.name)
+            loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         await self.start()
         try:
             await self._stop.wait()
@@ -216,6 +218,8 @@ class Daemon:
             "socket": str(self.socket_path),
             "connections": len(self.connections),
             "active_requests": self.scheduler.active_jobs,
+            "paused_requests": self.scheduler.paused_jobs,
+            "idle_closed": self.counters["idle_closed"],
             "requests": self.counters["requests"],
             "completed": self.counters["completed"],
             "cancelled": self.counters["cancelled"],

@@ -26,7 +26,8 @@ def data_dir() -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def daemon(data_dir: Path) -> Iterator[DaemonProc]:
     run_dir = short_tmpdir("ks")
-    handle = start_daemon(run_dir / "k.sock", data_dir)
+    # A short idle timeout so the idle-connection test need not wait 30 s.
+    handle = start_daemon(run_dir / "k.sock", data_dir, KOKORO_IDLE_TIMEOUT_S="3")
     yield handle
     code = handle.stop()
     shutil.rmtree(run_dir, ignore_errors=True)
