@@ -24,7 +24,7 @@ from kokoro_onnx.tokenizer import Tokenizer
 from kokoro_onnx.trim import trim as trim_silence
 from numpy.typing import NDArray
 
-from kokorod import models, providers
+from kokorod import heap, models, providers
 from kokorod.config import Config
 from kokorod.protocol import SAMPLE_RATE, ErrorCode, ProtocolError
 from kokorod.segment import Segment
@@ -200,6 +200,7 @@ class Engine:
                     except Exception as rebuild_exc:  # keep serving with the old session
                         log.error("session rebuild failed: %s", rebuild_exc)
                 raise EngineError(f"inference failed: {type(exc).__name__}: {exc}") from exc
+        heap.release()
         if not parts:
             return np.zeros(0, dtype=np.float32)
         pause = np.zeros(int(segment.pause_s * SAMPLE_RATE), dtype=np.float32)
