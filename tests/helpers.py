@@ -116,12 +116,17 @@ class RawConn:
             return frame
         raise ConnectionError("closed")
 
-    def until_final(self, rid: Any) -> list[dict[str, Any]]:
-        """All frames for `rid` up to and including its end/error."""
+    def until_final(self, rid: Any, cancel_at_seq: int | None = None) -> list[dict[str, Any]]:
+        """All frames for `rid` up to and including its end/error.
+
+        With cancel_at_seq, a `cancel` is sent once that chunk has arrived.
+        """
         out = []
         for frame in self.frames():
             if frame.get("id") == rid:
                 out.append(frame)
+                if frame["op"] == "chunk" and frame["seq"] == cancel_at_seq:
+                    self.send({"op": "cancel", "id": rid})
                 if frame["op"] in ("end", "error"):
                     return out
         raise ConnectionError(f"connection closed before request {rid!r} ended")

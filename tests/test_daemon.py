@@ -119,13 +119,7 @@ def test_cancel_mid_stream_ends_with_cancelled(daemon: DaemonProc) -> None:
     long_text = " ".join([MEDIUM] * 6)
     with raw_conn(daemon.socket) as c:
         c.send({"op": "synthesize", "id": 7, "text": long_text})
-        frames = []
-        for frame in c.frames():
-            frames.append(frame)
-            if frame["op"] == "chunk" and frame["seq"] == 2:
-                c.send({"op": "cancel", "id": 7})
-            if frame["op"] in ("end", "error"):
-                break
+        frames = c.until_final(7, cancel_at_seq=2)
         end = frames[-1]
         assert end["op"] == "end" and end["cancelled"] is True
         chunks = [f for f in frames if f["op"] == "chunk"]
@@ -254,16 +248,11 @@ def test_long_text_streams_in_bounded_memory_and_reports_progress(daemon: Daemon
         c.send({"op": "status", "id": "s0"})
         rss_before = c.recv()["rss_bytes"]
         c.send({"op": "synthesize", "id": "long", "text": text})
-        seen = 0
-        for frame in c.frames():
-            if frame["op"] == "chunk":
-                assert frame["seq"] == seen
-                seen += 1
-                if seen == 200:  # ~10 s of audio in: enough to prove streaming
-                    c.send({"op": "cancel", "id": "long"})
-            if frame["op"] in ("end", "error"):
-                assert frame["op"] == "end" and frame["cancelled"]
-                break
+        # ~10 s of audio in is enough to prove streaming; then cancel.
+        frames = c.until_final("long", cancel_at_seq=199)
+        chunks = [f for f in frames if f["op"] == "chunk"]
+        assert [f["seq"] for f in chunks] == list(range(len(chunks)))
+        assert frames[-1]["op"] == "end" and frames[-1]["cancelled"]
         c.send({"op": "status", "id": "s1"})
         rss_after = c.recv()["rss_bytes"]
     assert rss_after - rss_before < 100 * 2**20

@@ -43,6 +43,15 @@ class Manager:
         self.runner = runner
         self.home = home or Path.home()
 
+    @property
+    def path(self) -> Path:
+        """The service definition file this manager writes."""
+        raise NotImplementedError
+
+    def _require_installed(self) -> None:
+        if not self.path.exists():
+            raise ServiceError(f"not installed; run 'kokorod service install' ({self.path})")
+
     def run(self, *argv: str, check: bool = True) -> Result:
         result = self.runner(argv)
         if check and result.returncode != 0:

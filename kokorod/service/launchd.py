@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from kokorod.service.base import Manager, ServiceError, daemon_command
+from kokorod.service.base import Manager, daemon_command
 
 LABEL = "com.kokorod.daemon"
 THROTTLE_S = 5
@@ -77,10 +77,6 @@ class LaunchdManager(Manager):
             self.run("launchctl", "unload", "-w", str(self.path), check=False)
         self.path.unlink(missing_ok=True)
         return self.path
-
-    def _require_installed(self) -> None:
-        if not self.path.exists():
-            raise ServiceError(f"not installed; run 'kokorod service install' ({self.path})")
 
     def start(self) -> None:
         self._require_installed()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kokorod.service.base import Manager, ServiceError, daemon_command
+from kokorod.service.base import Manager, daemon_command
 
 UNIT = "kokorod.service"
 
@@ -66,10 +66,6 @@ class SystemdManager(Manager):
         self.path.unlink(missing_ok=True)
         self.systemctl("daemon-reload", check=False)
         return self.path
-
-    def _require_installed(self) -> None:
-        if not self.path.exists():
-            raise ServiceError(f"not installed; run 'kokorod service install' ({self.path})")
 
     def start(self) -> None:
         self._require_installed()
