@@ -112,8 +112,8 @@ class RssSampler:
 
 
 def run_request(client: Client, text: str, args: argparse.Namespace,
-                voice: str | None) -> dict[str, Any]:
-    """Send one synthesize; time every chunk's arrival."""
+                voice: str | None, ttfa_only: bool = False) -> dict[str, Any]:
+    """Send one synthesize; time every chunk's arrival (ttfa_only: cancel after the first)."""
     t0 = time.perf_counter()
     stream = client.synthesize(text, voice=voice, chunk_ms=args.chunk_ms)
     arrivals: list[float] = []
@@ -123,6 +123,8 @@ def run_request(client: Client, text: str, args: argparse.Namespace,
         arrivals.append(time.perf_counter() - t0)
         sizes.append(chunk.samples.size)
         seqs.append(chunk.seq)
+        if ttfa_only and len(arrivals) == 1:
+            stream.cancel()
     total = time.perf_counter() - t0
     end = stream.end
     audio_s = sum(sizes) / SAMPLE_RATE
@@ -144,6 +146,16 @@ def run_request(client: Client, text: str, args: argparse.Namespace,
         "daemon_timings": end.timings if end else None,
         "arrivals": [round(a, 4) for a in arrivals] if args.raw_arrivals else None,
     }
+
+
+def wait_idle(client: Client, timeout: float = 120.0) -> None:
+    """Until the daemon's worker has finished every segment, even of cancelled requests."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = client.status()
+        if not st.get("worker_busy") and not st.get("active_requests"):
+            return
+        time.sleep(0.02)
 
 
 def say_end_to_end(socket: Path, text: str, args: argparse.Namespace,
@@ -246,8 +258,9 @@ def bench_first_sentence(daemon: BenchDaemon, args: argparse.Namespace) -> dict[
         for t in range(args.trials):
             short_text, long_text = texts.first_sentence_pair(args.text_offset + t)
             for key, text in (("short", short_text), ("long", long_text)):
-                r = run_request(client, text, args, args.voice)
+                r = run_request(client, text, args, args.voice, ttfa_only=True)
                 rows[key].append(r["ttfa_s"])
+                wait_idle(client)  # the cancelled request's last segment is still running
     s = {k: summary(v) for k, v in rows.items()}
     return {"ttfa_s": rows, "summary": s,
             "ratio_p95_long_over_short": s["long"]["p95"] / s["short"]["p95"]}
@@ -386,6 +399,17 @@ def print_table(report: dict[str, Any]) -> None:
               f"after {mem['after_mib']:.0f}, growth {mem['growth_mib']:+.1f} MiB")
 
 
+def scrub_paths(value: Any) -> Any:
+    """Reports are committed: keep file names, drop where they lived on this machine."""
+    if isinstance(value, dict):
+        return {k: scrub_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub_paths(v) for v in value]
+    if isinstance(value, str) and value.startswith("/") and " " not in value:
+        return Path(value).name
+    return value
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -465,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     print_table(report)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=1, default=str))
+        Path(args.json).write_text(json.dumps(scrub_paths(report), indent=1, default=str))
         print(f"\nwrote {args.json}")
     return 0
 

@@ -7,6 +7,7 @@ exactly like one started by hand.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import signal
 import socket
@@ -37,6 +38,23 @@ def socket_is_live(path: Path, timeout: float = 1.0) -> bool:
                 return False
             raise
         return True
+
+
+def instance_lock_held(socket_path: Path) -> bool:
+    """True while some daemon holds the instance lock for this socket (running or starting)."""
+    try:
+        fd = os.open(paths.lock_file(socket_path), os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
 
 
 def log_file() -> Path:
@@ -73,9 +91,12 @@ def wait_ready(socket_path: Path, proc: subprocess.Popen[bytes] | None,
         if socket_is_live(socket_path):
             return
         if proc is not None and proc.poll() is not None:
-            # Lost a start race to another daemon: fine if that one serves.
             if socket_is_live(socket_path):
                 return
+            if instance_lock_held(socket_path):
+                # Lost a start race to another daemon that is still loading: wait for it.
+                proc = None
+                continue
             raise StartError(f"kokorod exited with status {proc.returncode} during start:\n"
                              f"{_tail(log_file())}")
         time.sleep(delay)

@@ -83,6 +83,7 @@ class Scheduler:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="kokoro-infer")
         self._task: asyncio.Task[None] | None = None
         self._rr = 0
+        self.busy = False  # a segment is being synthesized (maybe of a cancelled request)
         # Running estimates for sizing segments (updated after every segment).
         self.rtf_estimate = 1.0
         self.seconds_per_char = 0.07
@@ -180,12 +181,15 @@ class Scheduler:
         if job.started_at is None:
             job.started_at = now
         req = job.request
+        self.busy = True
         try:
             audio = await asyncio.get_running_loop().run_in_executor(
                 self._executor, self.engine.synthesize, segment, job.voice, req.speed, job.lang)
         except EngineError as exc:
             self._fail(job, exc)
             return
+        finally:
+            self.busy = False
         synth_s = time.perf_counter() - now
         if job.cancelled:
             return

@@ -219,6 +219,7 @@ class Daemon:
             "connections": len(self.connections),
             "active_requests": self.scheduler.active_jobs,
             "paused_requests": self.scheduler.paused_jobs,
+            "worker_busy": self.scheduler.busy,
             "idle_closed": self.counters["idle_closed"],
             "requests": self.counters["requests"],
             "completed": self.counters["completed"],

@@ -143,12 +143,18 @@ class Output:
 
 def speak(args: argparse.Namespace, client: Client, text: str, speed: float,
           sink: SinkFactory | None, started: float) -> dict[str, Any]:
-    output = Output(args, sink)
-    stream: Stream | None = None
+    # Ask first, then open the audio device while the daemon synthesizes: PortAudio's
+    # start-up (device enumeration) then overlaps the wait instead of adding to it.
+    stream: Stream | None = client.synthesize(text, voice=args.voice, speed=speed,
+                                              lang=args.lang, chunk_ms=args.chunk_ms)
+    try:
+        output = Output(args, sink)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            stream.cancel()
+        raise
     first_chunk = None
     try:
-        stream = client.synthesize(text, voice=args.voice, speed=speed, lang=args.lang,
-                                   chunk_ms=args.chunk_ms)
         for chunk in stream:
             if first_chunk is None:
                 first_chunk = time.perf_counter()

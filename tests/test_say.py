@@ -227,3 +227,18 @@ def test_bad_settings_give_one_clear_line(run_dir: Path, data_dir: Path, var: st
     assert result.returncode == 2
     assert needle in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_two_clients_autostart_at_once(run_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+    """Both start a daemon; one wins the lock, the other waits for it; both speak."""
+    env = daemon_env(run_dir / "k.sock", data_dir)
+    procs = [subprocess.Popen([sys.executable, "-m", "kokorod_client.say", "-o",
+                               str(tmp_path / f"{i}.wav"), f"Client {i} speaking."],
+                              env=env, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    try:
+        for p in procs:
+            assert p.wait(180) == 0, p.stderr.read() if p.stderr else ""
+        for i in range(2):
+            assert sf.info(str(tmp_path / f"{i}.wav")).frames > 10_000
+    finally:
+        subprocess.run([sys.executable, "-m", "kokorod", "stop"], env=env, timeout=60)

@@ -16,6 +16,7 @@ import pytest
 from helpers import raw_conn, start_daemon
 
 from kokorod import service
+from kokorod.launcher import socket_is_live
 from kokorod.service import launchd
 from kokorod.service.base import NoServiceManager, ServiceError, run_command
 
@@ -201,3 +202,26 @@ def test_sighup_reloads_settings_without_dropping_connections(run_dir: Path,
         assert handle.proc.poll() is None
     finally:
         assert handle.stop() == 0
+
+
+def test_two_daemons_started_at_once_exactly_one_survives(run_dir: Path,
+                                                          data_dir: Path) -> None:
+    first = start_daemon(run_dir / "k.sock", data_dir, wait=False)
+    second = start_daemon(run_dir / "k.sock", data_dir, wait=False)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            codes = [first.proc.poll(), second.proc.poll()]
+            if codes.count(None) == 1 and socket_is_live(run_dir / "k.sock"):
+                break
+            time.sleep(0.1)
+        survivors = [h for h in (first, second) if h.proc.poll() is None]
+        losers = [h for h in (first, second) if h.proc.poll() is not None]
+        assert len(survivors) == 1 and len(losers) == 1
+        assert losers[0].proc.returncode == 2 and "already" in losers[0].log_text()
+        with raw_conn(run_dir / "k.sock") as c:
+            c.send({"op": "ping", "id": 1})
+            assert c.recv()["op"] == "pong"
+    finally:
+        first.stop()
+        second.stop()
