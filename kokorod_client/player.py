@@ -4,8 +4,8 @@ Chunks arrive tagged with seq; the buffer puts them back in order, holds
 playback until `prebuffer` chunks are in (or the stream has ended), and counts
 underruns (the device asked for audio we did not have yet) and arrival gaps.
 The output stream is opened before the first chunk so opening the device does
-not add to the time to first audio. The sink is injectable for tests; the
-default is a real sounddevice stream.
+not add to the time to first audio; it is started once the pre-buffer is full.
+The sink is injectable for tests; the default is a real sounddevice stream.
 """
 
 from __future__ import annotations
@@ -117,6 +117,12 @@ class JitterBuffer:
             if not self._ready_samples:
                 self.drained.set()
 
+    def ready(self) -> bool:
+        """Enough is held to start playing (or everything there is has arrived)."""
+        with self._lock:
+            return self._ready_chunks >= self.prebuffer or (
+                self._finished and self._ready_chunks > 0)
+
     def buffered_seconds(self) -> float:
         with self._lock:
             return (self._ready_samples - self._head_offset) / SAMPLE_RATE
@@ -200,15 +206,25 @@ class Player:
                  device: int | str | None = None) -> None:
         self.buffer = JitterBuffer(prebuffer)
         factory = sink or sounddevice_sink(device)
+        # Opened now (the slow part: PortAudio set-up), started once the pre-buffer
+        # is full, so an unpaced device does not spin on silence meanwhile.
         self._sink = factory(self.buffer.read, SAMPLE_RATE)
-        self._sink.start()
+        self.started = False
         self.stopped = False
+
+    def _start_when_ready(self) -> None:
+        if not self.started and self.buffer.ready():
+            self.started = True
+            self._sink.start()
 
     def feed(self, seq: int, samples: np.ndarray) -> None:
         self.buffer.push(seq, samples)
+        self._start_when_ready()
 
     def finish(self) -> None:
         self.buffer.finish()
+        if not self.buffer.drained.is_set():
+            self._start_when_ready()
 
     def wait(self, timeout: float | None = None) -> bool:
         done = self.buffer.drained.wait(timeout)
@@ -221,7 +237,8 @@ class Player:
         """Stop at once (Ctrl-C): drop what is buffered."""
         self.stopped = True
         try:
-            self._sink.stop()
+            if self.started:
+                self._sink.stop()
         finally:
             self.close()
 
