@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -118,11 +118,6 @@ class Config:
     @property
     def socket_path(self) -> Path:
         return Path(self.socket) if self.socket else paths.default_socket_path()
-
-    def replace(self, **changes: Any) -> Config:
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        values.update(changes)
-        return Config(**values)
 
     def as_env(self) -> dict[str, str]:
         """The settings that differ from the defaults, as KOKORO_* env vars."""

@@ -111,10 +111,6 @@ class FrameDecoder:
     def feed(self, data: bytes) -> None:
         self._buf += data
 
-    @property
-    def buffered(self) -> int:
-        return len(self._buf)
-
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return self
 
@@ -290,7 +286,3 @@ def pcm_to_samples(pcm: bytes, fmt: str) -> Any:
     if fmt == "s16":
         return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32767.0
     return np.frombuffer(pcm, dtype="<f4").astype(np.float32)
-
-
-def bytes_per_sample(fmt: str) -> int:
-    return 2 if fmt == "s16" else 4
