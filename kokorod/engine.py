@@ -122,8 +122,8 @@ class Engine:
         self.stats = EngineStats()
         self._lock = threading.Lock()
         self._run_options = providers.run_options()
+        self.warmup_seconds = 0.0  # set by the warm-up inside _build_session
         self.session, self.provider = self._build_session()
-        self.warmup_seconds = 0.0
 
     # ------------------------------------------------------------ session
     def _build_session(self) -> tuple[ort.InferenceSession, providers.ProviderChoice]:

@@ -218,6 +218,7 @@ def test_voices_and_status(daemon: DaemonProc) -> None:
     assert names["jm_kumo"]["gender"] == "male" and names["jf_alpha"]["language"] == "ja"
     assert status["engine"]["model_verified"] is True
     assert status["engine"]["provider"] == "CPUExecutionProvider"
+    assert status["engine"]["warmup_seconds"] > 0  # the warm-up ran and was timed
     assert status["rss_bytes"] > 0 and status["requests"] >= 0
 
 
