@@ -8,8 +8,9 @@ import sys
 import time
 from typing import Any
 
-from kokorod import __version__, launcher, logs
+from kokorod import __version__, launcher, logs, model_cli
 from kokorod.config import SETTINGS, Config, ConfigError, load
+from kokorod.models import ModelError
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -18,7 +19,6 @@ def _config(args: argparse.Namespace) -> Config:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from kokorod import server
-    from kokorod.models import ModelError
     from kokorod.paths import PathError
 
     config = _config(args)
@@ -155,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
                                         "status", "logs"])
     svc.add_argument("-n", "--lines", type=int, default=50, help="log lines to show")
     svc.set_defaults(func=cmd_service)
+    model_cli.add_parser(sub)
     return p
 
 
@@ -165,5 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"kokorod: configuration error: {exc}", file=sys.stderr)
         return 2
+    except ModelError as exc:
+        print(f"kokorod: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130

@@ -26,6 +26,8 @@ PROVIDERS = ("auto", "cpu", "coreml")
 COREML_COMPUTE_UNITS = ("CPUOnly", "CPUAndGPU", "CPUAndNeuralEngine", "ALL")
 COREML_MODEL_FORMATS = ("MLProgram", "NeuralNetwork")
 COREML_SPECIALIZATIONS = ("FastPrediction", "Default")
+# The kokoro-onnx release that publishes the v1.0 model files (see models.CATALOG).
+MODEL_BASE_URL = "https://github.com/thewh1teagle/kokoro-onnx/releases/download/model-files-v1.0"
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
 
@@ -50,8 +52,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("socket", "KOKORO_SOCKET", str, "", "Unix socket path (default: per-user runtime dir)"),
     Setting("model_path", "KOKORO_MODEL_PATH", str, "", "ONNX model (default: embedded int8)"),
     Setting("voices_path", "KOKORO_VOICES_PATH", str, "", "voices .bin/.npz (default: embedded)"),
+    Setting("model_base_url", "KOKORO_MODEL_BASE_URL", str, MODEL_BASE_URL,
+            "where `kokorod model fetch` downloads the published files from"),
     Setting("voice", "KOKORO_VOICE", str, "", "default voice (default: first installed)"),
-    Setting("lang", "KOKORO_LANG", str, "en-us", "default espeak language"),
+    Setting("lang", "KOKORO_LANG", str, "",
+            "espeak language for every voice (empty: from the voice; en-us for Latin text)"),
     Setting("provider", "KOKORO_PROVIDER", str, "auto", "execution provider", choices=PROVIDERS),
     Setting("threads", "KOKORO_THREADS", int, 0, "intra-op threads, 0 = one per core", minimum=0,
             maximum=256),
@@ -95,6 +100,7 @@ class Config:
     socket: str
     model_path: str
     voices_path: str
+    model_base_url: str
     voice: str
     lang: str
     provider: str

@@ -29,6 +29,7 @@ from kokorod.protocol import (
     parse_synthesize,
     safe_id,
     samples_to_pcm,
+    typed_field,
 )
 from kokorod.scheduler import Cancelled, Job
 
@@ -155,7 +156,7 @@ class Connection:
             "protocol": PROTOCOL_VERSION,
             "daemon_version": self.daemon.version,
             "sample_rate": SAMPLE_RATE,
-            "voices": list(self.daemon.engine.voices),
+            "voices": self.daemon.engine.voices.names(),
             "default_voice": self.daemon.engine.default_voice,
             "formats": ["f32", "s16"],
             "max_frame_bytes": self.daemon.config.max_frame_bytes,
@@ -171,6 +172,26 @@ class Connection:
 
     async def op_status(self, message: dict[str, Any]) -> None:
         await self.send({"op": "status", "id": check_id(message), **self.daemon.status()})
+
+    async def op_reload(self, message: dict[str, Any]) -> None:
+        """Re-read settings and the model choice (`kokorod model use`); replies when swapped."""
+        rid = check_id(message)
+        rebuild = typed_field(message, "rebuild", (bool,), False)
+
+        async def run() -> None:
+            from kokorod.server import ReloadError
+
+            try:
+                result = await self.daemon.reload(rebuild=rebuild)
+            except ReloadError as exc:
+                self.daemon.counters["errors"] += 1
+                await self.send_quietly(error_frame(rid, ErrorCode.RELOAD_FAILED, str(exc)))
+                return
+            await self.send_quietly({"op": "reload", "id": rid, **result})
+
+        task = asyncio.get_running_loop().create_task(run(), name="reload-op")
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     async def op_cancel(self, message: dict[str, Any]) -> None:
         """Idempotent: cancelling an unknown or finished id does nothing."""
@@ -196,8 +217,7 @@ class Connection:
                                 f"{config.max_active_requests} requests; retry shortly")
         engine = self.daemon.engine
         voice = engine.voice_style(req.voice)
-        lang = req.lang or config.lang
-        engine.phonemize.check_lang(lang)
+        lang = engine.lang_for(req.voice, req.text, req.lang)
         job = Job(req, voice, lang, owner=self)
         self.jobs[req.id] = job
         self.daemon.counters["requests"] += 1

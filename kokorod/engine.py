@@ -24,10 +24,11 @@ from kokoro_onnx.tokenizer import Tokenizer
 from kokoro_onnx.trim import trim as trim_silence
 from numpy.typing import NDArray
 
-from kokorod import heap, models, providers
+from kokorod import heap, models, providers, voices
 from kokorod.config import Config
 from kokorod.protocol import SAMPLE_RATE, ErrorCode, ProtocolError
 from kokorod.segment import Segment
+from kokorod.voices import VoiceTable
 
 log = logging.getLogger(__name__)
 
@@ -105,20 +106,23 @@ class Engine:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.files = models.resolve(config.model_path, config.voices_path)
-        self.voices = _load_voices(self.files.voices)
-        if not self.voices:
+        try:
+            self.voices = VoiceTable(voices.load_pack(self.files.voices))
+        except voices.VoiceError as exc:
+            raise models.ModelError(str(exc)) from None
+        if not self.voices.names():
             raise models.ModelError(f"voices file {self.files.voices} holds no voices")
-        self.default_voice = config.voice or next(iter(self.voices))
-        if self.default_voice not in self.voices:
-            raise models.ModelError(
-                f"KOKORO_VOICE={config.voice!r} is not installed; installed: "
-                f"{', '.join(self.voices)}"
-            )
+        self.default_voice = config.voice or self.voices.names()[0]
+        try:
+            self.voices.style(self.default_voice)
+        except ProtocolError as exc:
+            raise models.ModelError(f"KOKORO_VOICE: {exc.message}") from None
         # Tokenizer init points phonemizer at kokoro-onnx's bundled espeak-ng.
         self._tokenizer = Tokenizer()
         self.vocab: dict[str, int] = self._tokenizer.vocab
         self.phonemize = Phonemizer(self.vocab)
-        self.phonemize.check_lang(config.lang)
+        if config.lang:
+            self.phonemize.check_lang(config.lang)
         self.stats = EngineStats()
         self._lock = threading.Lock()
         self._run_options = providers.run_options()
@@ -131,7 +135,7 @@ class Engine:
             if self.config.warmup:
                 started = time.perf_counter()
                 self._run_session(session, self.phonemize(WARMUP_TEXT, "en-us"),
-                                  self.voices[self.default_voice], 1.0)
+                                  self.voices.style(self.default_voice), 1.0)
                 self.warmup_seconds = time.perf_counter() - started
 
         return providers.create_session(self.files.model, self.config, check=warm)
@@ -166,14 +170,15 @@ class Engine:
 
     # ------------------------------------------------------------ public
     def voice_style(self, name: str | None) -> Audio:
-        voice = name or self.default_voice
-        style = self.voices.get(voice)
-        if style is None:
-            raise ProtocolError(
-                ErrorCode.UNKNOWN_VOICE,
-                f"voice {voice[:64]!r} is not installed; installed: {', '.join(self.voices)}",
-            )
-        return style
+        """A voice or a blend ("af_bella:0.6,af_sky:0.4"); typed errors for bad specs."""
+        return self.voices.style(name or self.default_voice)
+
+    def lang_for(self, voice: str | None, text: str, requested: str | None) -> str:
+        """Request's lang, else KOKORO_LANG, else the voice's language."""
+        lang = requested or self.config.lang or self.voices.lang_for(
+            voice or self.default_voice, text)
+        self.phonemize.check_lang(lang)
+        return lang
 
     def synthesize(self, segment: Segment, voice: Audio, speed: float, lang: str) -> Audio:
         """One segment → float32 audio at 24 kHz, silence trimmed, pause appended."""
@@ -211,7 +216,7 @@ class Engine:
         return audio
 
     def voice_list(self) -> list[dict[str, str]]:
-        return [describe_voice(name) for name in self.voices]
+        return [voices.describe(name) for name in self.voices.names()]
 
     def status(self) -> dict[str, Any]:
         s = self.stats
@@ -240,28 +245,3 @@ class Engine:
 def _trim(audio: Audio) -> Audio:
     trimmed, _ = trim_silence(audio)
     return np.ascontiguousarray(trimmed, dtype=np.float32)
-
-
-def _load_voices(path: Any) -> dict[str, Audio]:
-    try:
-        with np.load(path) as data:
-            return {name: np.asarray(data[name], dtype=np.float32) for name in data.files}
-    except Exception as exc:
-        raise models.ModelError(f"cannot read voices file {path}: {exc}") from None
-
-
-_LANGS = {
-    "a": "en-us", "b": "en-gb", "e": "es", "f": "fr-fr", "h": "hi", "i": "it", "j": "ja",
-    "p": "pt-br", "z": "cmn",
-}
-_GENDERS = {"f": "female", "m": "male"}
-
-
-def describe_voice(name: str) -> dict[str, str]:
-    """Language and gender from Kokoro's naming scheme (af_heart: American female)."""
-    prefix = name.split("_", 1)[0]
-    info = {"name": name, "language": "", "gender": ""}
-    if len(prefix) == 2:
-        info["language"] = _LANGS.get(prefix[0], "")
-        info["gender"] = _GENDERS.get(prefix[1], "")
-    return info

