@@ -70,6 +70,9 @@ SETTINGS: tuple[Setting, ...] = (
             "CoreML model format", choices=COREML_MODEL_FORMATS),
     Setting("coreml_specialization", "KOKORO_COREML_SPECIALIZATION", str, "FastPrediction",
             "CoreML specialization strategy", choices=COREML_SPECIALIZATIONS),
+    Setting("streaming_vocoder", "KOKORO_STREAMING_VOCODER", bool, True,
+            "vocode the first audio in short windows (first audio independent of sentence "
+            "length); 0 = whole segments"),
     Setting("chunk_ms", "KOKORO_CHUNK_MS", int, 50, "default chunk length in ms",
             minimum=CHUNK_MS_RANGE[0], maximum=CHUNK_MS_RANGE[1]),
     Setting("first_segment_chars", "KOKORO_FIRST_SEGMENT_CHARS", int, 32,
@@ -109,6 +112,7 @@ class Config:
     coreml_compute_units: str
     coreml_model_format: str
     coreml_specialization: str
+    streaming_vocoder: bool
     chunk_ms: int
     first_segment_chars: int
     segment_chars: int

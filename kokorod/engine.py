@@ -21,10 +21,11 @@ import onnxruntime as ort
 from kokoro_onnx.chunker import split_phonemes
 from kokoro_onnx.config import MAX_PHONEME_LENGTH
 from kokoro_onnx.tokenizer import Tokenizer
+from kokoro_onnx.trim import rms as frame_rms
 from kokoro_onnx.trim import trim as trim_silence
 from numpy.typing import NDArray
 
-from kokorod import heap, models, providers, voices
+from kokorod import heap, models, providers, split, voices
 from kokorod.config import Config
 from kokorod.protocol import SAMPLE_RATE, ErrorCode, ProtocolError
 from kokorod.segment import Segment
@@ -39,6 +40,12 @@ _espeak_log.setLevel(logging.ERROR)
 
 WARMUP_TEXT = "Warming up the speech engine."
 REBUILD_AFTER_FAILURES = 3
+# Streaming vocoder windows (frames of 12.5 ms): context either side of a window keeps
+# the convolutions' view; the overshoot is cross-faded into the next window.
+WINDOW_CONTEXT = 8
+FADE_FRAMES = 2
+MIN_TAIL_FRAMES = 80  # the last window keeps speech in it: a window of silence alone
+# would be normalised (instance norm over the window) into audible noise
 _MAX_LANG_BACKENDS = 8
 
 Audio = NDArray[np.float32]
@@ -100,6 +107,28 @@ class Phonemizer:
         return " ".join(phonemes.split())
 
 
+@dataclass
+class Prepared:
+    """One phoneme batch after the front and the source: vocoded window by window."""
+
+    features: NDArray[np.float32]  # (1, 512, frames)
+    style: NDArray[np.float32]
+    harmonics: NDArray[np.float32]  # (1, 22, frames * 60 + 1), whole: phase stays continuous
+    frames: int
+    pause_s: float = 0.0  # silence after the last window (end of the segment)
+    next: int = 0  # first frame not yet vocoded
+    fade_tail: Audio | None = None  # previous window's overshoot, cross-faded into the next
+    peak_rms: float = 0.0  # loudest frame so far: the tail is trimmed relative to the segment
+
+    @property
+    def remaining(self) -> int:
+        return self.frames - self.next
+
+    @property
+    def done(self) -> bool:
+        return self.next >= self.frames
+
+
 class Engine:
     """Owns the InferenceSession, voices and phonemizer; thread-safe for one caller."""
 
@@ -127,10 +156,22 @@ class Engine:
         self._lock = threading.Lock()
         self._run_options = providers.run_options()
         self.warmup_seconds = 0.0  # set by the warm-up inside _build_session
+        self.parts: dict[str, ort.InferenceSession] | None = None  # streaming vocoder
         self.session, self.provider = self._build_session()
 
-    # ------------------------------------------------------------ session
+    # ------------------------------------------------------------ sessions
     def _build_session(self) -> tuple[ort.InferenceSession, providers.ProviderChoice]:
+        """The whole model, or (streaming vocoder) its three parts; warmed either way."""
+        self.parts = None
+        cut = (split.split_model(self.files.model, self.files.sha256)
+               if self.config.streaming_vocoder else None)
+        if cut is not None:
+            try:
+                return self._build_parts(cut)
+            except Exception as exc:  # a part that will not load: use the model whole
+                log.warning("streaming vocoder off: %s", exc)
+                self.parts = None
+
         def warm(session: ort.InferenceSession) -> None:
             if self.config.warmup:
                 started = time.perf_counter()
@@ -139,6 +180,23 @@ class Engine:
                 self.warmup_seconds = time.perf_counter() - started
 
         return providers.create_session(self.files.model, self.config, check=warm)
+
+    def _build_parts(self, cut: split.SplitFiles) -> tuple[ort.InferenceSession,
+                                                             providers.ProviderChoice]:
+        sessions = {}
+        choice = None
+        for name in ("front", "source", "gen"):
+            sessions[name], choice = providers.create_session(getattr(cut, name), self.config)
+        assert choice is not None
+        self.parts, self.session = sessions, sessions["gen"]
+        if self.config.warmup:
+            started = time.perf_counter()
+            segment = Segment(WARMUP_TEXT, pause_s=0.0, index=0)
+            for prepared in self._prepare(segment, self.voices.style(self.default_voice), 1.0,
+                                          "en-us"):
+                self._vocode(prepared, prepared.frames)
+            self.warmup_seconds = time.perf_counter() - started
+        return sessions["gen"], choice
 
     def rebuild(self) -> None:
         """Replace the session after repeated failures (reported in status)."""
@@ -151,22 +209,82 @@ class Engine:
     def _inputs(self, session: ort.InferenceSession) -> dict[str, Any]:
         return {i.name: i for i in session.get_inputs()}
 
+    def _feed(self, session: ort.InferenceSession, tokens: list[int], voice: Audio,
+              speed: float) -> dict[str, Any]:
+        inputs = self._inputs(session)
+        token_name = "input_ids" if "input_ids" in inputs else "tokens"
+        speed_type = inputs["speed"].type if "speed" in inputs else "tensor(float)"
+        style = voice[min(len(tokens), len(voice)) - 1]
+        return {
+            token_name: np.array([[0, *tokens, 0]], dtype=np.int64),
+            "style": np.asarray(style, dtype=np.float32).reshape(1, -1),
+            "speed": np.array([speed], dtype=np.int32 if "int" in speed_type else np.float32),
+        }
+
     def _run_session(self, session: ort.InferenceSession, phonemes: str, voice: Audio,
                      speed: float) -> Audio:
         tokens = [self.vocab[p] for p in phonemes if p in self.vocab]
         if not tokens:
             return np.zeros(0, dtype=np.float32)
-        inputs = self._inputs(session)
-        token_name = "input_ids" if "input_ids" in inputs else "tokens"
-        speed_type = inputs["speed"].type if "speed" in inputs else "tensor(float)"
-        style = voice[min(len(tokens), len(voice)) - 1]
-        feed = {
-            token_name: np.array([[0, *tokens, 0]], dtype=np.int64),
-            "style": np.asarray(style, dtype=np.float32).reshape(1, -1),
-            "speed": np.array([speed], dtype=np.int32 if "int" in speed_type else np.float32),
-        }
-        out = session.run(None, feed, self._run_options)[0]
+        out = session.run(None, self._feed(session, tokens, voice, speed), self._run_options)[0]
         return np.asarray(out, dtype=np.float32).ravel()
+
+    # ------------------------------------------------------------ streaming vocoder
+    def _prepare(self, segment: Segment, voice: Audio, speed: float,
+                 lang: str) -> list[Prepared]:
+        assert self.parts is not None
+        phonemes = self.phonemize(segment.text, lang)
+        batches = split_phonemes(phonemes, MAX_PHONEME_LENGTH) if phonemes else []
+        out: list[Prepared] = []
+        for batch in batches:
+            tokens = [self.vocab[p] for p in batch if p in self.vocab]
+            if not tokens:
+                continue
+            front = self.parts["front"]
+            features, style, f0 = front.run(None, self._feed(front, tokens, voice, speed),
+                                            self._run_options)
+            harmonics = self.parts["source"].run(None, {split.F0: f0}, self._run_options)[0]
+            out.append(Prepared(features, style, harmonics, int(features.shape[2])))
+        if out:
+            out[-1].pause_s = segment.pause_s
+        return out
+
+    def _vocode(self, p: Prepared, frames: int) -> Audio:
+        """The next `frames` frames of `p` as audio, with context either side of the window."""
+        a = p.next
+        b = p.frames if p.frames - (a + frames) < MIN_TAIL_FRAMES else a + frames
+        lo, hi = max(0, a - WINDOW_CONTEXT), min(p.frames, b + WINDOW_CONTEXT)
+        k = split.HARMONIC_FRAMES_PER_FRAME
+        feed = {split.FEATURES: p.features[:, :, lo:hi], split.STYLE: p.style,
+                split.HARMONICS: p.harmonics[:, :, lo * k: hi * k + 1]}
+        out = self.session.run(None, feed, self._run_options)[0]  # the generator part
+        n = split.SAMPLES_PER_FRAME
+        audio = np.asarray(out, dtype=np.float32).ravel()[(a - lo) * n:(b - lo) * n]
+        if p.fade_tail is not None:  # cross-fade over the previous window's overshoot
+            fade = min(p.fade_tail.size, audio.size)
+            ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
+            audio = audio.copy()
+            audio[:fade] = p.fade_tail[:fade] * (1 - ramp) + audio[:fade] * ramp
+        first, last = a == 0, b == p.frames
+        p.next = b
+        if not last:  # keep a short overshoot to cross-fade into the next window
+            over = min(FADE_FRAMES, p.frames - b)
+            tail_hi = min(hi, b + over)
+            full = np.asarray(out, dtype=np.float32).ravel()
+            p.fade_tail = full[(b - lo) * n:(tail_hi - lo) * n].copy()
+        else:
+            p.fade_tail = None
+        if audio.size:
+            p.peak_rms = max(p.peak_rms, float(frame_rms(y=audio).max()))
+        if first or last:
+            _, (start, end) = trim_silence(audio, ref=p.peak_rms or 1.0)
+            if end > start:
+                audio = audio[start if first else 0: end if last else audio.size]
+            else:  # nothing but silence at an edge of the segment
+                audio = audio[:0]
+        if last and p.pause_s:
+            audio = np.concatenate([audio, np.zeros(int(p.pause_s * SAMPLE_RATE), np.float32)])
+        return np.ascontiguousarray(audio)
 
     # ------------------------------------------------------------ public
     def voice_style(self, name: str | None) -> Audio:
@@ -180,31 +298,68 @@ class Engine:
         self.phonemize.check_lang(lang)
         return lang
 
-    def synthesize(self, segment: Segment, voice: Audio, speed: float, lang: str) -> Audio:
-        """One segment → float32 audio at 24 kHz, silence trimmed, pause appended."""
-        phonemes = self.phonemize(segment.text, lang)
-        if not phonemes:
-            return np.zeros(0, dtype=np.float32)
-        parts: list[Audio] = []
-        started = time.perf_counter()
+    @property
+    def streaming(self) -> bool:
+        return self.parts is not None
+
+    def _guarded(self, what: str, fn: Any, *args: Any) -> Any:
+        """Run inference under the lock; count failures, rebuild after a run of them."""
         with self._lock:
             try:
-                for batch in split_phonemes(phonemes, MAX_PHONEME_LENGTH):
-                    audio = self._run_session(self.session, batch, voice, speed)
-                    if audio.size:
-                        parts.append(_trim(audio))
+                result = fn(*args)
                 self.stats.consecutive_failures = 0
+                return result
             except Exception as exc:
                 self.stats.failures += 1
                 self.stats.consecutive_failures += 1
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"[:300]
-                log.error("inference failed for segment %d: %s", segment.index, exc)
+                log.error("inference failed (%s): %s", what, exc)
                 if self.stats.consecutive_failures >= REBUILD_AFTER_FAILURES:
                     try:
                         self.rebuild()
                     except Exception as rebuild_exc:  # keep serving with the old session
                         log.error("session rebuild failed: %s", rebuild_exc)
                 raise EngineError(f"inference failed: {type(exc).__name__}: {exc}") from exc
+
+    def prepare(self, segment: Segment, voice: Audio, speed: float,
+                lang: str) -> list[Prepared]:
+        """Streaming vocoder, step 1: text → features and harmonic source (~10 % of the time)."""
+        started = time.perf_counter()
+        prepared = self._guarded(f"segment {segment.index}", self._prepare, segment, voice,
+                                 speed, lang)
+        self.stats.busy_seconds += time.perf_counter() - started
+        return prepared  # type: ignore[no-any-return]
+
+    def vocode(self, p: Prepared, frames: int) -> Audio:
+        """Streaming vocoder, step 2: the next window of audio (12.5 ms a frame)."""
+        started = time.perf_counter()
+        audio: Audio = self._guarded("vocoder window", self._vocode, p, frames)
+        heap.release()
+        self.stats.audio_seconds += audio.size / SAMPLE_RATE
+        self.stats.busy_seconds += time.perf_counter() - started
+        if p.done:
+            self.stats.segments += 1
+        return audio
+
+    def synthesize(self, segment: Segment, voice: Audio, speed: float, lang: str) -> Audio:
+        """One segment → float32 audio at 24 kHz, silence trimmed, pause appended."""
+        if self.parts is not None:
+            pieces = [self.vocode(p, p.frames) for p in self.prepare(segment, voice, speed, lang)]
+            return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
+        phonemes = self.phonemize(segment.text, lang)
+        if not phonemes:
+            return np.zeros(0, dtype=np.float32)
+        started = time.perf_counter()
+
+        def run_batches() -> list[Audio]:
+            parts = []
+            for batch in split_phonemes(phonemes, MAX_PHONEME_LENGTH):
+                audio = self._run_session(self.session, batch, voice, speed)
+                if audio.size:
+                    parts.append(_trim(audio))
+            return parts
+
+        parts = self._guarded(f"segment {segment.index}", run_batches)
         heap.release()
         if not parts:
             return np.zeros(0, dtype=np.float32)
@@ -232,6 +387,7 @@ class Engine:
             "threads": providers.thread_count(self.config),
             "onnxruntime": ort.__version__,
             "warmup_seconds": round(self.warmup_seconds, 3),
+            "streaming_vocoder": self.parts is not None,
             "segments": s.segments,
             "audio_seconds": round(s.audio_seconds, 3),
             "busy_seconds": round(s.busy_seconds, 3),

@@ -270,6 +270,8 @@ def use(name: str) -> str:
     else:
         entry = lookup(name)
         kind = entry.kind
+        if entry.sha256 == EMBEDDED_SHA256 and not store_path(entry).is_file():
+            embedded_model()  # the same bytes: assemble them instead of downloading
         _verified_store_file(entry.name, kind)
         choice[kind] = entry.name
     _write_json(_active_file(), choice)

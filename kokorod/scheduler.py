@@ -22,13 +22,16 @@ from typing import Any
 import numpy as np
 
 from kokorod.config import Config
-from kokorod.engine import Audio, Engine, EngineError
+from kokorod.engine import WINDOW_CONTEXT, Audio, Engine, EngineError, Prepared
 from kokorod.protocol import SAMPLE_RATE, SynthesizeRequest
 from kokorod.segment import Segment, SegmentStream
 
 log = logging.getLogger(__name__)
 
-SEGMENTS_AHEAD = 2  # per request: segments synthesized but not yet written
+SEGMENTS_AHEAD = 2  # per request: segments (or windows) synthesized but not yet written
+FIRST_WINDOW_FRAMES = 64  # 0.8 s: the first audio of a request, vocoded on its own
+MIN_WINDOW_FRAMES = 48  # shorter windows cost more context than they yield
+MAX_WINDOW_FRAMES = 800  # 10 s: bounds how long a new request waits behind a window
 _OVERHEAD_S = 0.08  # fixed cost of one model call (front-end, setup)
 _SAFETY = 0.7  # use this share of the buffered audio as the time budget
 
@@ -53,6 +56,11 @@ class Job:
     segments: int = 0
     cancelled: bool = False
     exhausted: bool = False  # all segments handed out
+    # Streaming vocoder: the current segment's batches still to vocode, window by window.
+    pending: list[Prepared] = field(default_factory=list)
+    pending_segment: Segment | None = None
+    segment_audio_s: float = 0.0
+    segment_synth_s: float = 0.0
 
     def __post_init__(self) -> None:
         self.stream = SegmentStream(self.request.text)
@@ -61,6 +69,11 @@ class Job:
     @property
     def active(self) -> bool:
         return not (self.cancelled or self.exhausted)
+
+    @property
+    def fresh(self) -> bool:
+        """Nothing synthesized yet: goes before everyone else."""
+        return self.segments == 0 and not self.pending
 
     def ready(self) -> bool:
         return self.active and self.out.qsize() < SEGMENTS_AHEAD
@@ -87,6 +100,7 @@ class Scheduler:
         # Running estimates for sizing segments (updated after every segment).
         self.rtf_estimate = 1.0
         self.seconds_per_char = 0.07
+        self.seconds_per_frame = 0.0125  # vocoder cost of one 12.5 ms frame (incl. context)
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -119,7 +133,7 @@ class Scheduler:
     # ------------------------------------------------------------ policy
     def _pick(self) -> Job | None:
         self._jobs = [j for j in self._jobs if j.active]
-        fresh = [j for j in self._jobs if j.segments == 0 and j.ready()]
+        fresh = [j for j in self._jobs if j.fresh and j.ready()]
         if fresh:
             return min(fresh, key=lambda j: j.created_at)
         n = len(self._jobs)
@@ -170,8 +184,38 @@ class Scheduler:
         if not job.cancelled and not job.out.full():
             job.out.put_nowait(error)
 
+    def window_frames(self, job: Job, now: float) -> int:
+        """Frames for the job's next vocoder window: small first, then as much as the
+        audio already ahead of playback covers."""
+        if job.first_audio_at is None:
+            return FIRST_WINDOW_FRAMES if job.produced_s == 0 else MIN_WINDOW_FRAMES
+        ahead = job.produced_s - (now - job.first_audio_at)
+        sharing = max(1, self.active_jobs)
+        frames = ahead * _SAFETY / (self.seconds_per_frame * sharing) - 2 * WINDOW_CONTEXT
+        return int(min(MAX_WINDOW_FRAMES, max(MIN_WINDOW_FRAMES, frames)))
+
+    async def _infer(self, job: Job, fn: Any, *args: Any) -> Any:
+        """Run one engine call on the worker thread; None when it failed (job told)."""
+        self.busy = True
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        except EngineError as exc:
+            self._fail(job, exc)
+            return None
+        finally:
+            self.busy = False
+
+    def _deliver(self, job: Job, audio: Audio, synth_s: float) -> None:
+        job.synth_s += synth_s
+        job.produced_s += audio.size / SAMPLE_RATE
+        if audio.size:
+            job.out.put_nowait(np.ascontiguousarray(audio))
+
     async def _step(self, job: Job) -> None:
-        """Synthesize the job's next segment (or mark it finished)."""
+        """Synthesize the job's next window or segment (or mark it finished)."""
+        if job.pending:
+            await self._window(job)
+            return
         now = time.perf_counter()
         segment = job.stream.take(self.budget(job, now))
         if segment is None:
@@ -181,22 +225,47 @@ class Scheduler:
         if job.started_at is None:
             job.started_at = now
         req = job.request
-        self.busy = True
-        try:
-            audio = await asyncio.get_running_loop().run_in_executor(
-                self._executor, self.engine.synthesize, segment, job.voice, req.speed, job.lang)
-        except EngineError as exc:
-            self._fail(job, exc)
+        if self.engine.streaming:
+            prepared = await self._infer(job, self.engine.prepare, segment, job.voice,
+                                         req.speed, job.lang)
+            if prepared is None or job.cancelled:
+                return
+            job.segments += 1
+            job.pending, job.pending_segment = prepared, segment
+            job.segment_synth_s, job.segment_audio_s = time.perf_counter() - now, 0.0
+            job.synth_s += job.segment_synth_s
+            if job.pending:
+                await self._window(job)  # the first window in the same turn: early audio
             return
-        finally:
-            self.busy = False
+        audio = await self._infer(job, self.engine.synthesize, segment, job.voice, req.speed,
+                                  job.lang)
+        if audio is None or job.cancelled:
+            return
         synth_s = time.perf_counter() - now
-        if job.cancelled:
-            return
-        audio_s = audio.size / SAMPLE_RATE
-        self._learn(segment, audio_s, synth_s, req.speed)
+        self._learn(segment, audio.size / SAMPLE_RATE, synth_s, req.speed)
         job.segments += 1
-        job.synth_s += synth_s
-        job.produced_s += audio_s
-        if audio.size:
-            job.out.put_nowait(np.ascontiguousarray(audio))
+        self._deliver(job, audio, synth_s)
+
+    async def _window(self, job: Job) -> None:
+        now = time.perf_counter()
+        p = job.pending[0]
+        frames = min(self.window_frames(job, now), p.remaining)
+        start = p.next
+        audio = await self._infer(job, self.engine.vocode, p, frames)
+        if audio is None or job.cancelled:
+            job.pending = []
+            return
+        synth_s = time.perf_counter() - now
+        done = p.next - start
+        if done > 0:
+            per_frame = synth_s / done
+            self.seconds_per_frame = 0.8 * self.seconds_per_frame + 0.2 * per_frame
+        if p.done:
+            job.pending.pop(0)
+        job.segment_synth_s += synth_s
+        job.segment_audio_s += audio.size / SAMPLE_RATE
+        if not job.pending and job.pending_segment is not None:
+            self._learn(job.pending_segment, job.segment_audio_s, job.segment_synth_s,
+                        job.request.speed)
+            job.pending_segment = None
+        self._deliver(job, audio, synth_s)

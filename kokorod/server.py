@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 # Settings that need a new engine (session/model) when they change on reload.
 ENGINE_SETTINGS = ("model_path", "voices_path", "voice", "lang", "provider", "threads",
                    "memory_arena_size_mb", "coreml_compute_units", "coreml_model_format",
-                   "coreml_specialization", "warmup")
+                   "coreml_specialization", "warmup", "streaming_vocoder")
 
 
 class ReloadError(RuntimeError):
@@ -257,6 +257,7 @@ class Daemon:
             "engine": self.engine.status(),
             "scheduler": {"rtf_estimate": round(self.scheduler.rtf_estimate, 3),
                           "seconds_per_char": round(self.scheduler.seconds_per_char, 4),
+                          "seconds_per_frame": round(self.scheduler.seconds_per_frame, 5),
                           "first_segment_chars": self.config.first_segment_chars,
                           "segment_chars": self.config.segment_chars},
         }

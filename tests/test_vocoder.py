@@ -1,0 +1,139 @@
+"""Streaming vocoder: the cut model equals the whole one; windows sound like the whole.
+
+Quality is judged against the unwindowed output of the same model: log-spectral
+distance (natural-log magnitude, the scale on which int8 and fp32 Kokoro differ by
+about 1.0), clicks at the seams, and no noise where the whole output is silent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from kokorod import engine as engine_module
+from kokorod import providers, split
+from kokorod.config import load
+from kokorod.engine import Engine, Prepared
+from kokorod.segment import Segment
+
+TEXTS = [
+    "The quick brown fox jumps over the lazy dog, then it runs far away into the forest.",
+    "I think we should meet again tomorrow morning at nine, if that still works for you.",
+]
+
+
+@pytest.fixture(scope="module")
+def engine(data_dir: Path) -> Engine:
+    config = load({"KOKORO_DATA_DIR": str(data_dir)})
+    assert config.streaming_vocoder
+    return Engine(dataclasses.replace(config, warmup=False))
+
+
+def lsd(a: np.ndarray, b: np.ndarray, n_fft: int = 1024, hop: int = 256) -> float:
+    n = min(a.size, b.size)
+
+    def spec(y: np.ndarray) -> np.ndarray:
+        frames = np.lib.stride_tricks.sliding_window_view(y[:n], n_fft)[::hop]
+        return np.abs(np.fft.rfft(frames * np.hanning(n_fft), axis=-1))
+
+    sa, sb = spec(a), spec(b)
+    floor = max(sa.max(), sb.max()) * 1e-4  # 80 dB below the peak
+    la, lb = np.log(np.maximum(sa, floor)), np.log(np.maximum(sb, floor))
+    return float(np.mean(np.sqrt(np.mean((la - lb) ** 2, axis=-1))))
+
+
+def _prepared(engine: Engine, text: str) -> Prepared:
+    batches = engine.prepare(Segment(text, 0.0, 0), engine.voice_style(None), 1.0, "en-us")
+    assert len(batches) == 1
+    return batches[0]
+
+
+def _untrimmed(engine: Engine, p: Prepared, sizes: list[int],
+               monkeypatch: pytest.MonkeyPatch) -> tuple[np.ndarray, list[int]]:
+    """Windowed audio without edge trimming (so it lines up sample for sample)."""
+    monkeypatch.setattr(engine_module, "trim_silence",
+                        lambda y, ref=None: (y, np.array([0, y.size])))
+    p = dataclasses.replace(p, next=0, fade_tail=None, peak_rms=0.0)
+    pieces, seams = [], []
+    for i in range(10_000):
+        if p.done:
+            break
+        pieces.append(engine.vocode(p, sizes[min(i, len(sizes) - 1)]))
+        seams.append(p.next * split.SAMPLES_PER_FRAME)
+    monkeypatch.undo()
+    return np.concatenate(pieces), seams[:-1]
+
+
+def test_cut_model_reproduces_the_whole_model(engine: Engine) -> None:
+    assert engine.streaming
+    whole = ort.InferenceSession(str(engine.files.model),
+                                 sess_options=providers.session_options(engine.config),
+                                 providers=["CPUExecutionProvider"])
+    voice = engine.voice_style(None)
+    phonemes = engine.phonemize(TEXTS[0], "en-us")
+    reference = engine._run_session(whole, phonemes, voice, 1.0)
+    p = _prepared(engine, TEXTS[0])
+    gen_whole = engine.session.run(None, {split.FEATURES: p.features, split.STYLE: p.style,
+                                          split.HARMONICS: p.harmonics})[0].ravel()
+    assert p.frames * split.SAMPLES_PER_FRAME == reference.size
+    np.testing.assert_allclose(gen_whole, reference, atol=1e-5)
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_windows_sound_like_the_whole(engine: Engine, text: str,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    p = _prepared(engine, text)
+    whole = engine.session.run(None, {split.FEATURES: p.features, split.STYLE: p.style,
+                                      split.HARMONICS: p.harmonics})[0].ravel()
+    windowed, seams = _untrimmed(engine, p, [64, 48, 96, 192, 384], monkeypatch)
+    assert windowed.size == whole.size and len(seams) >= 2
+    assert lsd(windowed, whole) < 1.0
+    jumps = np.abs(np.diff(windowed))
+    typical = np.percentile(jumps, 99)
+    at_seams = max(jumps[s - 3:s + 3].max() for s in seams)
+    assert at_seams < 2 * typical, (at_seams, typical)
+    # where the whole output is silent (the end), the windowed one is too
+    quiet = np.sqrt(np.mean(whole[-2400:] ** 2))
+    assert quiet < 1e-3 and np.sqrt(np.mean(windowed[-2400:] ** 2)) < 5e-3
+
+
+def test_windowed_segment_is_trimmed_like_the_whole(engine: Engine) -> None:
+    voice = engine.voice_style(None)
+    seg = Segment(TEXTS[1], 0.2, 0)
+    whole = engine.synthesize(seg, voice, 1.0, "en-us")
+    batches = engine.prepare(seg, voice, 1.0, "en-us")
+    pieces = [engine.vocode(batches[0], 64)]
+    while not batches[0].done:
+        pieces.append(engine.vocode(batches[0], 48))
+    windowed = np.concatenate(pieces)
+    assert len(pieces) >= 3
+    assert abs(windowed.size - whole.size) < 0.1 * whole.size
+    assert not windowed[-int(0.2 * 24000):].any()  # the pause is there, silent
+    assert np.abs(windowed[:2400]).max() > 0.005  # leading silence trimmed
+
+
+def test_vocoder_off_uses_the_whole_model(data_dir: Path) -> None:
+    config = load({"KOKORO_DATA_DIR": str(data_dir), "KOKORO_STREAMING_VOCODER": "0"})
+    engine = Engine(dataclasses.replace(config, warmup=False))
+    assert not engine.streaming and engine.status()["streaming_vocoder"] is False
+    audio = engine.synthesize(Segment("Whole model.", 0.0, 0), engine.voice_style(None), 1.0,
+                              "en-us")
+    assert 0.5 < audio.size / 24000 < 3
+
+
+def test_a_graph_that_cannot_be_cut_is_used_whole(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    monkeypatch.setenv("KOKORO_DATA_DIR", str(tmp_path))
+    graph = helper.make_graph([helper.make_node("Identity", ["tokens"], ["audio"])], "g",
+                              [helper.make_tensor_value_info("tokens", TensorProto.INT64, [1])],
+                              [helper.make_tensor_value_info("audio", TensorProto.INT64, [1])])
+    model = tmp_path / "other.onnx"
+    onnx.save(helper.make_model(graph), str(model))
+    assert split.split_model(model, "0" * 64) is None
