@@ -70,7 +70,11 @@ def start_daemon(socket_path: Path, data_dir: Path, wait: bool = True,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO)
     handle = DaemonProc(socket_path, env, proc, log)
     if wait:
-        wait_live(handle)
+        try:
+            wait_live(handle)
+        except RuntimeError:
+            handle.stop(signal.SIGKILL, timeout=5)  # never leak a daemon from a failed start
+            raise
     return handle
 
 
