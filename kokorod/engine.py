@@ -302,12 +302,17 @@ class Engine:
     def streaming(self) -> bool:
         return self.parts is not None
 
-    def _guarded(self, what: str, fn: Any, *args: Any) -> Any:
-        """Run inference under the lock; count failures, rebuild after a run of them."""
+    def _guarded(self, what: str, fn: Any, *args: Any, completes: bool = True) -> Any:
+        """Run inference under the lock; count failures, rebuild after a run of them.
+
+        `completes`: success ends a run of failures (audio came out), which the
+        front half of the streaming vocoder alone does not.
+        """
         with self._lock:
             try:
                 result = fn(*args)
-                self.stats.consecutive_failures = 0
+                if completes:
+                    self.stats.consecutive_failures = 0
                 return result
             except Exception as exc:
                 self.stats.failures += 1
@@ -326,7 +331,7 @@ class Engine:
         """Streaming vocoder, step 1: text → features and harmonic source (~10 % of the time)."""
         started = time.perf_counter()
         prepared = self._guarded(f"segment {segment.index}", self._prepare, segment, voice,
-                                 speed, lang)
+                                 speed, lang, completes=False)
         self.stats.busy_seconds += time.perf_counter() - started
         return prepared  # type: ignore[no-any-return]
 

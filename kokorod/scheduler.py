@@ -6,7 +6,9 @@ audio yet goes first (so a short request is never starved behind a long one),
 the rest take turns round-robin. A request whose output queue is full — its
 client is not reading — is skipped until it drains, which bounds memory per
 connection. Segment size adapts: the first is short for early audio, later
-ones grow as far as the audio already buffered ahead of playback allows.
+ones grow as far as the audio already buffered ahead of playback allows. With
+the streaming vocoder a segment's audio comes in windows (engine.Prepared), each
+window a turn of its own, so a new request waits for one window, not a segment.
 """
 
 from __future__ import annotations
@@ -22,16 +24,16 @@ from typing import Any
 import numpy as np
 
 from kokorod.config import Config
-from kokorod.engine import WINDOW_CONTEXT, Audio, Engine, EngineError, Prepared
+from kokorod.engine import Audio, Engine, EngineError, Prepared
 from kokorod.protocol import SAMPLE_RATE, SynthesizeRequest
 from kokorod.segment import Segment, SegmentStream
 
 log = logging.getLogger(__name__)
 
 SEGMENTS_AHEAD = 2  # per request: segments (or windows) synthesized but not yet written
-FIRST_WINDOW_FRAMES = 64  # 0.8 s: the first audio of a request, vocoded on its own
-MIN_WINDOW_FRAMES = 48  # shorter windows cost more context than they yield
-MAX_WINDOW_FRAMES = 800  # 10 s: bounds how long a new request waits behind a window
+FIRST_WINDOW_FRAMES = 80  # 1 s: the first audio of a request, vocoded on its own
+WINDOW_GROWTH = 1.25
+MAX_WINDOW_FRAMES = 400  # 5 s: bounds how long a new request waits behind a window
 _OVERHEAD_S = 0.08  # fixed cost of one model call (front-end, setup)
 _SAFETY = 0.7  # use this share of the buffered audio as the time budget
 
@@ -54,6 +56,7 @@ class Job:
     produced_s: float = 0.0
     synth_s: float = 0.0
     segments: int = 0
+    windows: int = 0  # streaming vocoder windows done
     cancelled: bool = False
     exhausted: bool = False  # all segments handed out
     # Streaming vocoder: the current segment's batches still to vocode, window by window.
@@ -100,7 +103,6 @@ class Scheduler:
         # Running estimates for sizing segments (updated after every segment).
         self.rtf_estimate = 1.0
         self.seconds_per_char = 0.07
-        self.seconds_per_frame = 0.0125  # vocoder cost of one 12.5 ms frame (incl. context)
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -184,15 +186,17 @@ class Scheduler:
         if not job.cancelled and not job.out.full():
             job.out.put_nowait(error)
 
-    def window_frames(self, job: Job, now: float) -> int:
-        """Frames for the job's next vocoder window: small first, then as much as the
-        audio already ahead of playback covers."""
-        if job.first_audio_at is None:
-            return FIRST_WINDOW_FRAMES if job.produced_s == 0 else MIN_WINDOW_FRAMES
-        ahead = job.produced_s - (now - job.first_audio_at)
-        sharing = max(1, self.active_jobs)
-        frames = ahead * _SAFETY / (self.seconds_per_frame * sharing) - 2 * WINDOW_CONTEXT
-        return int(min(MAX_WINDOW_FRAMES, max(MIN_WINDOW_FRAMES, frames)))
+    @staticmethod
+    def window_frames(job: Job) -> int:
+        """Frames for the request's next vocoder window, on a fixed schedule (so a
+        one-segment text always gives the same audio).
+
+        Two windows of FIRST_WINDOW_FRAMES, then each WINDOW_GROWTH times the last:
+        on a CPU at RTF ~0.7 each window (with its context) is ready before the audio
+        ahead of it has played; MAX_WINDOW_FRAMES bounds how long a new request waits.
+        """
+        grown = FIRST_WINDOW_FRAMES * WINDOW_GROWTH ** max(0, job.windows - 1)
+        return min(MAX_WINDOW_FRAMES, int(grown))
 
     async def _infer(self, job: Job, fn: Any, *args: Any) -> Any:
         """Run one engine call on the worker thread; None when it failed (job told)."""
@@ -249,17 +253,13 @@ class Scheduler:
     async def _window(self, job: Job) -> None:
         now = time.perf_counter()
         p = job.pending[0]
-        frames = min(self.window_frames(job, now), p.remaining)
-        start = p.next
+        frames = min(self.window_frames(job), p.remaining)
         audio = await self._infer(job, self.engine.vocode, p, frames)
         if audio is None or job.cancelled:
             job.pending = []
             return
+        job.windows += 1
         synth_s = time.perf_counter() - now
-        done = p.next - start
-        if done > 0:
-            per_frame = synth_s / done
-            self.seconds_per_frame = 0.8 * self.seconds_per_frame + 0.2 * per_frame
         if p.done:
             job.pending.pop(0)
         job.segment_synth_s += synth_s

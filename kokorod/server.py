@@ -257,7 +257,6 @@ class Daemon:
             "engine": self.engine.status(),
             "scheduler": {"rtf_estimate": round(self.scheduler.rtf_estimate, 3),
                           "seconds_per_char": round(self.scheduler.seconds_per_char, 4),
-                          "seconds_per_frame": round(self.scheduler.seconds_per_frame, 5),
                           "first_segment_chars": self.config.first_segment_chars,
                           "segment_chars": self.config.segment_chars},
         }

@@ -107,7 +107,7 @@ def _speak(path: Path, rid: int, **fields: Any) -> list[dict[str, Any]]:
 
 
 def _audio(frames: list[dict[str, Any]]) -> np.ndarray:
-    return np.concatenate([np.frombuffer(f["audio"], np.float32)
+    return np.concatenate([np.frombuffer(f["pcm"], np.float32)
                            for f in frames if f["op"] == "chunk"])
 
 
@@ -205,7 +205,7 @@ def _swap_during_stream(handle: DaemonProc, data: Path) -> None:
     assert frames[-1]["op"] == "end", frames[-1]
     chunks = [f for f in frames if f["op"] == "chunk"]
     assert [c["seq"] for c in chunks] == list(range(len(chunks)))
-    assert frames[-1]["samples"] == sum(len(c["audio"]) // 4 for c in chunks)
+    assert frames[-1]["samples"] == sum(len(c["pcm"]) // 4 for c in chunks)
     assert arrivals[-1] > swapped_at  # the stream was still going after the swap
     assert not math.isclose(frames[-1]["samples"], 0)
     with Client(handle.socket) as client:
@@ -213,5 +213,5 @@ def _swap_during_stream(handle: DaemonProc, data: Path) -> None:
         assert status["engine"]["model_path"].endswith("kokoro-v1.0.fp16.onnx")
         assert status["reloads"] == 1
         stream = client.synthesize("After the swap.")
-        assert sum(c.samples for c in stream) > 0 and stream.end is not None
+        assert sum(c.samples.size for c in stream) > 0 and stream.end is not None
     assert os.path.exists(data / "models" / "active.json")
