@@ -25,25 +25,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import machine  # noqa: E402
 import texts  # noqa: E402
+from metrics import lsd  # noqa: E402
 
 from kokorod import engine as engine_module  # noqa: E402
 from kokorod import split  # noqa: E402
 from kokorod.config import load  # noqa: E402
 from kokorod.scheduler import FIRST_WINDOW_FRAMES, MAX_WINDOW_FRAMES, WINDOW_GROWTH  # noqa: E402
 from kokorod.segment import Segment  # noqa: E402
-
-
-def lsd(a: np.ndarray, b: np.ndarray, n_fft: int = 1024, hop: int = 256) -> float:
-    n = min(a.size, b.size)
-
-    def spec(y: np.ndarray) -> np.ndarray:
-        frames = np.lib.stride_tricks.sliding_window_view(y[:n], n_fft)[::hop]
-        return np.abs(np.fft.rfft(frames * np.hanning(n_fft), axis=-1))
-
-    sa, sb = spec(a), spec(b)
-    floor = max(sa.max(), sb.max()) * 1e-4
-    la, lb = np.log(np.maximum(sa, floor)), np.log(np.maximum(sb, floor))
-    return float(np.mean(np.sqrt(np.mean((la - lb) ** 2, axis=-1))))
 
 
 def schedule(i: int) -> int:

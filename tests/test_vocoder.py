@@ -8,6 +8,7 @@ about 1.0), clicks at the seams, and no noise where the whole output is silent.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,9 @@ from kokorod.config import load
 from kokorod.engine import Engine, Prepared
 from kokorod.segment import Segment
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from metrics import lsd
+
 TEXTS = [
     "The quick brown fox jumps over the lazy dog, then it runs far away into the forest.",
     "I think we should meet again tomorrow morning at nine, if that still works for you.",
@@ -31,19 +35,6 @@ def engine(data_dir: Path) -> Engine:
     config = load({"KOKORO_DATA_DIR": str(data_dir)})
     assert config.streaming_vocoder
     return Engine(dataclasses.replace(config, warmup=False))
-
-
-def lsd(a: np.ndarray, b: np.ndarray, n_fft: int = 1024, hop: int = 256) -> float:
-    n = min(a.size, b.size)
-
-    def spec(y: np.ndarray) -> np.ndarray:
-        frames = np.lib.stride_tricks.sliding_window_view(y[:n], n_fft)[::hop]
-        return np.abs(np.fft.rfft(frames * np.hanning(n_fft), axis=-1))
-
-    sa, sb = spec(a), spec(b)
-    floor = max(sa.max(), sb.max()) * 1e-4  # 80 dB below the peak
-    la, lb = np.log(np.maximum(sa, floor)), np.log(np.maximum(sb, floor))
-    return float(np.mean(np.sqrt(np.mean((la - lb) ** 2, axis=-1))))
 
 
 def _prepared(engine: Engine, text: str) -> Prepared:
