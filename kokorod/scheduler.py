@@ -61,6 +61,7 @@ class Job:
     exhausted: bool = False  # all segments handed out
     # Streaming vocoder: the current segment's batches still to vocode, window by window.
     pending: list[Prepared] = field(default_factory=list)
+    pending_engine: Engine | None = None  # the engine that prepared them vocodes them
     pending_segment: Segment | None = None
     segment_audio_s: float = 0.0
     segment_synth_s: float = 0.0
@@ -229,19 +230,21 @@ class Scheduler:
         if job.started_at is None:
             job.started_at = now
         req = job.request
-        if self.engine.streaming:
-            prepared = await self._infer(job, self.engine.prepare, segment, job.voice,
-                                         req.speed, job.lang)
+        engine = self.engine  # a reload may swap self.engine while this runs
+        if engine.streaming:
+            prepared = await self._infer(job, engine.prepare, segment, job.voice, req.speed,
+                                         job.lang)
             if prepared is None or job.cancelled:
                 return
             job.segments += 1
             job.pending, job.pending_segment = prepared, segment
+            job.pending_engine = engine
             job.segment_synth_s, job.segment_audio_s = time.perf_counter() - now, 0.0
             job.synth_s += job.segment_synth_s
             if job.pending:
                 await self._window(job)  # the first window in the same turn: early audio
             return
-        audio = await self._infer(job, self.engine.synthesize, segment, job.voice, req.speed,
+        audio = await self._infer(job, engine.synthesize, segment, job.voice, req.speed,
                                   job.lang)
         if audio is None or job.cancelled:
             return
@@ -254,9 +257,12 @@ class Scheduler:
         now = time.perf_counter()
         p = job.pending[0]
         frames = min(self.window_frames(job), p.remaining)
-        audio = await self._infer(job, self.engine.vocode, p, frames)
+        # A reload may have swapped the engine (even to one without the cut model):
+        # windows already prepared finish on the engine whose front made them.
+        engine = job.pending_engine or self.engine
+        audio = await self._infer(job, engine.vocode, p, frames)
         if audio is None or job.cancelled:
-            job.pending = []
+            job.pending, job.pending_engine = [], None
             return
         job.windows += 1
         synth_s = time.perf_counter() - now
@@ -264,6 +270,8 @@ class Scheduler:
             job.pending.pop(0)
         job.segment_synth_s += synth_s
         job.segment_audio_s += audio.size / SAMPLE_RATE
+        if not job.pending:
+            job.pending_engine = None
         if not job.pending and job.pending_segment is not None:
             self._learn(job.pending_segment, job.segment_audio_s, job.segment_synth_s,
                         job.request.speed)

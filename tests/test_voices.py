@@ -215,3 +215,40 @@ def _swap_during_stream(handle: DaemonProc, data: Path) -> None:
         stream = client.synthesize("After the swap.")
         assert sum(c.samples.size for c in stream) > 0 and stream.end is not None
     assert os.path.exists(data / "models" / "active.json")
+
+
+def test_reload_to_whole_model_mid_segment_finishes_the_stream(run_dir: Path,
+                                                               data_dir: Path) -> None:
+    """Windows prepared by the cut model finish on that engine after a swap to one without."""
+    conf = run_dir / "config.toml"
+    conf.write_text("streaming_vocoder = true\n")
+    handle = start_daemon(run_dir / "k.sock", data_dir, KOKORO_CONFIG=str(conf))
+    try:
+        with raw_conn(handle.socket) as conn:
+            text = " ".join(["This sentence is long enough that its audio comes in several "
+                             "windows, one after another, and somewhere in the middle of them "
+                             "the engine is swapped for one that no longer has the cut model, "
+                             "while the windows of this segment are still being made."] * 4)
+            conn.send({"op": "synthesize", "id": 1, "text": text})
+            frames = [conn.recv()]
+            while frames[-1]["op"] != "chunk":
+                frames.append(conn.recv())
+            conf.write_text("streaming_vocoder = false\n")
+            conn.send({"op": "reload", "id": "r"})
+            for frame in conn.frames():
+                frames.append(frame)
+                if frame.get("id") == 1 and frame["op"] in ("end", "error"):
+                    break
+            replies = [f for f in frames if f.get("id") == "r"]
+            ends = [f for f in frames if f.get("id") == 1 and f["op"] in ("end", "error")]
+            assert ends and ends[0]["op"] == "end", ends
+            chunks = [f for f in frames if f.get("id") == 1 and f["op"] == "chunk"]
+            assert [c["seq"] for c in chunks] == list(range(len(chunks)))
+            assert ends[0]["samples"] == sum(c["samples"] for c in chunks)
+            if not replies:
+                replies = [next(f for f in conn.frames() if f.get("id") == "r")]
+            assert replies[0]["op"] == "reload" and replies[0]["rebuilt"] is True
+            conn.send({"op": "status", "id": "s"})
+            assert conn.recv()["engine"]["streaming_vocoder"] is False
+    finally:
+        assert handle.stop() == 0, handle.log_text()
