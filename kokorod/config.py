@@ -93,6 +93,12 @@ SETTINGS: tuple[Setting, ...] = (
             "connections that have sent a request may idle", minimum=0.5, maximum=86400),
     Setting("shutdown_grace_s", "KOKORO_SHUTDOWN_GRACE_S", float, 3.0,
             "seconds in-flight streams get to finish on SIGTERM", minimum=0, maximum=600),
+    Setting("audio_device", "KOKORO_AUDIO_DEVICE", str, "",
+            "output device for daemon-side playback (`play: true`); empty = system default"),
+    Setting("playback_prebuffer", "KOKORO_PLAYBACK_PREBUFFER", int, 2,
+            "chunks daemon-side playback holds before it starts", minimum=1, maximum=16),
+    Setting("max_queued", "KOKORO_MAX_QUEUED", int, 64,
+            "utterances waiting in the daemon's speech queue", minimum=1, maximum=10_000),
     Setting("warmup", "KOKORO_WARMUP", bool, True, "synthesize once at start"),
     Setting("verbose", "KOKORO_VERBOSE_LOGS", bool, False, "debug logging"),
 )
@@ -122,6 +128,9 @@ class Config:
     max_active_requests: int
     idle_timeout_s: float
     shutdown_grace_s: float
+    audio_device: str
+    playback_prebuffer: int
+    max_queued: int
     warmup: bool
     verbose: bool
 

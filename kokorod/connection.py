@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import itertools
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -17,21 +19,28 @@ from typing import TYPE_CHECKING, Any
 from kokorod import peercred
 from kokorod.engine import EngineError
 from kokorod.protocol import (
+    FORMATS,
+    PRIORITIES,
     PROTOCOL_VERSION,
     SAMPLE_RATE,
+    TEXT_FORMATS,
     ErrorCode,
     FrameDecoder,
     ProtocolError,
+    SynthesizeRequest,
     check_id,
     check_op,
     encode_frame,
     error_frame,
+    parse_stop_scope,
     parse_synthesize,
     safe_id,
     samples_to_pcm,
     typed_field,
 )
 from kokorod.scheduler import Cancelled, Job
+from kokorod.speech_queue import Utterance
+from kokorod.text import prepare_text
 
 if TYPE_CHECKING:
     from kokorod.server import Daemon
@@ -39,6 +48,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 READ_SIZE = 64 * 1024
+LONG_TEXT = 4000  # characters: cleanup runs off the event loop beyond this
+_ANONYMOUS = itertools.count(1)
 
 
 class Connection:
@@ -47,8 +58,11 @@ class Connection:
         self.daemon = daemon
         self.reader = reader
         self.writer = writer
-        self.client_name = ""
+        # Who is speaking, for `stop` and mode `interrupt`: the hello's client_name,
+        # else a name of this connection's own.
+        self.client_name = f"anonymous-{next(_ANONYMOUS)}"
         self.jobs: dict[Any, Job] = {}
+        self.played: dict[Any, Utterance] = {}  # play: true requests, by id
         self.tasks: set[asyncio.Task[None]] = set()
         self.closed = False
         self.frames_seen = 0
@@ -148,7 +162,7 @@ class Connection:
     async def op_hello(self, message: dict[str, Any]) -> None:
         rid = check_id(message)
         name = message.get("client_name")
-        if isinstance(name, str):
+        if isinstance(name, str) and name.strip():
             self.client_name = name[:64]
         await self.send({
             "op": "hello",
@@ -158,7 +172,10 @@ class Connection:
             "sample_rate": SAMPLE_RATE,
             "voices": self.daemon.engine.voices.names(),
             "default_voice": self.daemon.engine.default_voice,
-            "formats": ["f32", "s16"],
+            "formats": list(FORMATS),
+            "text_formats": list(TEXT_FORMATS),
+            "priorities": list(PRIORITIES),
+            "client_name": self.client_name,
             "max_frame_bytes": self.daemon.config.max_frame_bytes,
         })
 
@@ -195,10 +212,39 @@ class Connection:
 
     async def op_cancel(self, message: dict[str, Any]) -> None:
         """Idempotent: cancelling an unknown or finished id does nothing."""
-        job = self.jobs.get(check_id(message))
+        rid = check_id(message)
+        job = self.jobs.get(rid)
         if job is not None:
             job.cancel()
             self.daemon.scheduler.notify()
+        utt = self.played.get(rid)
+        if utt is not None:
+            self.daemon.speech.cancel(utt)
+
+    async def op_stop(self, message: dict[str, Any]) -> None:
+        """Stop speech: this client's (by client_name), a named client's, or everyone's."""
+        rid = check_id(message)
+        scope, name = parse_stop_scope(message)
+        target = None if scope == "all" else (name or self.client_name)
+        stopped = self.daemon.stop_speech(target, "stopped")
+        await self.send({"op": "stop", "id": rid, "stopped": stopped,
+                         "client_name": target})
+
+    async def op_pause(self, message: dict[str, Any]) -> None:
+        """Hold the daemon's playback (one speaker: for every client)."""
+        rid = check_id(message)
+        self.daemon.speech.pause()
+        await self.send({"op": "pause", "id": rid, **self.daemon.speech.snapshot()})
+
+    async def op_resume(self, message: dict[str, Any]) -> None:
+        rid = check_id(message)
+        self.daemon.speech.resume()
+        await self.send({"op": "resume", "id": rid, **self.daemon.speech.snapshot()})
+
+    async def op_queue(self, message: dict[str, Any]) -> None:
+        """What the daemon is playing and what waits, in order."""
+        await self.send({"op": "queue", "id": check_id(message),
+                         **self.daemon.speech.snapshot()})
 
     async def op_synthesize(self, message: dict[str, Any]) -> None:
         config = self.daemon.config
@@ -206,7 +252,7 @@ class Connection:
                                default_chunk_ms=config.chunk_ms)
         if self.daemon.shutting_down:
             raise ProtocolError(ErrorCode.SHUTTING_DOWN, "the daemon is shutting down")
-        if req.id in self.jobs:
+        if req.id in self.jobs or req.id in self.played:
             raise ProtocolError(ErrorCode.DUPLICATE_ID,
                                 f"id {req.id!r} is already in use on this connection")
         if len(self.jobs) >= config.max_requests_per_connection:
@@ -215,16 +261,59 @@ class Connection:
         if self.daemon.scheduler.active_jobs >= config.max_active_requests:
             raise ProtocolError(ErrorCode.BUSY, "the daemon is at its limit of "
                                 f"{config.max_active_requests} requests; retry shortly")
+        if req.play and self.daemon.speech.full():
+            raise ProtocolError(ErrorCode.BUSY, f"the speech queue is full "
+                                f"({config.max_queued} waiting); retry shortly")
         engine = self.daemon.engine
         voice = engine.voice_style(req.voice)
         lang = engine.lang_for(req.voice, req.text, req.lang)
-        job = Job(req, voice, lang, owner=self)
-        self.jobs[req.id] = job
+        req = await self._cleaned(req, lang)
+        if req.mode != "queue":
+            target = None if req.mode == "stop-all" else self.client_name
+            self.daemon.stop_speech(target, "interrupted")
+        job = Job(req, voice, lang)
         self.daemon.counters["requests"] += 1
+        if req.play:
+            await self._queue_for_playback(job)
+            return
+        self.jobs[req.id] = job
         task = asyncio.get_running_loop().create_task(self._stream(job))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         self.daemon.scheduler.submit(job)
+
+    async def _cleaned(self, req: SynthesizeRequest, lang: str) -> SynthesizeRequest:
+        """The request with its text as it will be spoken (Markdown, code, numbers…)."""
+        args = (req.text, req.text_format, lang, req.normalize)
+        if len(req.text) > LONG_TEXT:
+            text = await asyncio.get_running_loop().run_in_executor(None, prepare_text, *args)
+        else:
+            text = prepare_text(*args)
+        if not text.strip():
+            raise ProtocolError(ErrorCode.EMPTY_TEXT,
+                                f"the {req.text_format} text has nothing speakable in it")
+        return dataclasses.replace(req, text=text)
+
+    async def _queue_for_playback(self, job: Job) -> None:
+        """play: true — the daemon's speech queue plays it; events come back here."""
+        rid = job.request.id
+
+        async def send(frame: dict[str, Any]) -> None:
+            if frame.get("op") in ("end", "error"):
+                self.played.pop(rid, None)
+                if frame["op"] == "error":
+                    self.daemon.counters["errors"] += 1
+                else:
+                    self.daemon.counters["completed" if not frame["cancelled"]
+                                         else "cancelled"] += 1
+            await self.send_quietly(frame)
+
+        utt = Utterance(job, self.client_name, send)
+        self.played[rid] = utt
+        await self.send({"op": "start", "id": rid, "play": True, "sample_rate": SAMPLE_RATE,
+                         "voice": job.request.voice or self.daemon.engine.default_voice,
+                         "priority": job.request.priority, "client_name": self.client_name})
+        self.daemon.speech.add(utt)
 
     # ------------------------------------------------------------ streaming
     async def _stream(self, job: Job) -> None:
@@ -286,6 +375,7 @@ class Connection:
         return {
             "op": "end", "id": job.request.id, "chunks": chunks, "samples": samples,
             "audio_seconds": round(samples / SAMPLE_RATE, 4), "cancelled": job.cancelled,
+            "reason": job.reason or "done",
             "timings": {"queued_ms": ms(job.started_at), "first_chunk_ms": ms(job.first_audio_at),
                         "total_ms": ms(now), "synth_ms": round(job.synth_s * 1000, 1),
                         "segments": job.segments},

@@ -25,6 +25,11 @@ MAX_ID_STR = 128
 MAX_ID_INT = (1 << 63) - 1
 
 FORMATS = ("f32", "s16")
+TEXT_FORMATS = ("plain", "markdown", "code")
+# speech-dispatcher's priorities, highest first (see kokorod/speech_queue.py for the rules)
+PRIORITIES = ("important", "message", "text", "notification")
+MODES = ("queue", "interrupt", "stop-all")
+STOP_SCOPES = ("client", "all")
 CHUNK_MS_RANGE = (20, 500)
 SPEED_RANGE = (0.5, 2.0)
 
@@ -47,6 +52,10 @@ class ErrorCode:
     BAD_CHUNK_MS = "bad_chunk_ms"
     BAD_FORMAT = "bad_format"
     BAD_LANG = "bad_lang"
+    BAD_TEXT_FORMAT = "bad_text_format"
+    BAD_PRIORITY = "bad_priority"
+    BAD_MODE = "bad_mode"
+    NO_AUDIO_DEVICE = "no_audio_device"  # play: true, but the daemon has no output device
     BUSY = "busy"  # too many requests in flight
     ENGINE_ERROR = "engine_error"  # inference failed for this request
     SHUTTING_DOWN = "shutting_down"
@@ -153,9 +162,15 @@ class SynthesizeRequest:
     lang: str | None
     chunk_ms: int
     format: str
+    text_format: str = "plain"
+    normalize: bool = True
+    priority: str = "text"
+    mode: str = "queue"
+    play: bool = False  # the daemon plays the audio itself instead of streaming it back
 
 
-REQUEST_OPS = ("hello", "synthesize", "cancel", "voices", "status", "ping", "reload")
+REQUEST_OPS = ("hello", "synthesize", "cancel", "voices", "status", "ping", "reload",
+               "stop", "pause", "resume", "queue")
 
 
 def check_id(message: dict[str, Any]) -> int | str:
@@ -250,11 +265,11 @@ def parse_synthesize(
         raise ProtocolError(
             ErrorCode.BAD_CHUNK_MS, f"chunk_ms must be between {lo_ms} and {hi_ms}, got {chunk_ms}"
         )
-    fmt = typed_field(message, "format", (str,), "f32")
-    if fmt not in FORMATS:
-        raise ProtocolError(
-            ErrorCode.BAD_FORMAT, f"format must be one of {', '.join(FORMATS)}, got {fmt[:32]!r}"
-        )
+    fmt = _choice(message, "format", FORMATS, "f32", ErrorCode.BAD_FORMAT)
+    text_format = _choice(message, "text_format", TEXT_FORMATS, "plain",
+                          ErrorCode.BAD_TEXT_FORMAT)
+    priority = _choice(message, "priority", PRIORITIES, "text", ErrorCode.BAD_PRIORITY)
+    mode = _choice(message, "mode", MODES, "queue", ErrorCode.BAD_MODE)
     return SynthesizeRequest(
         id=rid,
         text=text,
@@ -263,7 +278,29 @@ def parse_synthesize(
         lang=lang,
         chunk_ms=chunk_ms,
         format=fmt,
+        text_format=text_format,
+        normalize=typed_field(message, "normalize", (bool,), True),
+        priority=priority,
+        mode=mode,
+        play=typed_field(message, "play", (bool,), False),
     )
+
+
+def _choice(message: dict[str, Any], name: str, allowed: tuple[str, ...], default: str,
+            code: str) -> str:
+    """A string field that must be one of `allowed`; its own error code otherwise."""
+    value = typed_field(message, name, (str,), default)
+    if value not in allowed:
+        raise ProtocolError(code, f"{name} must be one of {', '.join(allowed)}, "
+                                  f"got {value[:32]!r}")
+    return str(value)
+
+
+def parse_stop_scope(message: dict[str, Any]) -> tuple[str, str | None]:
+    """`stop`'s scope ("client" = the caller's speech, "all") and an optional client_name."""
+    scope = _choice(message, "scope", STOP_SCOPES, "client", ErrorCode.BAD_REQUEST)
+    name = typed_field(message, "client_name", (str,), None)
+    return scope, None if name is None else name[:64]
 
 
 # ---------------------------------------------------------------- replies

@@ -1,8 +1,9 @@
 """Fair ordering of synthesis work between requests.
 
 One worker thread runs the engine (one inference already uses both cores).
-The scheduler hands it one segment at a time: a request that has not produced
-audio yet goes first (so a short request is never starved behind a long one),
+The scheduler hands it one segment at a time, to the request of the highest
+priority (important > message > text > notification); among equals a request
+that has not produced audio yet goes first (so a short request is never starved behind a long one),
 the rest take turns round-robin. A request whose output queue is full — its
 client is not reading — is skipped until it drains, which bounds memory per
 connection. Segment size adapts: the first is short for early audio, later
@@ -25,7 +26,7 @@ import numpy as np
 
 from kokorod.config import Config
 from kokorod.engine import Audio, Engine, EngineError, Prepared
-from kokorod.protocol import SAMPLE_RATE, SynthesizeRequest
+from kokorod.protocol import PRIORITIES, SAMPLE_RATE, SynthesizeRequest
 from kokorod.segment import Segment, SegmentStream
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,6 @@ class Job:
     request: SynthesizeRequest
     voice: Audio
     lang: str
-    owner: Any = None  # the connection, for disconnect cleanup
     stream: SegmentStream = field(init=False)
     out: asyncio.Queue[Any] = field(init=False)
     created_at: float = field(default_factory=time.perf_counter)
@@ -58,6 +58,7 @@ class Job:
     segments: int = 0
     windows: int = 0  # streaming vocoder windows done
     cancelled: bool = False
+    reason: str = ""  # why it was cancelled: cancelled, stopped, interrupted, …
     exhausted: bool = False  # all segments handed out
     # Streaming vocoder: the current segment's batches still to vocode, window by window.
     pending: list[Prepared] = field(default_factory=list)
@@ -82,10 +83,16 @@ class Job:
     def ready(self) -> bool:
         return self.active and self.out.qsize() < SEGMENTS_AHEAD
 
-    def cancel(self) -> None:
+    @property
+    def rank(self) -> int:
+        """0 for `important` … 3 for `notification`: lower goes first."""
+        return PRIORITIES.index(self.request.priority)
+
+    def cancel(self, reason: str = "cancelled") -> None:
         if self.cancelled:
             return
         self.cancelled = True
+        self.reason = reason
         while not self.out.empty():
             self.out.get_nowait()
         self.out.put_nowait(Cancelled)
@@ -135,14 +142,19 @@ class Scheduler:
 
     # ------------------------------------------------------------ policy
     def _pick(self) -> Job | None:
+        """The highest priority among ready jobs; within it fresh first, then round-robin."""
         self._jobs = [j for j in self._jobs if j.active]
-        fresh = [j for j in self._jobs if j.fresh and j.ready()]
+        ready = [j for j in self._jobs if j.ready()]
+        if not ready:
+            return None
+        best = min(j.rank for j in ready)
+        fresh = [j for j in ready if j.fresh and j.rank == best]
         if fresh:
             return min(fresh, key=lambda j: j.created_at)
         n = len(self._jobs)
         for k in range(n):
             job = self._jobs[(self._rr + k) % n]
-            if job.ready():
+            if job.ready() and job.rank == best:
                 self._rr = (self._rr + k + 1) % max(1, n)
                 return job
         return None

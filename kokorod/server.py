@@ -30,6 +30,7 @@ from kokorod.connection import Connection
 from kokorod.engine import Engine
 from kokorod.launcher import socket_is_live
 from kokorod.scheduler import Scheduler
+from kokorod.speech_queue import SpeechQueue
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ class Daemon:
         self.socket_path = config.socket_path
         self.engine: Engine
         self.scheduler: Scheduler
+        self.speech: SpeechQueue
         self.connections: set[Connection] = set()
         self.counters: Counter[str] = Counter()
         self.started_at = time.time()
@@ -109,6 +111,9 @@ class Daemon:
     async def start(self) -> None:
         self.scheduler = Scheduler(self.engine, self.config)
         self.scheduler.start()
+        self.speech = SpeechQueue(self.scheduler, self.config.audio_device,
+                                  self.config.playback_prebuffer, self.config.max_queued)
+        self.speech.start()
         old_umask = os.umask(0o177)
         try:
             self._server = await asyncio.start_unix_server(
@@ -152,6 +157,18 @@ class Daemon:
         self._conn_tasks.add(task)
         task.add_done_callback(self._conn_tasks.discard)
 
+    def stop_speech(self, client: str | None, reason: str) -> int:
+        """End the speech of one client (by client_name) or of all: streamed and played."""
+        count = self.speech.stop(client, reason)
+        for conn in self.connections:
+            if client is None or conn.client_name == client:
+                for job in list(conn.jobs.values()):
+                    if not job.cancelled:
+                        job.cancel(reason)
+                        count += 1
+        self.scheduler.notify()
+        return count
+
     def _files_changed(self, new: Config) -> bool:
         """Does the model store (KOKORO_*_PATH or `model use`) now point elsewhere?"""
         files = models.resolve(new.model_path, new.voices_path)
@@ -188,6 +205,8 @@ class Daemon:
                 self.scheduler.engine = engine
             self.config = new
             self.scheduler.config = new
+            self.speech.device, self.speech.max_queued = new.audio_device, new.max_queued
+            self.speech.prebuffer = new.playback_prebuffer
             logs.setup(new.verbose)
             self.counters["reloads"] += 1
             log.warning("reloaded settings (reload %d)", self.counters["reloads"])
@@ -215,10 +234,12 @@ class Daemon:
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
         deadline = time.monotonic() + self.config.shutdown_grace_s
+        self.speech.stop(None, "shutdown")  # the speaker stops with the daemon
         while (self.scheduler.active_jobs or self._streams_open()) and not self._force:
             if time.monotonic() >= deadline:
                 break
             await asyncio.sleep(0.05)
+        await self.speech.close()
         for conn in list(self.connections):
             await conn.close()
         if self._conn_tasks:
@@ -255,6 +276,7 @@ class Daemon:
             "num_fds": proc.num_fds() if hasattr(proc, "num_fds") else None,
             "num_tasks": len(asyncio.all_tasks()),
             "engine": self.engine.status(),
+            "speech": self.speech.snapshot(),
             "scheduler": {"rtf_estimate": round(self.scheduler.rtf_estimate, 3),
                           "seconds_per_char": round(self.scheduler.seconds_per_char, 4),
                           "first_segment_chars": self.config.first_segment_chars,

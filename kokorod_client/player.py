@@ -74,6 +74,7 @@ class JitterBuffer:
         self._next_seq = 0
         self._playing = False
         self._finished = False
+        self.paused = False  # read() gives silence and keeps its place
         self._last_arrival: float | None = None
         self.drained = threading.Event()
 
@@ -131,6 +132,9 @@ class JitterBuffer:
         """Fill `out` (1-D float32); returns False once everything has been played."""
         frames = out.shape[0]
         with self._lock:
+            if self.paused:
+                out[:] = 0
+                return True
             if not self._playing:
                 if self._ready_chunks >= self.prebuffer or (self._finished and self._ready):
                     self._playing = True
@@ -232,6 +236,13 @@ class Player:
         time.sleep(0.05)
         self.close()
         return done
+
+    def pause(self) -> None:
+        """Hold playback where it is (the device plays silence meanwhile)."""
+        self.buffer.paused = True
+
+    def resume(self) -> None:
+        self.buffer.paused = False
 
     def stop(self) -> None:
         """Stop at once (Ctrl-C): drop what is buffered."""

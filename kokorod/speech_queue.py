@@ -1,0 +1,295 @@
+"""Daemon-side playback: one speaker, one queue, speech-dispatcher's priority rules.
+
+Requests with `play: true` become utterances here instead of streams back to
+the client. One plays at a time through sounddevice; the rest wait in order of
+priority, then arrival. What happens when one arrives (modelled on
+speech-dispatcher's message priorities):
+
+    important     never interrupted; interrupts anything else that is playing;
+                  waiting notifications are dropped; waiting message/text wait on
+    message       interrupts text and notification; drops waiting notifications
+    text          interrupts notification; drops waiting notifications
+    notification  spoken only when nothing else is playing or waiting, else dropped
+
+An interrupted utterance ends (reason "interrupted"); it does not resume.
+Mode `interrupt` first stops everything of the same client (playing, waiting
+and streamed back), mode `stop-all` everything of every client. Utterances
+outlive their connection (a shell script may send and hang up); `stop` with
+the same client_name ends them. Only the playing utterance and the next are
+synthesized: the next one is ready when the current ends, and a long queue
+costs no memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from kokorod.engine import EngineError
+from kokorod.protocol import PRIORITIES, SAMPLE_RATE, ErrorCode, error_frame
+from kokorod.scheduler import Cancelled, Job, Scheduler
+
+log = logging.getLogger(__name__)
+
+RANK = {name: i for i, name in enumerate(PRIORITIES)}  # 0 = important
+AHEAD_S = 10.0  # audio handed to the device ahead of what it has played
+POLL_S = 0.02
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@dataclass
+class Utterance:
+    job: Job
+    client: str
+    send: Send  # events go back to the requesting connection (quietly, it may be gone)
+    number: int = 0
+    state: str = "queued"  # queued → playing → done
+    reason: str = ""
+    submitted: bool = False  # handed to the scheduler
+    played_samples: int = 0
+    queued_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def rank(self) -> int:
+        return self.job.rank
+
+    def end(self, reason: str) -> None:
+        if not self.reason:
+            self.reason = reason
+        self.job.cancel(reason)
+
+    def describe(self) -> dict[str, Any]:
+        req = self.job.request
+        return {"id": req.id, "client": self.client, "priority": req.priority,
+                "state": self.state, "text": req.text[:80],
+                "played_seconds": round(self.played_samples / SAMPLE_RATE, 3)}
+
+
+class NoOutput(RuntimeError):
+    """The daemon cannot open an audio output device."""
+
+
+def open_player(device: str, prebuffer: int) -> Any:
+    """A kokorod_client Player on the configured device (blocking: run off the loop)."""
+    from kokorod_client.player import NoAudioDevice, Player
+
+    try:
+        return Player(prebuffer=prebuffer, device=device or None)
+    except NoAudioDevice as exc:
+        raise NoOutput(str(exc)) from None
+
+
+class SpeechQueue:
+    def __init__(self, scheduler: Scheduler, device: str = "", prebuffer: int = 2,
+                 max_queued: int = 64) -> None:
+        self.scheduler = scheduler
+        self.device = device
+        self.prebuffer = prebuffer
+        self.max_queued = max_queued
+        self.current: Utterance | None = None
+        self.waiting: list[Utterance] = []
+        self.paused = False
+        self._player: Any = None
+        self._wake = asyncio.Event()
+        self._numbers = itertools.count(1)
+        self._task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="speech-queue")
+
+    async def close(self) -> None:
+        for utt in [*self.waiting, *([self.current] if self.current else [])]:
+            utt.end("shutdown")
+        self._wake.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for utt in self.waiting:
+            await self._finish(utt)
+        self.waiting.clear()
+
+    # ------------------------------------------------------------ requests
+    def add(self, utt: Utterance) -> int:
+        """Queue by the priority rules; returns the place in line (0 = plays now)."""
+        utt.number = next(self._numbers)
+        rank = utt.rank
+        if rank == RANK["notification"] and (self.waiting or (
+                self.current and self.current.rank < rank)):
+            utt.end("discarded")
+            self._later(self._finish(utt))
+            return -1
+        current = self.current
+        if current is not None and rank < current.rank:
+            current.end("interrupted")
+        if rank < RANK["notification"]:
+            for other in [u for u in self.waiting if u.rank == RANK["notification"]]:
+                self._drop(other, "discarded")
+        at = len(self.waiting)
+        for i, other in enumerate(self.waiting):
+            if other.rank > rank or (utt.job.request.mode == "interrupt"
+                                     and other.rank == rank):
+                at = i
+                break
+        self.waiting.insert(at, utt)
+        self._wake.set()
+        return at + (1 if self.current is not None and not self.current.reason else 0)
+
+    def full(self) -> bool:
+        return len(self.waiting) >= self.max_queued
+
+    def stop(self, client: str | None, reason: str = "stopped") -> int:
+        """End the playing and waiting utterances of `client` (None: everyone's)."""
+        count = 0
+        for utt in list(self.waiting):
+            if client is None or utt.client == client:
+                self._drop(utt, reason)
+                count += 1
+        current = self.current
+        if current is not None and not current.reason and (client is None or
+                                                          current.client == client):
+            current.end(reason)
+            count += 1
+        self._wake.set()
+        return count
+
+    def cancel(self, utt: Utterance) -> None:
+        """The client's own `cancel` of one played request."""
+        if utt in self.waiting:
+            self._drop(utt, "cancelled")
+        elif utt is self.current:
+            utt.end("cancelled")
+        self._wake.set()
+
+    def pause(self) -> bool:
+        self.paused = True
+        if self._player is not None:
+            self._player.pause()
+        return True
+
+    def resume(self) -> bool:
+        self.paused = False
+        if self._player is not None:
+            self._player.resume()
+        self._wake.set()
+        return True
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"paused": self.paused,
+                "playing": self.current.describe() if self.current else None,
+                "waiting": [u.describe() for u in self.waiting]}
+
+    # ------------------------------------------------------------ internals
+    def _drop(self, utt: Utterance, reason: str) -> None:
+        self.waiting.remove(utt)
+        utt.end(reason)
+        self._later(self._finish(utt))
+
+    def _later(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self.scheduler.notify()
+        task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+
+    def _submit(self, utt: Utterance) -> None:
+        if not utt.submitted:
+            utt.submitted = True
+            self.scheduler.submit(utt.job)
+
+    async def _finish(self, utt: Utterance, error: dict[str, Any] | None = None) -> None:
+        """The one final frame of a played request: `end` (or `error`)."""
+        utt.state = "done"
+        req = utt.job.request
+        if error is None:
+            reason = utt.reason or "done"
+            error = {"op": "end", "id": req.id, "play": True, "cancelled": reason != "done",
+                     "reason": reason, "samples": utt.played_samples,
+                     "audio_seconds": round(utt.played_samples / SAMPLE_RATE, 4)}
+        await utt.send(error)
+
+    async def _run(self) -> None:
+        while True:
+            if not self.waiting or self.paused:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            utt = self.waiting.pop(0)
+            self.current = utt
+            try:
+                await self._play(utt)
+            except asyncio.CancelledError:
+                utt.end("shutdown")
+                await self._finish(utt)
+                raise
+            except Exception as exc:  # a device fault must not stop the queue
+                log.exception("playback of %r failed", utt.job.request.id)
+                utt.end("error")
+                await self._finish(utt, error_frame(utt.job.request.id, ErrorCode.INTERNAL,
+                                                    f"playback failed: {exc}"))
+            finally:
+                self.current = None
+                self._close_player()
+
+    def _close_player(self) -> None:
+        player, self._player = self._player, None
+        if player is not None:
+            player.stop()
+
+    async def _play(self, utt: Utterance) -> None:
+        loop = asyncio.get_running_loop()
+        job = utt.job
+        self._submit(utt)  # synthesis starts while the device opens
+        try:
+            player = await loop.run_in_executor(None, open_player, self.device, self.prebuffer)
+        except NoOutput as exc:
+            utt.end("error")
+            await self._finish(utt, error_frame(job.request.id, ErrorCode.NO_AUDIO_DEVICE,
+                                                f"the daemon cannot play audio: {exc}"))
+            return
+        self._player = player
+        if self.paused:
+            player.pause()
+        utt.state = "playing"
+        await utt.send({"op": "playing", "id": job.request.id})
+        chunk = max(1, job.request.chunk_ms * SAMPLE_RATE // 1000)
+        seq = 0
+        error: dict[str, Any] | None = None
+        while True:
+            item = await job.out.get()
+            self.scheduler.notify()
+            if item is None or item is Cancelled:
+                break
+            if isinstance(item, EngineError):
+                error = error_frame(job.request.id, ErrorCode.ENGINE_ERROR, str(item))
+                break
+            for start in range(0, item.size, chunk):
+                player.feed(seq, np.asarray(item[start:start + chunk]))
+                seq += 1
+            while (player.buffer.buffered_seconds() > AHEAD_S and not job.cancelled):
+                await asyncio.sleep(POLL_S)
+        if not job.cancelled:
+            self._prefetch_next()
+            player.finish()
+            while not player.buffer.drained.is_set() and not job.cancelled:
+                await asyncio.sleep(POLL_S)
+            if not job.cancelled:
+                await asyncio.sleep(0.05)  # the device's last block
+        utt.played_samples = player.buffer.stats.samples_played
+        if error is None and seq == 0 and not job.cancelled:
+            error = error_frame(job.request.id, ErrorCode.EMPTY_TEXT,
+                                "the text has nothing speakable in it")
+        await self._finish(utt, error)
+
+    def _prefetch_next(self) -> None:
+        """Synthesis of this utterance is done: start the next one so it is ready in time."""
+        if self.waiting and not self.paused:
+            self._submit(self.waiting[0])
