@@ -259,7 +259,26 @@ class SpeechQueue:
         if self.paused:
             player.pause()
         utt.state = "playing"
-        await utt.send({"op": "playing", "id": job.request.id})
+        announce = loop.create_task(self._announce(utt, player), name="speech-playing")
+        try:
+            error, seq = await self._feed(job, player)
+        finally:
+            announce.cancel()
+        utt.played_samples = player.buffer.stats.samples_played
+        if error is None and seq == 0 and not job.cancelled:
+            error = error_frame(job.request.id, ErrorCode.EMPTY_TEXT,
+                                "the text has nothing speakable in it")
+        await self._finish(utt, error)
+
+    @staticmethod
+    async def _announce(utt: Utterance, player: Any) -> None:
+        """`playing` goes out when the first sound reaches the device, not before."""
+        while player.buffer.stats.first_sound_at is None:
+            await asyncio.sleep(POLL_S)
+        await utt.send({"op": "playing", "id": utt.job.request.id})
+
+    async def _feed(self, job: Job, player: Any) -> tuple[dict[str, Any] | None, int]:
+        """Hand the job's audio to the player until it has played out (or was cancelled)."""
         chunk = max(1, job.request.chunk_ms * SAMPLE_RATE // 1000)
         seq = 0
         error: dict[str, Any] | None = None
@@ -283,11 +302,7 @@ class SpeechQueue:
                 await asyncio.sleep(POLL_S)
             if not job.cancelled:
                 await asyncio.sleep(0.05)  # the device's last block
-        utt.played_samples = player.buffer.stats.samples_played
-        if error is None and seq == 0 and not job.cancelled:
-            error = error_frame(job.request.id, ErrorCode.EMPTY_TEXT,
-                                "the text has nothing speakable in it")
-        await self._finish(utt, error)
+        return error, seq
 
     def _prefetch_next(self) -> None:
         """Synthesis of this utterance is done: start the next one so it is ready in time."""

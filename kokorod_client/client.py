@@ -57,6 +57,7 @@ class Stream:
         self.queue: queue.Queue[Any] = queue.Queue(maxsize=STREAM_QUEUE_FRAMES)
         self.end: End | None = None
         self.started: dict[str, Any] | None = None
+        self.playing = threading.Event()  # play: true — the daemon's speaker started it
 
     def __iter__(self) -> Iterator[Chunk]:
         try:
@@ -68,7 +69,9 @@ class Stream:
                         raise ConnectionLost("kokorod closed the connection mid-stream") from None
                     continue
                 item = stream_item(frame, self.format)
-                if item is None:
+                if item is None and frame.get("op") == "playing":
+                    self.playing.set()
+                elif item is None:
                     self.started = frame
                 elif isinstance(item, End):
                     self.end = item
@@ -182,14 +185,40 @@ class Client:
 
     def synthesize(self, text: str, *, voice: str | None = None, speed: float = 1.0,
                    lang: str | None = None, chunk_ms: int | None = None,
-                   fmt: str = "f32") -> Stream:
+                   fmt: str = "f32", text_format: str | None = None,
+                   priority: str | None = None, mode: str | None = None,
+                   play: bool | None = None, normalize: bool | None = None) -> Stream:
+        """Start a request; iterate the Stream for its chunks (none when play=True: the
+        daemon plays it, and the Stream ends when the speaker is done with it)."""
         rid = self._ids.next()
         stream = Stream(self, rid, fmt)
         with self._routes_lock:
             self._routes[rid] = stream.queue
         self.send(synthesize_request(rid, text, voice=voice, speed=speed, lang=lang,
-                                     chunk_ms=chunk_ms, fmt=fmt))
+                                     chunk_ms=chunk_ms, fmt=fmt, text_format=text_format,
+                                     priority=priority, mode=mode, play=play,
+                                     normalize=normalize))
         return stream
+
+    def speak(self, text: str, **options: Any) -> Stream:
+        """The daemon plays `text` itself (no audio code here); see synthesize()."""
+        return self.synthesize(text, play=True, **options)
+
+    def stop(self, *, everyone: bool = False, client_name: str | None = None) -> int:
+        """Stop this client's speech (or `client_name`'s, or everyone's); how many ended."""
+        reply = self.request("stop", scope="all" if everyone else "client",
+                             **({"client_name": client_name} if client_name else {}))
+        return int(reply["stopped"])
+
+    def pause(self) -> dict[str, Any]:
+        return self.request("pause")
+
+    def resume(self) -> dict[str, Any]:
+        return self.request("resume")
+
+    def speech_queue(self) -> dict[str, Any]:
+        """What the daemon's speaker plays and what waits (`queue` op)."""
+        return self.request("queue")
 
     def close(self) -> None:
         if self._closed:

@@ -40,6 +40,7 @@ class End:
     audio_seconds: float
     cancelled: bool
     timings: dict[str, Any] = field(default_factory=dict)
+    reason: str = "done"  # or cancelled, stopped, interrupted, discarded, shutdown
 
 
 class IdSource:
@@ -56,10 +57,13 @@ class IdSource:
 
 def synthesize_request(rid: Any, text: str, *, voice: str | None = None, speed: float = 1.0,
                        lang: str | None = None, chunk_ms: int | None = None,
-                       fmt: str = "f32") -> dict[str, Any]:
+                       fmt: str = "f32", **options: Any) -> dict[str, Any]:
+    """A `synthesize` frame; `options` are the optional fields (text_format, priority,
+    mode, play, normalize), left out when None."""
     message: dict[str, Any] = {"op": "synthesize", "id": rid, "text": text, "speed": speed,
                                "format": fmt}
-    for key, value in (("voice", voice), ("lang", lang), ("chunk_ms", chunk_ms)):
+    for key, value in (("voice", voice), ("lang", lang), ("chunk_ms", chunk_ms),
+                       *options.items()):
         if value is not None:
             message[key] = value
     return message
@@ -72,15 +76,15 @@ def raise_if_error(frame: dict[str, Any]) -> dict[str, Any]:
 
 
 def stream_item(frame: dict[str, Any], fmt: str) -> Chunk | End | None:
-    """A frame of a synthesize stream → Chunk, End, or None for `start`."""
+    """A frame of a synthesize stream → Chunk, End, or None for `start` and `playing`."""
     op = raise_if_error(frame).get("op")
     if op == "chunk":
         pcm = frame["pcm"]
         return Chunk(int(frame["seq"]), pcm_to_samples(pcm, fmt), pcm)
     if op == "end":
-        return End(int(frame["chunks"]), int(frame.get("samples", 0)),
+        return End(int(frame.get("chunks", 0)), int(frame.get("samples", 0)),
                    float(frame["audio_seconds"]), bool(frame["cancelled"]),
-                   dict(frame.get("timings") or {}))
+                   dict(frame.get("timings") or {}), str(frame.get("reason", "done")))
     return None
 
 

@@ -6,13 +6,14 @@ import os
 import shutil
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from helpers import DaemonProc, short_tmpdir, start_daemon
+from helpers import DaemonProc, alsa_home, short_tmpdir, start_daemon
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +33,33 @@ def daemon(data_dir: Path) -> Iterator[DaemonProc]:
     code = handle.stop()
     shutil.rmtree(run_dir, ignore_errors=True)
     assert code == 0, f"daemon exited with {code}:\n{handle.log_text()}"
+
+
+@dataclass
+class Speaker:
+    """A daemon whose sound output is ALSA's file plugin: daemon-side playback lands in
+    `capture`. `config` is its config file (write settings, then send `reload`)."""
+
+    daemon: DaemonProc
+    capture: Path
+    config: Path
+
+    @property
+    def socket(self) -> Path:
+        return self.daemon.socket
+
+
+@pytest.fixture(scope="session")
+def speaker(data_dir: Path) -> Iterator[Speaker]:
+    run_dir = short_tmpdir("kp")
+    home, capture = alsa_home(run_dir)
+    config = run_dir / "kokorod.toml"
+    handle = start_daemon(run_dir / "p.sock", data_dir, HOME=str(home),
+                          KOKORO_CONFIG=str(config))
+    yield Speaker(handle, capture, config)
+    code = handle.stop()
+    shutil.rmtree(run_dir, ignore_errors=True)
+    assert code == 0, f"speaker daemon exited with {code}:\n{handle.log_text()}"
 
 
 @pytest.fixture

@@ -152,3 +152,44 @@ def raw_conn(path: Path) -> Iterator[RawConn]:
         yield conn
     finally:
         conn.close()
+
+
+def alsa_home(tmp: Path) -> tuple[Path, Path]:
+    """A HOME whose ALSA default device is a `file` plugin over `null`: whatever
+    sounddevice plays there lands in the returned capture file."""
+    home = tmp / "home"
+    home.mkdir()
+    capture = tmp / "played.wav"
+    (home / ".asoundrc").write_text(
+        'pcm.!default {\n  type file\n  slave.pcm "null"\n'
+        f'  file "{capture}"\n  format "wav"\n}}\n'
+    )
+    return home, capture
+
+
+def read_alsa_capture(path: Path) -> Any:
+    """Samples written by ALSA's `file` plugin.
+
+    For FLOAT_LE streams the plugin writes a WAV header that claims 32-bit
+    integer PCM while the data is float32, so the header is used only for its
+    size and the data read as float32.
+    """
+    import numpy as np
+
+    raw = path.read_bytes()
+    data_at = raw.index(b"data") + 8
+    return np.frombuffer(raw[data_at:data_at + (len(raw) - data_at) // 4 * 4], dtype="<f4")
+
+
+def without_silence(samples: Any, run: int = 64) -> Any:
+    """The samples with every run of >= `run` exact zeros removed (pre-buffer fill,
+    pauses, underruns on a slow machine)."""
+    import numpy as np
+
+    zero = samples == 0
+    keep = np.ones(samples.size, dtype=bool)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], zero.astype(np.int8), [0]])))
+    for start, end in zip(edges[::2], edges[1::2], strict=True):
+        if end - start >= run:
+            keep[start:end] = False
+    return samples[keep]

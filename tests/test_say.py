@@ -13,7 +13,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from helpers import DaemonProc, daemon_env, raw_conn, start_daemon, wait_live
+from helpers import (
+    DaemonProc,
+    alsa_home,
+    daemon_env,
+    raw_conn,
+    read_alsa_capture,
+    start_daemon,
+    wait_live,
+    without_silence,
+)
 
 from kokorod.launcher import socket_is_live
 from kokorod_client import Client
@@ -26,40 +35,6 @@ def say(args: list[str], env: dict[str, str], cwd: Path | None = None,
     return subprocess.run([sys.executable, "-m", "kokorod_client.say", *args], env=env,
                           capture_output=True, text=True, timeout=timeout, cwd=cwd,
                           input=stdin)
-
-
-def without_silence(samples: np.ndarray, run: int = 64) -> np.ndarray:
-    """The samples with every run of >= `run` exact zeros removed."""
-    zero = samples == 0
-    keep = np.ones(samples.size, dtype=bool)
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], zero.astype(np.int8), [0]])))
-    for start, end in zip(edges[::2], edges[1::2], strict=True):
-        if end - start >= run:
-            keep[start:end] = False
-    return samples[keep]
-
-
-def read_alsa_capture(path: Path) -> np.ndarray:
-    """Samples written by ALSA's `file` plugin.
-
-    For FLOAT_LE streams the plugin writes a WAV header that claims 32-bit
-    integer PCM while the data is float32, so the header is used only for its
-    size and the data read as float32.
-    """
-    raw = path.read_bytes()
-    data_at = raw.index(b"data") + 8
-    return np.frombuffer(raw[data_at:data_at + (len(raw) - data_at) // 4 * 4], dtype="<f4")
-
-
-def alsa_home(tmp: Path) -> tuple[Path, Path]:
-    home = tmp / "home"
-    home.mkdir()
-    capture = tmp / "played.wav"
-    (home / ".asoundrc").write_text(
-        'pcm.!default {\n  type file\n  slave.pcm "null"\n'
-        f'  file "{capture}"\n  format "wav"\n}}\n'
-    )
-    return home, capture
 
 
 def test_say_writes_valid_wav(daemon: DaemonProc, tmp_path: Path) -> None:
