@@ -1,4 +1,4 @@
-"""`kokorod run | start | stop | status | config | service …`."""
+"""`kokorod run | start | stop | status | config | socket | service | model …`."""
 
 from __future__ import annotations
 
@@ -105,6 +105,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_socket(args: argparse.Namespace) -> int:
+    """Print the socket path: editor plugins ask this once instead of guessing."""
+    print(_config(args).socket_path)
+    return 0
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     config = _config(args)
     for s in SETTINGS:
@@ -150,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(func=cmd_status)
     sub.add_parser("config", help="show the effective settings").set_defaults(func=cmd_config)
+    sub.add_parser("socket", help="print the socket path (for editor plugins and scripts)"
+                   ).set_defaults(func=cmd_socket)
     svc = sub.add_parser("service", help="login service: launchd (macOS) / systemd (Linux)")
     svc.add_argument("action", choices=["install", "uninstall", "start", "stop", "restart",
                                         "status", "logs"])

@@ -1,0 +1,67 @@
+;;; kokoro-tests.el --- Headless tests for kokoro.el against a real daemon  -*- lexical-binding: t -*-
+
+;; Run: KOKORO_SOCKET=… emacs --batch -L client/editors/emacs -l kokoro-tests.el \
+;;        -f ert-run-tests-batch-and-exit
+
+;;; Code:
+
+(require 'ert)
+(require 'kokoro)
+
+(setq kokoro-autostart nil)  ; the test runner starts the daemon it means
+
+(ert-deftest kokoro-msgpack-round-trip ()
+  (dolist (value (list 0 1 127 128 255 65535 70000 (expt 2 40) -1 -32 -33 -200 -70000
+                       0.0 1.5 -2.25 3.14159 1e-5 "" "hello" "übergrößen ✓"
+                       (make-string 40 ?a) (make-string 300 ?b) t :false nil
+                       [1 2 "three"]))
+    (let ((decoded (car (kokoro--unpack (kokoro--pack value) 0))))
+      (should (equal decoded value))))
+  (let ((map (car (kokoro--unpack (kokoro--pack '((op . "x") (n . 5) (inner . ((a . t)))))
+                                  0))))
+    (should (equal (alist-get 'op map) "x"))
+    (should (equal (alist-get 'a (alist-get 'inner map)) t))))
+
+(ert-deftest kokoro-text-format-follows-the-mode ()
+  (with-temp-buffer
+    (emacs-lisp-mode)
+    (should (equal (kokoro-text-format) "code"))
+    (text-mode)
+    (should (equal (kokoro-text-format) "plain"))))
+
+(ert-deftest kokoro-speaks-a-region-and-stops-it ()
+  "The region is spoken by the daemon (`playing'), and `kokoro-stop' ends it."
+  (with-temp-buffer
+    (insert "This line is before the region.\n")
+    (let ((beg (point)))
+      (dotimes (i 15)
+        (insert (format "Sentence %d of the region, read aloud by the daemon. " (1+ i))))
+      (let ((id (kokoro-speak-region beg (point))))
+        (should (kokoro-wait id 120 '("playing")))
+        (should (>= (kokoro-stop) 1))
+        (let ((end (kokoro-wait id 30)))
+          (should end)
+          (should (equal (alist-get 'op end) "end"))
+          (should (equal (alist-get 'reason end) "stopped"))
+          (should (> (alist-get 'audio_seconds end) 0))
+          (should (< (alist-get 'audio_seconds end) 60)))))))
+
+(ert-deftest kokoro-speaks-a-short-region-to-the-end ()
+  (with-temp-buffer
+    (insert "Hello from Emacs.")
+    (let* ((id (kokoro-speak-buffer))
+           (end (kokoro-wait id 120)))
+      (should (equal (alist-get 'reason end) "done"))
+      (should (< 0.5 (alist-get 'audio_seconds end) 5.0)))))
+
+(ert-deftest kokoro-pause-and-resume-reply ()
+  (should (eq (alist-get 'paused (kokoro-pause)) t))
+  (should (eq (alist-get 'paused (kokoro-resume)) :false)))
+
+(ert-deftest kokoro-bad-voice-is-an-error-frame ()
+  (let* ((kokoro-voice "no_such_voice")
+         (end (kokoro-wait (kokoro-speak-string "Hi.") 30)))
+    (should (equal (alist-get 'op end) "error"))
+    (should (equal (alist-get 'code end) "unknown_voice"))))
+
+;;; kokoro-tests.el ends here
