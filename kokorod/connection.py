@@ -325,6 +325,7 @@ class Connection:
         try:
             await self.send({"op": "start", "id": req.id, "sample_rate": SAMPLE_RATE,
                              "format": req.format, "chunk_ms": req.chunk_ms,
+                             "chars": len(req.text),
                              "voice": req.voice or self.daemon.engine.default_voice})
             while True:
                 item = await job.out.get()
@@ -338,6 +339,10 @@ class Connection:
                     if job.cancelled:
                         break
                     piece = item[start:start + chunk]
+                    while job.marks and job.marks[0][0] < samples_sent + piece.size:
+                        sample, char, text = job.marks.pop(0)
+                        await self.send({"op": "mark", "id": req.id, "sample": sample,
+                                         "char": char, "text": text})
                     await self.send({"op": "chunk", "id": req.id, "seq": seq,
                                      "pcm": samples_to_pcm(piece, req.format),
                                      "samples": int(piece.size)})

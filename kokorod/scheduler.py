@@ -54,6 +54,11 @@ class Job:
     first_audio_at: float | None = None  # first chunk handed to the writer
     started_at: float | None = None  # first segment picked by the worker
     produced_s: float = 0.0
+    produced_samples: int = 0
+    # (first sample of the segment's audio, its first character in the spoken text, text):
+    # the writer sends them as `mark` frames just before that sample, for `say -i`.
+    marks: list[tuple[int, int, str]] = field(default_factory=list)
+    chars_taken: int = 0
     synth_s: float = 0.0
     segments: int = 0
     windows: int = 0  # streaming vocoder windows done
@@ -225,6 +230,7 @@ class Scheduler:
     def _deliver(self, job: Job, audio: Audio, synth_s: float) -> None:
         job.synth_s += synth_s
         job.produced_s += audio.size / SAMPLE_RATE
+        job.produced_samples += int(audio.size)
         if audio.size:
             job.out.put_nowait(np.ascontiguousarray(audio))
 
@@ -241,6 +247,8 @@ class Scheduler:
             return
         if job.started_at is None:
             job.started_at = now
+        job.marks.append((job.produced_samples, job.chars_taken, segment.text))
+        job.chars_taken += len(segment.text)
         req = job.request
         engine = self.engine  # a reload may swap self.engine while this runs
         if engine.streaming:

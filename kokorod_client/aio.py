@@ -15,6 +15,7 @@ from kokorod_client.messages import (
     ConnectionLost,
     End,
     IdSource,
+    Mark,
     raise_if_error,
     stream_item,
     synthesize_request,
@@ -29,6 +30,7 @@ class AsyncStream:
         self.client = client
         self.id = rid
         self.format = fmt
+        self.marks: list[Mark] = []
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.end: End | None = None
 
@@ -42,7 +44,9 @@ class AsyncStream:
                 if isinstance(item, End):
                     self.end = item
                     return
-                if item is not None:
+                if isinstance(item, Mark):
+                    self.marks.append(item)
+                elif item is not None:
                     yield item
         finally:
             self.client._routes.pop(self.id, None)

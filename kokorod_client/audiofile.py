@@ -1,42 +1,118 @@
-"""Writing audio to a file as it streams in (bounded memory), via soundfile."""
+"""Writing audio to a file as it streams in (bounded memory), via soundfile.
+
+The file format comes from `--file-format` or the extension; the sample
+format from `--data-format`, in macOS `say`'s notation (LEI16, BEF32, …, with
+an optional @rate) or as s16 / f32. Raw files are headerless samples.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from kokorod.protocol import SAMPLE_RATE
 
-# extension → (soundfile format, subtype)
-FORMATS: dict[str, tuple[str, str]] = {
-    ".wav": ("WAV", "PCM_16"),
-    ".aiff": ("AIFF", "PCM_16"),
-    ".aif": ("AIFF", "PCM_16"),
-    ".flac": ("FLAC", "PCM_16"),
-    ".ogg": ("OGG", "VORBIS"),
+# --file-format names (say's and common ones) → soundfile container
+FILE_FORMATS: dict[str, str] = {
+    "wave": "WAV", "wav": "WAV", "aiff": "AIFF", "aif": "AIFF", "aifc": "AIFF",
+    "flac": "FLAC", "ogg": "OGG", "raw": "RAW", "pcm": "RAW",
 }
+EXTENSIONS: dict[str, str] = {
+    ".wav": "WAV", ".wave": "WAV", ".aiff": "AIFF", ".aif": "AIFF", ".aifc": "AIFF",
+    ".flac": "FLAC", ".ogg": "OGG", ".raw": "RAW", ".pcm": "RAW",
+}
+# sample type in say's notation → soundfile subtype
+SAMPLE_TYPES: dict[str, str] = {
+    "I8": "PCM_S8", "UI8": "PCM_U8", "I16": "PCM_16", "I24": "PCM_24", "I32": "PCM_32",
+    "F32": "FLOAT", "F64": "DOUBLE",
+}
+ALIASES = {"S16": "LEI16", "F32LE": "LEF32", "S16LE": "LEI16", "FLOAT": "LEF32"}
+DEFAULT_SUBTYPE = {"WAV": "PCM_16", "AIFF": "PCM_16", "FLAC": "PCM_16", "OGG": "VORBIS",
+                   "RAW": "PCM_16"}
+LITTLE_ONLY = ("WAV", "FLAC", "OGG")
+BIG_ONLY = ("AIFF",)
 
 
 class UnsupportedFormat(ValueError):
-    """The output file's extension names no format we can write."""
+    """A file or data format we cannot write; the message says what would work."""
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    container: str  # soundfile format: WAV, AIFF, FLAC, OGG, RAW
+    subtype: str  # soundfile subtype: PCM_16, FLOAT, …
+    endian: str  # FILE (the container's own), LITTLE or BIG
+
+
+def parse_data_format(text: str) -> tuple[str | None, str, int | None]:
+    """'LEF32@24000' → ('LITTLE', 'FLOAT', 24000); 's16' → ('LITTLE', 'PCM_16', None)."""
+    spec, _, rate_text = text.strip().partition("@")
+    spec = ALIASES.get(spec.upper(), spec.upper())
+    endian = None
+    if spec.startswith(("LE", "BE")):
+        endian = "LITTLE" if spec.startswith("LE") else "BIG"
+        spec = spec[2:]
+    if spec not in SAMPLE_TYPES:
+        raise UnsupportedFormat(
+            f"data format {text!r} not understood; use e.g. LEI16, BEI16, LEF32, I24, F32 "
+            "(say's notation, optional @24000), or s16 / f32")
+    rate = None
+    if rate_text:
+        try:
+            rate = int(float(rate_text))
+        except ValueError:
+            raise UnsupportedFormat(f"sample rate {rate_text!r} is not a number") from None
+    return endian, SAMPLE_TYPES[spec], rate
+
+
+def file_spec(path: str | Path, file_format: str | None = None,
+              data_format: str | None = None) -> FileSpec:
+    """What to write for `path`, refusing combinations the container cannot hold."""
+    suffix = Path(path).suffix.lower()
+    if file_format:
+        container = FILE_FORMATS.get(file_format.strip().lower())
+        if container is None:
+            raise UnsupportedFormat(f"file format {file_format!r} not supported; use one of "
+                                    "WAVE, AIFF, AIFC, FLAC, OGG, raw")
+    elif suffix in EXTENSIONS:
+        container = EXTENSIONS[suffix]
+    else:
+        raise UnsupportedFormat(f"cannot tell the format of {Path(path).name}: use one of "
+                                f"{', '.join(EXTENSIONS)} or --file-format")
+    subtype, endian = DEFAULT_SUBTYPE[container], "FILE"
+    if data_format:
+        order, subtype, rate = parse_data_format(data_format)
+        if rate is not None and rate != SAMPLE_RATE:
+            raise UnsupportedFormat(f"kokoro-say writes {SAMPLE_RATE} Hz (Kokoro's own rate); "
+                                    f"@{rate} would need resampling (e.g. sox in.wav -r {rate} "
+                                    "out.wav)")
+        if container == "OGG":
+            raise UnsupportedFormat("OGG is always Vorbis; drop --data-format")
+        if order == "BIG" and container in LITTLE_ONLY:
+            raise UnsupportedFormat(f"{container} holds little-endian samples; use LE… or AIFF")
+        if order == "LITTLE" and container in BIG_ONLY and subtype not in ("FLOAT", "DOUBLE"):
+            raise UnsupportedFormat("AIFF holds big-endian integers; use BE… or WAVE")
+        if container == "RAW":
+            endian = order or "LITTLE"
+        if container == "FLAC" and subtype not in ("PCM_S8", "PCM_16", "PCM_24"):
+            raise UnsupportedFormat("FLAC holds 8-, 16- or 24-bit integers")
+    return FileSpec(container, subtype, endian)
 
 
 class AudioFileWriter:
-    def __init__(self, path: str | Path, sample_rate: int = SAMPLE_RATE) -> None:
+    def __init__(self, path: str | Path, sample_rate: int = SAMPLE_RATE, *,
+                 file_format: str | None = None, data_format: str | None = None) -> None:
         import soundfile as sf
 
         self.path = Path(path)
-        ext = self.path.suffix.lower()
-        if ext not in FORMATS:
-            raise UnsupportedFormat(
-                f"cannot write {self.path.name}: use one of {', '.join(FORMATS)}"
-            )
-        fmt, subtype = FORMATS[ext]
+        self.spec = file_spec(self.path, file_format, data_format)
         try:
             self._file = sf.SoundFile(str(self.path), "w", samplerate=sample_rate, channels=1,
-                                      format=fmt, subtype=subtype)
-        except (OSError, RuntimeError) as exc:
+                                      format=self.spec.container, subtype=self.spec.subtype,
+                                      endian=self.spec.endian)
+        except (OSError, RuntimeError, ValueError, TypeError) as exc:
             raise UnsupportedFormat(f"cannot write {self.path}: {exc}") from None
         self.samples = 0
 

@@ -12,7 +12,7 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from kokorod_client.messages import (
     DaemonError,
     End,
     IdSource,
+    Mark,
     raise_if_error,
     stream_item,
     synthesize_request,
@@ -58,6 +59,8 @@ class Stream:
         self.end: End | None = None
         self.started: dict[str, Any] | None = None
         self.playing = threading.Event()  # play: true — the daemon's speaker started it
+        self.marks: list[Mark] = []  # text positions, in the order their audio comes
+        self.on_mark: Callable[[Mark], None] | None = None
 
     def __iter__(self) -> Iterator[Chunk]:
         try:
@@ -69,7 +72,11 @@ class Stream:
                         raise ConnectionLost("kokorod closed the connection mid-stream") from None
                     continue
                 item = stream_item(frame, self.format)
-                if item is None and frame.get("op") == "playing":
+                if isinstance(item, Mark):
+                    self.marks.append(item)
+                    if self.on_mark is not None:
+                        self.on_mark(item)
+                elif item is None and frame.get("op") == "playing":
                     self.playing.set()
                 elif item is None:
                     self.started = frame
@@ -236,4 +243,4 @@ class Client:
         self.close()
 
 
-__all__ = ["Chunk", "Client", "ConnectionLost", "DaemonError", "End", "Stream"]
+__all__ = ["Chunk", "Client", "ConnectionLost", "DaemonError", "End", "Mark", "Stream"]

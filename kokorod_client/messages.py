@@ -33,6 +33,15 @@ class Chunk:
     pcm: bytes  # the bytes as sent (f32 or s16 little-endian)
 
 
+@dataclass(frozen=True)
+class Mark:
+    """Where a piece of the spoken text starts in the audio (sent before that sample)."""
+
+    sample: int  # offset in the request's audio
+    char: int  # offset in the spoken (cleaned) text
+    text: str
+
+
 @dataclass
 class End:
     chunks: int
@@ -75,9 +84,12 @@ def raise_if_error(frame: dict[str, Any]) -> dict[str, Any]:
     return frame
 
 
-def stream_item(frame: dict[str, Any], fmt: str) -> Chunk | End | None:
-    """A frame of a synthesize stream → Chunk, End, or None for `start` and `playing`."""
+def stream_item(frame: dict[str, Any], fmt: str) -> Chunk | End | Mark | None:
+    """A frame of a synthesize stream → Chunk, End, Mark, or None for `start` and
+    `playing`."""
     op = raise_if_error(frame).get("op")
+    if op == "mark":
+        return Mark(int(frame["sample"]), int(frame["char"]), str(frame["text"]))
     if op == "chunk":
         pcm = frame["pcm"]
         return Chunk(int(frame["seq"]), pcm_to_samples(pcm, fmt), pcm)

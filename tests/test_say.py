@@ -3,12 +3,15 @@ autostart, and the daemon's lifecycle commands."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -227,3 +230,131 @@ def test_two_clients_autostart_at_once(run_dir: Path, data_dir: Path, tmp_path: 
             assert sf.info(str(tmp_path / f"{i}.wav")).frames > 10_000
     finally:
         subprocess.run([sys.executable, "-m", "kokorod", "stop"], env=env, timeout=60)
+
+
+# ---------------------------------------------------------------- say parity
+
+
+def test_say_lists_voices_like_say(daemon: DaemonProc) -> None:
+    result = say(["--no-autostart", "-v", "?"], daemon.env)
+    lines = result.stdout.splitlines()
+    assert result.returncode == 0 and len(lines) == 5
+    for line in lines:  # name, locale, '#' and a sample sentence, as `say -v '?'` prints
+        assert re.match(r"^[a-z]{2}_\w+\s+[a-z]{2}_[A-Z]{2}\s+# .*Hello! My name is \w+\.$",
+                        line), line
+
+
+def test_help_reads_like_the_say_man_page() -> None:
+    result = subprocess.run([sys.executable, "-m", "kokorod_client.say", "--help"],
+                            capture_output=True, text=True, timeout=60)
+    out = result.stdout
+    assert result.returncode == 0
+    assert out.startswith("usage: kokoro-say [-v voice] [-r rate] [-o outfile")
+    for part in ("convert text to audible speech", "--file-format", "--data-format",
+                 "-a device", "--interactive", "--progress", "examples:", "LEF32",
+                 "kokoro-say -v '?'"):
+        assert part in out, part
+
+
+@pytest.fixture(scope="module")
+def reference(daemon: DaemonProc, tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
+    """The 16-bit samples of SHORT, from a plain WAV."""
+    out = tmp_path_factory.mktemp("ref") / "ref.wav"
+    assert say(["--no-autostart", "-o", str(out), SHORT], daemon.env).returncode == 0
+    return sf.read(str(out), dtype="int16")[0]
+
+
+@pytest.mark.parametrize(("name", "args", "container", "subtype"), [
+    ("a.aiff", [], "AIFF", "PCM_16"),
+    ("a.aifc", ["--file-format", "AIFC", "--data-format", "BEF32"], "AIFF", "FLOAT"),
+    ("a.flac", ["--data-format", "I24"], "FLAC", "PCM_24"),
+    ("a.wav", ["--data-format", "LEF32@24000"], "WAV", "FLOAT"),
+    ("a.out", ["--file-format", "WAVE"], "WAV", "PCM_16"),
+])
+def test_say_file_formats(daemon: DaemonProc, tmp_path: Path, reference: np.ndarray,
+                          name: str, args: list[str], container: str, subtype: str) -> None:
+    out = tmp_path / name
+    result = say(["--no-autostart", "-o", str(out), *args, SHORT], daemon.env)
+    assert result.returncode == 0, result.stderr
+    info = sf.info(str(out))
+    assert (info.format, info.subtype, info.samplerate) == (container, subtype, 24_000)
+    assert info.frames == reference.size
+
+
+@pytest.mark.parametrize(("fmt", "dtype"), [("s16", "<i2"), ("LEI16", "<i2"),
+                                            ("BEI16", ">i2"), ("f32", "<f4")])
+def test_say_raw_output(daemon: DaemonProc, tmp_path: Path, reference: np.ndarray,
+                        fmt: str, dtype: str) -> None:
+    out = tmp_path / "speech.raw"
+    result = say(["--no-autostart", "-o", str(out), "--data-format", fmt, SHORT], daemon.env)
+    assert result.returncode == 0, result.stderr
+    samples = np.frombuffer(out.read_bytes(), dtype=dtype)
+    assert samples.size == reference.size  # headerless: only samples
+    as16 = samples if samples.dtype.kind == "i" else np.round(samples * 32767)
+    assert np.abs(as16.astype(np.int32) - reference.astype(np.int32)).max() <= 1
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["-o", "x.wav", "--data-format", "LEI16@22050"], "24000"),
+    (["-o", "x.wav", "--data-format", "BEI16"], "little-endian"),
+    (["-o", "x.mp3"], "cannot tell the format"),
+    (["-o", "x.wav", "--file-format", "mp3"], "not supported"),
+    (["-o", "x.raw", "--data-format", "Q7"], "not understood"),
+])
+def test_say_refuses_formats_it_cannot_write(daemon: DaemonProc, tmp_path: Path,
+                                             args: list[str], message: str) -> None:
+    result = say(["--no-autostart", *args, SHORT], daemon.env, cwd=tmp_path)
+    assert result.returncode == 1 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_say_audio_devices(daemon: DaemonProc, tmp_path: Path) -> None:
+    home, capture = alsa_home(tmp_path)
+    env = {**daemon.env, "HOME": str(home)}
+    listing = say(["-a", "?"], env)
+    assert listing.returncode == 0 and re.search(r"^\s+\d+ default", listing.stdout, re.M)
+    index = re.search(r"^\s+(\d+) default", listing.stdout, re.M).group(1)
+    for device in ("default", index):
+        capture.unlink(missing_ok=True)
+        result = say(["--no-autostart", "-a", device, SHORT], env)
+        assert result.returncode == 0, result.stderr
+        assert without_silence(read_alsa_capture(capture)).size > 24_000 * 0.5
+    bad = say(["--no-autostart", "-a", "no-such-device", SHORT], env)
+    assert bad.returncode == 1 and "-a ?" in bad.stderr
+
+
+def test_say_interactive_prints_each_sentence_as_spoken(daemon: DaemonProc,
+                                                        tmp_path: Path) -> None:
+    home, _capture = alsa_home(tmp_path)
+    sentences = ["First sentence here.", "The second one is a little longer, to be sure.",
+                 "Third!", "And a fourth sentence at the end of it all, which is long "
+                 "enough to be cut into more than one segment by the daemon."]
+    result = say(["--no-autostart", "-i", "--progress", " ".join(sentences)],
+                 {**daemon.env, "HOME": str(home)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == sentences
+    assert "100%" in result.stderr  # the progress bar reached the end
+
+
+def test_say_reads_markdown_files_as_prose(daemon: DaemonProc, tmp_path: Path) -> None:
+    md = tmp_path / "notes.md"
+    md.write_text("# Notes\n\nSee [the guide](https://example.com/a/long/path/to/the/guide) "
+                  "for **details**.\n")
+    plain = tmp_path / "plain.txt"
+    plain.write_text("Notes.\n\nSee the guide for details.\n")
+    lengths = []
+    for src in (md, plain):
+        out = tmp_path / f"{src.stem}.wav"
+        assert say(["--no-autostart", "-f", str(src), "-o", str(out)], daemon.env).returncode == 0
+        lengths.append(sf.info(str(out)).frames)
+    assert abs(lengths[0] - lengths[1]) < 0.1 * lengths[1]
+
+
+def test_say_daemon_play_and_stop(speaker: Any) -> None:
+    env = {**os.environ, "KOKORO_SOCKET": str(speaker.socket)}
+    result = say(["--no-autostart", "--daemon-play", "--json-stats", SHORT], env)
+    assert result.returncode == 0, result.stderr
+    end = json.loads(result.stderr.strip().splitlines()[-1])["end"]
+    assert end["reason"] == "done" and end["audio_seconds"] > 0.5
+    stop = say(["--no-autostart", "--stop"], env)
+    assert stop.returncode == 0 and stop.stdout.startswith("stopped ")
