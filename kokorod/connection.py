@@ -301,11 +301,7 @@ class Connection:
         async def send(frame: dict[str, Any]) -> None:
             if frame.get("op") in ("end", "error"):
                 self.played.pop(rid, None)
-                if frame["op"] == "error":
-                    self.daemon.counters["errors"] += 1
-                else:
-                    self.daemon.counters["completed" if not frame["cancelled"]
-                                         else "cancelled"] += 1
+                self._count_final(frame)
             await self.send_quietly(frame)
 
         utt = Utterance(job, self.client_name, send)
@@ -364,12 +360,16 @@ class Connection:
             self.jobs.pop(req.id, None)
             self.daemon.scheduler.notify()
             if final is not None:
-                if final["op"] == "error":
-                    self.daemon.counters["errors"] += 1
-                else:
-                    self.daemon.counters["completed" if not final["cancelled"]
-                                         else "cancelled"] += 1
+                self._count_final(final)
                 await self.send_quietly(final)
+
+    def _count_final(self, frame: dict[str, Any]) -> None:
+        """Status counters from a request's one final frame."""
+        if frame["op"] == "error":
+            key = "errors"
+        else:
+            key = "cancelled" if frame["cancelled"] else "completed"
+        self.daemon.counters[key] += 1
 
     def _end_frame(self, job: Job, chunks: int, samples: int) -> dict[str, Any]:
         now = time.perf_counter()

@@ -20,7 +20,10 @@
   (let ((map (car (kokoro--unpack (kokoro--pack '((op . "x") (n . 5) (inner . ((a . t)))))
                                   0))))
     (should (equal (alist-get 'op map) "x"))
-    (should (equal (alist-get 'a (alist-get 'inner map)) t))))
+    (should (equal (alist-get 'a (alist-get 'inner map)) t)))
+  ;; float32 (#xca), as other msgpack writers may send: 1.5 and -0.15625
+  (should (equal (car (kokoro--unpack (unibyte-string #xca #x3f #xc0 0 0) 0)) 1.5))
+  (should (equal (car (kokoro--unpack (unibyte-string #xca #xbe #x20 0 0) 0)) -0.15625)))
 
 (ert-deftest kokoro-text-format-follows-the-mode ()
   (with-temp-buffer
