@@ -127,3 +127,20 @@ def test_unknown_format_is_refused() -> None:
 def test_any_text_is_cleaned_without_error(text: str, fmt: str, lang: str) -> None:
     """Whatever a client sends, cleanup returns a string (it may be empty)."""
     assert isinstance(prepare_text(text, fmt, lang), str)
+
+
+@pytest.mark.parametrize("text", [
+    "a." * 20000, "1." * 20000, "1," * 20000, "a@" * 20000, "1" * 100000,
+    "$" + "9" * 5000, "1" * 40 + "st", "[" * 20000, "> " * 2000, "http://" + "a." * 20000,
+])
+def test_long_hostile_text_is_cleaned(text: str) -> None:
+    """Inputs that once crashed (int() of 100,000 digits) or went quadratic (the e-mail
+    rule rescanning every dot-separated run): each must come back, in every format."""
+    for fmt in TEXT_FORMATS:
+        assert isinstance(prepare_text(text, fmt, "en-us"), str)
+
+
+def test_long_numbers_are_read_digit_by_digit() -> None:
+    assert prepare_text("Serial 12345678901234567890.") == (
+        "Serial one two three four five six seven eight nine zero one two three four five "
+        "six seven eight nine zero.")

@@ -11,7 +11,7 @@ import re
 
 from num2words import num2words
 
-_BIG = 10 ** 15  # beyond this, digits are read one by one
+_BIG_DIGITS = 15  # longer numbers are read digit by digit
 
 
 def _tidy(words: str, british: bool) -> str:
@@ -28,17 +28,18 @@ def digits(text: str) -> str:
 
 def cardinal(value: int | str, british: bool = False) -> str:
     """'1234' or 1234 → 'one thousand two hundred thirty-four'."""
-    number = int(str(value).replace(",", ""))
-    if abs(number) >= _BIG:
-        return ("minus " if number < 0 else "") + digits(str(abs(number)))
-    return _tidy(num2words(number, lang="en"), british)
+    text = str(value).replace(",", "")
+    if len(text.lstrip("-+")) > _BIG_DIGITS:  # a serial number, not a quantity
+        return ("minus " if text.startswith("-") else "") + digits(text)
+    return _tidy(num2words(int(text), lang="en"), british)
 
 
 def ordinal(value: int | str, british: bool = False) -> str:
     """'21' → 'twenty-first'."""
-    number = int(str(value).replace(",", ""))
-    if abs(number) >= _BIG:
-        return cardinal(number, british)
+    text = str(value).replace(",", "")
+    if len(text) > _BIG_DIGITS:
+        return cardinal(text, british)
+    number = int(text)
     return _tidy(num2words(number, lang="en", to="ordinal"), british)
 
 
@@ -94,6 +95,8 @@ def money(symbol: str, amount: str, scale: str = "", british: bool = False) -> s
     if scale:
         return f"{number(amount, british)} {SCALES[scale]} {major_n}"
     whole, _, frac = amount.partition(".")
+    if len(whole) > _BIG_DIGITS:
+        return f"{cardinal(whole, british)} {major_n}"
     whole_i = int(whole or "0")
     spoken = f"{cardinal(whole_i, british)} {major1 if whole_i == 1 else major_n}"
     if frac:
