@@ -12,12 +12,16 @@ from hypothesis import strategies as st
 
 from kokorod.protocol import (
     HEADER,
+    MODES,
+    PRIORITIES,
+    TEXT_FORMATS,
     ErrorCode,
     FrameDecoder,
     ProtocolError,
     check_op,
     decode_body,
     encode_frame,
+    parse_stop_scope,
     parse_synthesize,
     pcm_to_samples,
     samples_to_pcm,
@@ -121,9 +125,15 @@ msgpack_values = st.recursive(
     max_leaves=12,
 )
 requests = st.fixed_dictionaries(
-    {"op": st.sampled_from(["synthesize", "ping", "cancel", "nope"]) | st.text(max_size=5)},
+    {"op": st.sampled_from(["synthesize", "ping", "cancel", "stop", "nope"])
+     | st.text(max_size=5)},
     optional={"id": msgpack_values, "text": msgpack_values, "speed": msgpack_values,
-              "chunk_ms": msgpack_values, "format": msgpack_values, "voice": msgpack_values},
+              "chunk_ms": msgpack_values, "format": msgpack_values, "voice": msgpack_values,
+              "text_format": msgpack_values | st.sampled_from(["markdown", "code"]),
+              "priority": msgpack_values | st.sampled_from(["important", "notification"]),
+              "mode": msgpack_values | st.sampled_from(["interrupt", "stop-all"]),
+              "play": msgpack_values, "normalize": msgpack_values,
+              "scope": msgpack_values | st.just("all"), "client_name": msgpack_values},
 )
 DOCUMENTED = ErrorCode.all()
 
@@ -159,5 +169,10 @@ def test_fuzz_request_validation(message: dict[str, Any]) -> None:
             req = parse_synthesize(decoded, **LIMITS)
             assert isinstance(req.text, str) and req.text.strip()
             assert 0.5 <= req.speed <= 2.0 and 20 <= req.chunk_ms <= 500
+            assert req.priority in PRIORITIES and req.mode in MODES
+            assert req.text_format in TEXT_FORMATS and isinstance(req.play, bool)
+        if decoded["op"] == "stop":
+            scope, name = parse_stop_scope(decoded)
+            assert scope in ("client", "all") and (name is None or isinstance(name, str))
     except ProtocolError as exc:
         assert exc.code in DOCUMENTED

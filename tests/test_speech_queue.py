@@ -12,7 +12,10 @@ import numpy as np
 import pytest
 from conftest import Speaker
 from helpers import RawConn, read_alsa_capture, without_silence
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from kokorod.protocol import MODES, PRIORITIES, ErrorCode
 from kokorod_client import Client
 
 SHORT = "The build finished."
@@ -68,6 +71,7 @@ class Peer(RawConn):
 def idle(speaker: Speaker) -> None:
     """Nothing left playing from an earlier test."""
     with Client(speaker.socket) as c:
+        c.resume()
         c.stop(everyone=True)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -279,3 +283,36 @@ def test_no_audio_device_is_a_typed_error(quiet: Speaker) -> None:
             c.reload()
     with Peer(quiet.socket, "nodev") as p:
         assert p.final(p.say(SHORT))["reason"] == "done"
+
+
+SPEECH_OPS = st.fixed_dictionaries(
+    {"op": st.sampled_from(["stop", "pause", "resume", "queue", "synthesize", "cancel"])},
+    optional={"scope": st.none() | st.integers() | st.text(max_size=6) | st.just("all"),
+              "client_name": st.none() | st.integers() | st.text(max_size=80),
+              "text": st.just("Hi.") | st.text(max_size=20) | st.binary(max_size=8),
+              "play": st.booleans() | st.integers(), "mode": st.sampled_from(MODES) | st.text(),
+              "priority": st.sampled_from(PRIORITIES) | st.integers(),
+              "text_format": st.sampled_from(["plain", "markdown", "code", "rtf"]),
+              "normalize": st.booleans() | st.none() | st.text(max_size=2)},
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@given(SPEECH_OPS)
+def test_fuzz_speech_ops_on_a_live_daemon(quiet: Speaker, message: dict[str, Any]) -> None:
+    """Whatever a client sends to the queue ops, it gets its reply or a documented error,
+    and the daemon keeps serving."""
+    with Peer(quiet.socket, "fuzz") as p:
+        p.send({**message, "id": "f"})
+        op = message["op"]
+        if op == "cancel":
+            assert p.request("ping")["op"] == "pong"
+            return
+        reply = p.wait("f", "start" if op == "synthesize" else op)
+        if reply["op"] == "error":
+            assert reply["code"] in ErrorCode.all()
+        else:
+            assert reply["op"] == ("start" if op == "synthesize" else op)
+        p.request("stop", scope="all")
+        p.request("resume")
+        assert p.request("ping")["op"] == "pong"
