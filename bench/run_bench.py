@@ -44,7 +44,8 @@ SAMPLE_RATE = 24_000
 class BenchDaemon:
     """A fresh daemon for the run (cold: it has seen no text), or an existing socket."""
 
-    def __init__(self, socket_path: str | None, verbose: bool) -> None:
+    def __init__(self, socket_path: str | None, verbose: bool,
+                 home: Path | None = None) -> None:
         self.proc: subprocess.Popen[bytes] | None = None
         self.tmp: Path | None = None
         if socket_path:
@@ -54,6 +55,8 @@ class BenchDaemon:
             self.tmp.chmod(0o700)
             self.socket = self.tmp / "k.sock"
             env = dict(os.environ, KOKORO_SOCKET=str(self.socket))
+            if home is not None:  # its own sound output: ALSA's file sink (speaker preset)
+                env["HOME"] = str(home)
             out = None if verbose else subprocess.DEVNULL
             self.proc = subprocess.Popen([sys.executable, "-m", "kokorod", "run"], env=env,
                                          stdout=out, stderr=out, cwd=REPO)
@@ -329,6 +332,67 @@ def bench_soak(daemon: BenchDaemon, args: argparse.Namespace) -> dict[str, Any]:
             "underruns_per_10min": play["underruns"] * 600 / max(audio_s, 1e-9)}
 
 
+def _drain(stream: Any) -> threading.Thread:
+    """Read a play: true stream on a thread, so its `playing` event can be waited for."""
+    th = threading.Thread(target=lambda: [None for _ in stream], daemon=True)
+    th.start()
+    return th
+
+
+def bench_speaker(daemon: BenchDaemon, args: argparse.Namespace,
+                  warm: anchors.WarmKokoro | None) -> dict[str, Any]:
+    """Daemon-side playback (`play: true`, what the editor plugins use), into the ALSA
+    file sink: request → first sound on the daemon's device; `stop` → the `end` frame
+    (sent once the device has stopped); an `important` request from a second client
+    interrupting a playing `text` one → its first sound. Cold: every trial new text."""
+    rows: dict[str, list[float]] = {"first_sound_s": [], "stop_s": [], "interrupt_s": [],
+                                    "anchor_ttfa_s": []}
+    reasons: list[str] = []
+    offset = args.text_offset
+    with Client(daemon.socket, client_name="bench-editor") as ed, \
+            Client(daemon.socket, client_name="bench-alerts") as alerts:
+        for t in range(args.trials):
+            text = texts.medium(offset + t)
+            t0 = time.perf_counter()
+            stream = ed.speak(text, voice=args.voice)
+            reader = _drain(stream)
+            stream.playing.wait(120)
+            rows["first_sound_s"].append(time.perf_counter() - t0)
+            time.sleep(1.0)
+            t1 = time.perf_counter()
+            ed.stop()
+            reader.join(60)
+            rows["stop_s"].append(time.perf_counter() - t1)
+            reasons.append(stream.end.reason if stream.end else "none")
+            wait_idle(ed)
+
+            playing = ed.speak(texts.medium(offset + 500 + t), voice=args.voice)
+            reader = _drain(playing)
+            playing.playing.wait(120)
+            time.sleep(1.0)
+            t2 = time.perf_counter()
+            alert = alerts.speak(texts.short(offset + 900 + t), voice=args.voice,
+                                 priority="important")
+            alert_reader = _drain(alert)
+            alert.playing.wait(120)
+            rows["interrupt_s"].append(time.perf_counter() - t2)
+            alert_reader.join(120)
+            reader.join(60)
+            reasons.append(playing.end.reason if playing.end else "none")
+            wait_idle(ed)
+            if warm is not None:
+                rows["anchor_ttfa_s"].append(warm.one_shot(text)["ttfa_s"])
+            log(args, f"speaker trial {t}: first sound {rows['first_sound_s'][-1]:.3f}s, "
+                      f"stop {rows['stop_s'][-1]:.3f}s, interrupt {rows['interrupt_s'][-1]:.3f}s")
+    out: dict[str, Any] = {"raw": rows, "end_reasons": reasons,
+                           "summary": {k: summary(v) for k, v in rows.items() if v}}
+    if rows["anchor_ttfa_s"]:
+        ours, theirs = out["summary"]["first_sound_s"], out["summary"]["anchor_ttfa_s"]
+        out["ratio_first_sound_over_one_shot_ttfa"] = {
+            q: ours[q] / theirs[q] for q in ("p50", "p95")}
+    return out
+
+
 # ---------------------------------------------------------------- output
 
 
@@ -393,6 +457,20 @@ def print_table(report: dict[str, Any]) -> None:
         print(f"\nsoak {s['duration_s']:.0f}s: {s['requests']} requests, "
               f"{s['audio_s']:.0f}s audio, RTF {fmt(s['rtf'])}, underruns {s['underruns']} "
               f"({s['underruns_per_10min']:.2f} per 10 min), incomplete {s['incomplete']}")
+    if "speaker" in report:
+        sp = report["speaker"]["summary"]
+        print("\nspeaker (daemon plays, medium texts):")
+        for key, label in (("first_sound_s", "request → first sound"),
+                           ("stop_s", "stop → device stopped"),
+                           ("interrupt_s", "important → its first sound"),
+                           ("anchor_ttfa_s", "kokoro-onnx one_shot TTFA")):
+            if key in sp:
+                print(f"  {label:<30} p50 {fmt(sp[key]['p50'], 'ms'):>9}  "
+                      f"p95 {fmt(sp[key]['p95'], 'ms'):>9}  n {sp[key]['n']}")
+        ratio = report["speaker"].get("ratio_first_sound_over_one_shot_ttfa")
+        if ratio:
+            print(f"  ratio first sound / one_shot TTFA: p50 {ratio['p50']:.3f}, "
+                  f"p95 {ratio['p95']:.3f}")
     if "memory" in report:
         mem = report["memory"]
         print(f"\ndaemon RSS: before {mem['before_mib']:.0f} MiB, peak {mem['peak_mib']:.0f}, "
@@ -414,7 +492,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", action="append",
-                   choices=["short", "medium", "long", "soak", "first-sentence"],
+                   choices=["short", "medium", "long", "soak", "first-sentence", "speaker"],
                    help="repeatable; default: short")
     p.add_argument("--trials", type=int, default=5)
     p.add_argument("--stream", action="store_true",
@@ -447,7 +525,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     presets = args.preset or ["short"]
-    daemon = BenchDaemon(args.socket, args.verbose)
+    home = alsa_home() if "speaker" in presets and not args.socket else None
+    daemon = BenchDaemon(args.socket, args.verbose, home)
     sampler = RssSampler(daemon) if args.memory or "soak" in presets else None
     report: dict[str, Any] = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -478,6 +557,8 @@ def main(argv: list[str] | None = None) -> int:
                 report["first_sentence"] = bench_first_sentence(daemon, args)
             elif name == "soak":
                 report["soak"] = bench_soak(daemon, args)
+            elif name == "speaker":
+                report["speaker"] = bench_speaker(daemon, args, warm)
         if args.concurrency:
             report["concurrency"] = bench_concurrency(daemon, args)
         if sampler is not None:
@@ -486,6 +567,8 @@ def main(argv: list[str] | None = None) -> int:
             report["daemon_status_after"] = c.status()
     finally:
         daemon.stop()
+        if home is not None:
+            shutil.rmtree(home, ignore_errors=True)
     print_table(report)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -265,6 +265,7 @@ class SpeechQueue:
         finally:
             announce.cancel()
         utt.played_samples = player.buffer.stats.samples_played
+        self._close_player()  # silence first: `end` means the device has stopped
         if error is None and seq == 0 and not job.cancelled:
             error = error_frame(job.request.id, ErrorCode.EMPTY_TEXT,
                                 "the text has nothing speakable in it")
