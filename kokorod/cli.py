@@ -79,8 +79,18 @@ def _format_status(s: dict[str, Any]) -> str:
         ("engine", f"{e.get('segments')} segments, {e.get('audio_seconds')} s audio, "
                    f"RTF {e.get('rtf')}, {e.get('failures')} failures, "
                    f"{e.get('rebuilds')} rebuilds"),
+        ("speech", _format_speech(s.get("speech") or {})),
     ]
     return "\n".join(f"{k:<12} {v}" for k, v in rows)
+
+
+def _format_speech(q: dict[str, Any]) -> str:
+    """The daemon's own speaker: what plays, how many wait, paused or not."""
+    playing = q.get("playing")
+    now = (f"playing {playing['priority']} from {playing['client']}" if playing
+           else "idle")
+    paused = ", paused" if q.get("paused") else ""
+    return f"{now}, {len(q.get('waiting') or [])} waiting{paused}"
 
 
 def cmd_status(args: argparse.Namespace) -> int:

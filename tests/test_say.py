@@ -151,6 +151,8 @@ def test_autostart_stale_socket_and_lifecycle(run_dir: Path, data_dir: Path,
     assert started.returncode == 0, started.stderr
     status = kokorod("status", "--json")
     assert status.returncode == 0 and '"running": true' in status.stdout
+    human = kokorod("status")
+    assert re.search(r"^speech\s+idle, 0 waiting$", human.stdout, re.M), human.stdout
     pid = int(next(line for line in status.stdout.splitlines() if '"pid"' in line)
               .split(":")[1].strip(" ,"))
     os.kill(pid, signal.SIGKILL)
