@@ -346,7 +346,7 @@ def bench_speaker(daemon: BenchDaemon, args: argparse.Namespace,
     (sent once the device has stopped); an `important` request from a second client
     interrupting a playing `text` one → its first sound. Cold: every trial new text."""
     rows: dict[str, list[float]] = {"first_sound_s": [], "stop_s": [], "interrupt_s": [],
-                                    "anchor_ttfa_s": []}
+                                    "replace_s": [], "anchor_ttfa_s": []}
     reasons: list[str] = []
     offset = args.text_offset
     with Client(daemon.socket, client_name="bench-editor") as ed, \
@@ -380,10 +380,27 @@ def bench_speaker(daemon: BenchDaemon, args: argparse.Namespace,
             reader.join(60)
             reasons.append(playing.end.reason if playing.end else "none")
             wait_idle(ed)
+
+            # An editor speaking a long buffer, then a new region (mode interrupt) once the
+            # vocoder windows have grown to their largest.
+            long_stream = ed.speak(texts.long(offset + t), voice=args.voice)
+            reader = _drain(long_stream)
+            long_stream.playing.wait(120)
+            time.sleep(args.replace_after)
+            t3 = time.perf_counter()
+            region = ed.speak(texts.short(offset + 700 + t), voice=args.voice, mode="interrupt")
+            region_reader = _drain(region)
+            region.playing.wait(120)
+            rows["replace_s"].append(time.perf_counter() - t3)
+            reader.join(60)
+            region_reader.join(120)
+            reasons.append(long_stream.end.reason if long_stream.end else "none")
+            wait_idle(ed)
             if warm is not None:
                 rows["anchor_ttfa_s"].append(warm.one_shot(text)["ttfa_s"])
             log(args, f"speaker trial {t}: first sound {rows['first_sound_s'][-1]:.3f}s, "
-                      f"stop {rows['stop_s'][-1]:.3f}s, interrupt {rows['interrupt_s'][-1]:.3f}s")
+                      f"stop {rows['stop_s'][-1]:.3f}s, interrupt {rows['interrupt_s'][-1]:.3f}s, "
+                      f"replace {rows['replace_s'][-1]:.3f}s")
     out: dict[str, Any] = {"raw": rows, "end_reasons": reasons,
                            "summary": {k: summary(v) for k, v in rows.items() if v}}
     if rows["anchor_ttfa_s"]:
@@ -463,6 +480,7 @@ def print_table(report: dict[str, Any]) -> None:
         for key, label in (("first_sound_s", "request → first sound"),
                            ("stop_s", "stop → device stopped"),
                            ("interrupt_s", "important → its first sound"),
+                           ("replace_s", "new region (interrupt) → sound"),
                            ("anchor_ttfa_s", "kokoro-onnx one_shot TTFA")):
             if key in sp:
                 print(f"  {label:<30} p50 {fmt(sp[key]['p50'], 'ms'):>9}  "
@@ -506,6 +524,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--chunk-ms", type=int, default=50)
     p.add_argument("--prebuffer", type=int, default=2)
     p.add_argument("--duration", type=float, default=600.0, help="soak seconds")
+    p.add_argument("--replace-after", type=float, default=8.0, metavar="S",
+                   help="speaker preset: seconds of a long text before a new one interrupts it")
     p.add_argument("--compare", action="store_true",
                    help="run the kokoro-onnx anchors on the same texts and print ratios")
     p.add_argument("--cold-trials", type=int, default=3,

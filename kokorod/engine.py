@@ -55,12 +55,17 @@ class EngineError(RuntimeError):
     """Inference failed for one segment; the request gets an engine_error frame."""
 
 
+class Interrupted(EngineError):
+    """The run was stopped on purpose (its request was cancelled); not a failure."""
+
+
 @dataclass
 class EngineStats:
     segments: int = 0
     audio_seconds: float = 0.0
     busy_seconds: float = 0.0
     failures: int = 0
+    interrupted: int = 0  # runs stopped because their request was cancelled
     consecutive_failures: int = 0
     rebuilds: int = 0
     last_error: str = ""
@@ -155,6 +160,7 @@ class Engine:
         self.stats = EngineStats()
         self._lock = threading.Lock()
         self._run_options = providers.run_options()
+        self._active_run: Any = None  # the RunOptions of the run in progress, if any
         self.warmup_seconds = 0.0  # set by the warm-up inside _build_session
         self.parts: dict[str, ort.InferenceSession] | None = None  # streaming vocoder
         self.session, self.provider = self._build_session()
@@ -309,12 +315,18 @@ class Engine:
         front half of the streaming vocoder alone does not.
         """
         with self._lock:
+            # Fresh options per call, so interrupt() can only ever stop this run.
+            self._run_options = ro = providers.run_options()
+            self._active_run = ro
             try:
                 result = fn(*args)
                 if completes:
                     self.stats.consecutive_failures = 0
                 return result
             except Exception as exc:
+                if ro.terminate:
+                    self.stats.interrupted += 1
+                    raise Interrupted(f"{what} stopped: its request was cancelled") from exc
                 self.stats.failures += 1
                 self.stats.consecutive_failures += 1
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"[:300]
@@ -325,6 +337,15 @@ class Engine:
                     except Exception as rebuild_exc:  # keep serving with the old session
                         log.error("session rebuild failed: %s", rebuild_exc)
                 raise EngineError(f"inference failed: {type(exc).__name__}: {exc}") from exc
+            finally:
+                self._active_run = None
+
+    def interrupt(self) -> None:
+        """Stop the run in progress now (onnxruntime's terminate flag, honoured within
+        milliseconds): a cancelled request must not hold the worker for a whole window."""
+        ro = self._active_run
+        if ro is not None:
+            ro.terminate = True
 
     def prepare(self, segment: Segment, voice: Audio, speed: float,
                 lang: str) -> list[Prepared]:
@@ -398,6 +419,7 @@ class Engine:
             "busy_seconds": round(s.busy_seconds, 3),
             "rtf": round(s.busy_seconds / s.audio_seconds, 3) if s.audio_seconds else None,
             "failures": s.failures,
+            "interrupted": s.interrupted,
             "rebuilds": s.rebuilds,
             "last_error": s.last_error,
         }

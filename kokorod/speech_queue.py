@@ -132,6 +132,7 @@ class SpeechQueue:
         current = self.current
         if current is not None and rank < current.rank:
             current.end("interrupted")
+            self.scheduler.notify()
         if rank < RANK["notification"]:
             for other in [u for u in self.waiting if u.rank == RANK["notification"]]:
                 self._drop(other, "discarded")
@@ -161,6 +162,7 @@ class SpeechQueue:
             current.end(reason)
             count += 1
         self._wake.set()
+        self.scheduler.notify()  # stops its inference if it is running
         return count
 
     def cancel(self, utt: Utterance) -> None:
@@ -170,6 +172,7 @@ class SpeechQueue:
         elif utt is self.current:
             utt.end("cancelled")
         self._wake.set()
+        self.scheduler.notify()
 
     def pause(self) -> bool:
         self.paused = True
