@@ -57,6 +57,8 @@ def test_hello_reports_protocol_and_voices(daemon: DaemonProc) -> None:
     assert reply["op"] == "hello" and reply["id"] == "h"
     assert reply["protocol"] == PROTOCOL_VERSION and reply["sample_rate"] == SAMPLE_RATE
     assert "jf_alpha" in reply["voices"] and reply["default_voice"] in reply["voices"]
+    assert {"stop", "pause", "resume", "queue"} <= set(reply["ops"])
+    assert reply["client_name"] == "test" and "markdown" in reply["text_formats"]
 
 
 def test_synthesize_streams_contiguous_plausible_audio(daemon: DaemonProc) -> None:
