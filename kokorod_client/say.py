@@ -112,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "en-us for af_*, en-gb for bf_*)")
     p.add_argument("--text-format", choices=TEXT_FORMATS,
                    help="how to read the text (default: from -f's extension, else plain)")
+    p.add_argument("--no-normalize", action="store_true",
+                   help="leave numbers, dates, units and abbreviations as written")
     p.add_argument("--priority", choices=PRIORITIES,
                    help="speech-dispatcher priority of this speech (default: text)")
     p.add_argument("--interrupt", action="store_true",
@@ -313,7 +315,8 @@ def speak(args: argparse.Namespace, client: Client, text: str, speed: float,
     stream: Stream = client.synthesize(
         text, voice=args.voice, speed=speed, lang=args.lang, chunk_ms=args.chunk_ms,
         text_format=text_format_for(args), priority=args.priority,
-        mode="interrupt" if args.interrupt else None)
+        mode="interrupt" if args.interrupt else None,
+        normalize=False if args.no_normalize else None)
     feedback = Feedback(args)
     stream.on_mark = feedback.timeline.add
     try:
@@ -366,7 +369,8 @@ def daemon_play(args: argparse.Namespace, client: Client, text: str,
     """--daemon-play: the daemon's speaker plays it; wait until it is done."""
     stream = client.speak(text, voice=args.voice, speed=speed, lang=args.lang,
                           text_format=text_format_for(args), priority=args.priority,
-                          mode="interrupt" if args.interrupt else None)
+                          mode="interrupt" if args.interrupt else None,
+                          normalize=False if args.no_normalize else None)
     try:
         for _ in stream:
             pass
