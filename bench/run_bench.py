@@ -339,6 +339,25 @@ def _drain(stream: Any) -> threading.Thread:
     return th
 
 
+def _interrupt_after(first: Client, first_text: str, after_s: float, second: Client,
+                     second_text: str, voice: str | None, **options: Any) -> tuple[float, str]:
+    """`first` speaks; `after_s` into its sound `second` speaks with `options`: seconds
+    until the second one sounds, and how the first one ended."""
+    playing = first.speak(first_text, voice=voice)
+    reader = _drain(playing)
+    playing.playing.wait(120)
+    time.sleep(after_s)
+    t0 = time.perf_counter()
+    new = second.speak(second_text, voice=voice, **options)
+    new_reader = _drain(new)
+    new.playing.wait(120)
+    seconds = time.perf_counter() - t0
+    new_reader.join(120)
+    reader.join(60)
+    wait_idle(first)
+    return seconds, playing.end.reason if playing.end else "none"
+
+
 def bench_speaker(daemon: BenchDaemon, args: argparse.Namespace,
                   warm: anchors.WarmKokoro | None) -> dict[str, Any]:
     """Daemon-side playback (`play: true`, what the editor plugins use), into the ALSA
@@ -366,36 +385,18 @@ def bench_speaker(daemon: BenchDaemon, args: argparse.Namespace,
             reasons.append(stream.end.reason if stream.end else "none")
             wait_idle(ed)
 
-            playing = ed.speak(texts.medium(offset + 500 + t), voice=args.voice)
-            reader = _drain(playing)
-            playing.playing.wait(120)
-            time.sleep(1.0)
-            t2 = time.perf_counter()
-            alert = alerts.speak(texts.short(offset + 900 + t), voice=args.voice,
-                                 priority="important")
-            alert_reader = _drain(alert)
-            alert.playing.wait(120)
-            rows["interrupt_s"].append(time.perf_counter() - t2)
-            alert_reader.join(120)
-            reader.join(60)
-            reasons.append(playing.end.reason if playing.end else "none")
-            wait_idle(ed)
-
+            seconds, reason = _interrupt_after(
+                ed, texts.medium(offset + 500 + t), 1.0, alerts, texts.short(offset + 900 + t),
+                voice=args.voice, priority="important")
+            rows["interrupt_s"].append(seconds)
+            reasons.append(reason)
             # An editor speaking a long buffer, then a new region (mode interrupt) once the
             # vocoder windows have grown to their largest.
-            long_stream = ed.speak(texts.long(offset + t), voice=args.voice)
-            reader = _drain(long_stream)
-            long_stream.playing.wait(120)
-            time.sleep(args.replace_after)
-            t3 = time.perf_counter()
-            region = ed.speak(texts.short(offset + 700 + t), voice=args.voice, mode="interrupt")
-            region_reader = _drain(region)
-            region.playing.wait(120)
-            rows["replace_s"].append(time.perf_counter() - t3)
-            reader.join(60)
-            region_reader.join(120)
-            reasons.append(long_stream.end.reason if long_stream.end else "none")
-            wait_idle(ed)
+            seconds, reason = _interrupt_after(
+                ed, texts.long(offset + t), args.replace_after, ed,
+                texts.short(offset + 700 + t), voice=args.voice, mode="interrupt")
+            rows["replace_s"].append(seconds)
+            reasons.append(reason)
             if warm is not None:
                 rows["anchor_ttfa_s"].append(warm.one_shot(text)["ttfa_s"])
             log(args, f"speaker trial {t}: first sound {rows['first_sound_s'][-1]:.3f}s, "
