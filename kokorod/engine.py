@@ -55,17 +55,12 @@ class EngineError(RuntimeError):
     """Inference failed for one segment; the request gets an engine_error frame."""
 
 
-class Interrupted(EngineError):
-    """The run was stopped on purpose (its request was cancelled); not a failure."""
-
-
 @dataclass
 class EngineStats:
     segments: int = 0
     audio_seconds: float = 0.0
     busy_seconds: float = 0.0
     failures: int = 0
-    interrupted: int = 0  # runs stopped because their request was cancelled
     consecutive_failures: int = 0
     rebuilds: int = 0
     last_error: str = ""
@@ -160,8 +155,6 @@ class Engine:
         self.stats = EngineStats()
         self._lock = threading.Lock()
         self._run_options = providers.run_options()
-        self._active_run: Any = None  # the RunOptions of the run in progress, if any
-        self._flag_lock = threading.Lock()  # the terminate flag is set only during a run
         self.warmup_seconds = 0.0  # set by the warm-up inside _build_session
         self.parts: dict[str, ort.InferenceSession] | None = None  # streaming vocoder
         self.session, self.provider = self._build_session()
@@ -316,21 +309,12 @@ class Engine:
         front half of the streaming vocoder alone does not.
         """
         with self._lock:
-            ro = self._run_options
-            # One RunOptions for every run: a fresh one per run kept ~20 MiB more RSS after
-            # a load test (measured). interrupt() may only set its flag during a run.
-            with self._flag_lock:
-                ro.terminate = False
-                self._active_run = ro
             try:
                 result = fn(*args)
                 if completes:
                     self.stats.consecutive_failures = 0
                 return result
             except Exception as exc:
-                if ro.terminate:
-                    self.stats.interrupted += 1
-                    raise Interrupted(f"{what} stopped: its request was cancelled") from exc
                 self.stats.failures += 1
                 self.stats.consecutive_failures += 1
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"[:300]
@@ -341,17 +325,6 @@ class Engine:
                     except Exception as rebuild_exc:  # keep serving with the old session
                         log.error("session rebuild failed: %s", rebuild_exc)
                 raise EngineError(f"inference failed: {type(exc).__name__}: {exc}") from exc
-            finally:
-                with self._flag_lock:
-                    self._active_run = None
-                    ro.terminate = False
-
-    def interrupt(self) -> None:
-        """Stop the run in progress now (onnxruntime's terminate flag, honoured within
-        milliseconds): a cancelled request must not hold the worker for a whole window."""
-        with self._flag_lock:
-            if self._active_run is not None:
-                self._active_run.terminate = True
 
     def prepare(self, segment: Segment, voice: Audio, speed: float,
                 lang: str) -> list[Prepared]:
@@ -425,7 +398,6 @@ class Engine:
             "busy_seconds": round(s.busy_seconds, 3),
             "rtf": round(s.busy_seconds / s.audio_seconds, 3) if s.audio_seconds else None,
             "failures": s.failures,
-            "interrupted": s.interrupted,
             "rebuilds": s.rebuilds,
             "last_error": s.last_error,
         }
