@@ -39,7 +39,7 @@ from kokorod.protocol import (
     samples_to_pcm,
     typed_field,
 )
-from kokorod.scheduler import Cancelled, Job
+from kokorod.scheduler import Job
 from kokorod.speech_queue import Utterance
 from kokorod.text import prepare_text
 
@@ -319,24 +319,13 @@ class Connection:
         seq = 0
         samples_sent = 0
         final: dict[str, Any] | None = None
-        chunk = max(1, req.chunk_ms * SAMPLE_RATE // 1000)
         try:
             await self.send({"op": "start", "id": req.id, "sample_rate": SAMPLE_RATE,
                              "format": req.format, "chunk_ms": req.chunk_ms,
                              "chars": len(req.text),
                              "voice": req.voice or self.daemon.engine.default_voice})
-            while True:
-                item = await job.out.get()
-                self.daemon.scheduler.notify()  # room in the queue again
-                if item is None or item is Cancelled:
-                    break
-                if isinstance(item, EngineError):
-                    final = error_frame(req.id, ErrorCode.ENGINE_ERROR, str(item))
-                    break
-                for start in range(0, item.size, chunk):
-                    if job.cancelled:
-                        break
-                    piece = item[start:start + chunk]
+            try:
+                async for piece in job.pieces(self.daemon.scheduler.notify):
                     while job.marks and job.marks[0][0] < samples_sent + piece.size:
                         sample, char, text = job.marks.pop(0)
                         await self.send({"op": "mark", "id": req.id, "sample": sample,
@@ -348,6 +337,8 @@ class Connection:
                         job.first_audio_at = time.perf_counter()
                     seq += 1
                     samples_sent += int(piece.size)
+            except EngineError as exc:
+                final = error_frame(req.id, ErrorCode.ENGINE_ERROR, str(exc))
             if final is None and seq == 0 and not job.cancelled:
                 final = error_frame(req.id, ErrorCode.EMPTY_TEXT,
                                     "the text has nothing speakable in it")

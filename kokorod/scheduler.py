@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,6 +93,24 @@ class Job:
     def rank(self) -> int:
         """0 for `important` … 3 for `notification`: lower goes first."""
         return PRIORITIES.index(self.request.priority)
+
+    async def pieces(self, notify: Callable[[], None]) -> AsyncIterator[Audio]:
+        """The request's audio in `chunk_ms` pieces, in order, until it ends or is cancelled;
+        raises the EngineError its inference failed with. `notify` tells the scheduler
+        there is room in the queue again. The one reader of `out`: the connection that
+        streams it back, or the daemon's speaker."""
+        chunk = max(1, self.request.chunk_ms * SAMPLE_RATE // 1000)
+        while True:
+            item = await self.out.get()
+            notify()
+            if item is None or item is Cancelled:
+                return
+            if isinstance(item, EngineError):
+                raise item
+            for start in range(0, item.size, chunk):
+                if self.cancelled:
+                    return
+                yield item[start:start + chunk]
 
     def cancel(self, reason: str = "cancelled") -> None:
         if self.cancelled:

@@ -24,22 +24,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from kokorod.engine import EngineError
 from kokorod.protocol import PRIORITIES, SAMPLE_RATE, ErrorCode, error_frame
-from kokorod.scheduler import Cancelled, Job, Scheduler
+from kokorod.scheduler import Job, Scheduler
 
 log = logging.getLogger(__name__)
 
-RANK = {name: i for i, name in enumerate(PRIORITIES)}  # 0 = important
+NOTIFICATION = PRIORITIES.index("notification")  # the lowest rank; 0 = important
 AHEAD_S = 10.0  # audio handed to the device ahead of what it has played
 POLL_S = 0.02
 
@@ -51,21 +49,21 @@ class Utterance:
     job: Job
     client: str
     send: Send  # events go back to the requesting connection (quietly, it may be gone)
-    number: int = 0
     state: str = "queued"  # queued → playing → done
-    reason: str = ""
     submitted: bool = False  # handed to the scheduler
     played_samples: int = 0
-    queued_at: float = field(default_factory=time.monotonic)
 
     @property
     def rank(self) -> int:
         return self.job.rank
 
+    @property
+    def reason(self) -> str:
+        """Why it ended early ("" while it may still play): the job's first cancel reason."""
+        return self.job.reason
+
     def end(self, reason: str) -> None:
-        if not self.reason:
-            self.reason = reason
-        self.job.cancel(reason)
+        self.job.cancel(reason)  # the first reason sticks
 
     def describe(self) -> dict[str, Any]:
         req = self.job.request
@@ -100,7 +98,7 @@ class SpeechQueue:
         self.paused = False
         self._player: Any = None
         self._wake = asyncio.Event()
-        self._numbers = itertools.count(1)
+        self._finishing: set[asyncio.Task[None]] = set()  # `end` frames of dropped ones
         self._task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ lifecycle
@@ -118,23 +116,24 @@ class SpeechQueue:
         for utt in self.waiting:
             await self._finish(utt)
         self.waiting.clear()
+        if self._finishing:
+            await asyncio.gather(*self._finishing, return_exceptions=True)
 
     # ------------------------------------------------------------ requests
-    def add(self, utt: Utterance) -> int:
-        """Queue by the priority rules; returns the place in line (0 = plays now)."""
-        utt.number = next(self._numbers)
+    def add(self, utt: Utterance) -> None:
+        """Queue by the priority rules (see the module docstring)."""
         rank = utt.rank
-        if rank == RANK["notification"] and (self.waiting or (
+        if rank == NOTIFICATION and (self.waiting or (
                 self.current and self.current.rank < rank)):
             utt.end("discarded")
             self._later(self._finish(utt))
-            return -1
+            return
         current = self.current
         if current is not None and rank < current.rank:
             current.end("interrupted")
             self.scheduler.notify()
-        if rank < RANK["notification"]:
-            for other in [u for u in self.waiting if u.rank == RANK["notification"]]:
+        if rank < NOTIFICATION:
+            for other in [u for u in self.waiting if u.rank == NOTIFICATION]:
                 self._drop(other, "discarded")
         at = len(self.waiting)
         for i, other in enumerate(self.waiting):
@@ -144,7 +143,6 @@ class SpeechQueue:
                 break
         self.waiting.insert(at, utt)
         self._wake.set()
-        return at + (1 if self.current is not None and not self.current.reason else 0)
 
     def full(self) -> bool:
         return len(self.waiting) >= self.max_queued
@@ -162,7 +160,7 @@ class SpeechQueue:
             current.end(reason)
             count += 1
         self._wake.set()
-        self.scheduler.notify()  # stops its inference if it is running
+        self.scheduler.notify()
         return count
 
     def cancel(self, utt: Utterance) -> None:
@@ -174,18 +172,16 @@ class SpeechQueue:
         self._wake.set()
         self.scheduler.notify()
 
-    def pause(self) -> bool:
+    def pause(self) -> None:
         self.paused = True
         if self._player is not None:
             self._player.pause()
-        return True
 
-    def resume(self) -> bool:
+    def resume(self) -> None:
         self.paused = False
         if self._player is not None:
             self._player.resume()
         self._wake.set()
-        return True
 
     def snapshot(self) -> dict[str, Any]:
         return {"paused": self.paused,
@@ -198,10 +194,12 @@ class SpeechQueue:
         utt.end(reason)
         self._later(self._finish(utt))
 
-    def _later(self, coro: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(coro)
+    def _later(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Send a final frame soon; the task is kept until done (and awaited at close)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
         self.scheduler.notify()
-        task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
 
     def _submit(self, utt: Utterance) -> None:
         if not utt.submitted:
@@ -283,22 +281,16 @@ class SpeechQueue:
 
     async def _feed(self, job: Job, player: Any) -> tuple[dict[str, Any] | None, int]:
         """Hand the job's audio to the player until it has played out (or was cancelled)."""
-        chunk = max(1, job.request.chunk_ms * SAMPLE_RATE // 1000)
         seq = 0
         error: dict[str, Any] | None = None
-        while True:
-            item = await job.out.get()
-            self.scheduler.notify()
-            if item is None or item is Cancelled:
-                break
-            if isinstance(item, EngineError):
-                error = error_frame(job.request.id, ErrorCode.ENGINE_ERROR, str(item))
-                break
-            for start in range(0, item.size, chunk):
-                player.feed(seq, np.asarray(item[start:start + chunk]))
+        try:
+            async for piece in job.pieces(self.scheduler.notify):
+                player.feed(seq, np.asarray(piece))
                 seq += 1
-            while (player.buffer.buffered_seconds() > AHEAD_S and not job.cancelled):
-                await asyncio.sleep(POLL_S)
+                while player.buffer.buffered_seconds() > AHEAD_S and not job.cancelled:
+                    await asyncio.sleep(POLL_S)
+        except EngineError as exc:
+            error = error_frame(job.request.id, ErrorCode.ENGINE_ERROR, str(exc))
         if not job.cancelled:
             self._prefetch_next()
             player.finish()
