@@ -42,7 +42,8 @@ def cmd_start(args: argparse.Namespace) -> int:
         return 0
     started = time.monotonic()
     try:
-        launcher.wait_ready(path, launcher.spawn(path), args.timeout)
+        follower = launcher.LogFollower(launcher.echo_stderr)
+        launcher.wait_ready(path, launcher.spawn(path), args.timeout, follower)
     except launcher.StartError as exc:
         print(f"kokorod: {exc}", file=sys.stderr)
         return 1

@@ -54,7 +54,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("voices_path", "KOKORO_VOICES_PATH", str, "", "voices .bin/.npz (default: embedded)"),
     Setting("model_base_url", "KOKORO_MODEL_BASE_URL", str, MODEL_BASE_URL,
             "where `kokorod model fetch` downloads the published files from"),
-    Setting("voice", "KOKORO_VOICE", str, "", "default voice (default: first installed)"),
+    Setting("voice", "KOKORO_VOICE", str, "",
+            "default voice (default: af_heart when installed, else the first installed)"),
+    Setting("offline", "KOKORO_OFFLINE", bool, False,
+            "never reach a package registry: the first start keeps the embedded voices"),
     Setting("lang", "KOKORO_LANG", str, "",
             "espeak language for every voice (empty: from the voice; en-us for Latin text)"),
     Setting("provider", "KOKORO_PROVIDER", str, "auto", "execution provider", choices=PROVIDERS),
@@ -111,6 +114,7 @@ class Config:
     voices_path: str
     model_base_url: str
     voice: str
+    offline: bool
     lang: str
     provider: str
     threads: int

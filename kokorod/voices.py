@@ -7,16 +7,19 @@ does it; weights are validated and normalised to sum to 1.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from kokorod.protocol import ErrorCode, ProtocolError
+from kokorod.voice_packs import VOICE_SHA256
+
+V1_VOICES = frozenset(VOICE_SHA256)
 
 Style = NDArray[np.float32]
 
@@ -35,6 +38,7 @@ _NON_LATIN = {"ja", "cmn", "hi"}
 _LATIN_ONLY = re.compile(r"^[\x00-\u024f\u1e00-\u1eff\u2000-\u206f\u20a0-\u20cf]*$")
 _WEIGHT = re.compile(r"^\s*([^:()\s]+)\s*(?::\s*([^()\s]+)|\(\s*([^()\s]+)\s*\))?\s*$")
 FALLBACK_LANG = "en-us"
+DEFAULT_VOICE = "af_heart"  # when installed (the v1.0 voices); else the first installed
 
 
 class VoiceError(ValueError):
@@ -99,30 +103,43 @@ class VoiceTable:
 
     def __init__(self, voices: dict[str, Style]) -> None:
         self.voices = voices
+        self._by_lower = {name.lower(): name for name in voices}
         self._blends: OrderedDict[str, Style] = OrderedDict()
-
-    def __contains__(self, name: str) -> bool:
-        return name in self.voices
-
-    def __iter__(self) -> Any:
-        return iter(self.voices)
 
     def names(self) -> list[str]:
         return list(self.voices)
 
     def _installed(self, name: str) -> Style:
-        style = self.voices.get(name)
+        style = self.voices.get(self._by_lower.get(name.lower(), name))
         if style is None:
-            raise ProtocolError(
-                ErrorCode.UNKNOWN_VOICE,
-                f"voice {name[:64]!r} is not installed; installed: {', '.join(self.voices)}",
-            )
+            raise ProtocolError(ErrorCode.UNKNOWN_VOICE, self._unknown(name))
         return style
+
+    def _unknown(self, name: str) -> str:
+        """Did you mean …, and how to install the v1.0 voices when that is what is missing."""
+        close = difflib.get_close_matches(name.lower(), list(self._by_lower), n=3, cutoff=0.6)
+        message = f"voice {name[:64]!r} is not installed"
+        if close:
+            message += f"; did you mean {', '.join(self._by_lower[c] for c in close)}?"
+        shown = list(self.voices)
+        listing = ", ".join(shown[:12]) + (f", … ({len(shown)} in all)" if len(shown) > 12
+                                           else "")
+        message += f"; installed: {listing}"
+        if name.lower() in V1_VOICES:
+            message += ("; it is one of the 54 v1.0 voices: install them with "
+                        "`kokorod model fetch voices --use`")
+        return message
+
+    def canonical(self, name: str) -> str:
+        """The installed spelling of a voice name (names are matched ignoring case)."""
+        return self._by_lower.get(name.lower(), name)
 
     def style(self, spec: str) -> Style:
         """The style table for a voice name or a blend spec."""
         if spec in self.voices:
             return self.voices[spec]
+        if spec.lower() in self._by_lower:
+            return self.voices[self._by_lower[spec.lower()]]
         cached = self._blends.get(spec)
         if cached is not None:
             self._blends.move_to_end(spec)
@@ -149,6 +166,7 @@ class VoiceTable:
         voices speak English that way.
         """
         first = parse_spec(spec)[0][0] if spec not in self.voices else spec
+        first = self.canonical(first)
         lang = describe(first)["language"] or FALLBACK_LANG
         if lang in _NON_LATIN and _LATIN_ONLY.match(text):
             return FALLBACK_LANG

@@ -261,7 +261,8 @@ def test_checksum_mismatch_is_not_activated(server: FileServer, store: Path,
                                             blob: tuple[Path, str]) -> None:
     src, _ = blob
     server.serve("voices-v1.0.bin", src)  # not the published voices
-    result = kokorod_cli("model", "fetch", "voices", "--use", "--base-url", server.base_url)
+    result = kokorod_cli("model", "fetch", "voices", "--use", "--source", "release",
+                         "--base-url", server.base_url)
     assert result.returncode == 1
     assert "does not match its published sha256" in result.stderr
     assert not (store / "models" / "voices-v1.0.bin").exists()

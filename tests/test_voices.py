@@ -126,11 +126,12 @@ def test_daemon_speaks_a_blend(daemon: DaemonProc) -> None:
 def test_daemon_rejects_bad_blends_and_keeps_serving(daemon: DaemonProc) -> None:
     with raw_conn(daemon.socket) as conn:
         for rid, spec, code in [(1, "jf_alpha:-2", "bad_voice"),
-                                (2, "af_bella:0.6,af_sky:0.4", "unknown_voice")]:
+                                (2, "af_bela:0.6,af_sky:0.4", "unknown_voice")]:
             conn.send({"op": "synthesize", "id": rid, "text": "hi", "voice": spec})
             frames = conn.until_final(rid)
             assert frames[-1]["op"] == "error" and frames[-1]["code"] == code
-        assert "installed: jf_alpha" in frames[-1]["message"]
+        assert "did you mean af_bella" in frames[-1]["message"]
+        assert "installed: af_alloy" in frames[-1]["message"]
         conn.send({"op": "synthesize", "id": 3, "text": "Still here.", "voice": BLEND})
         assert conn.until_final(3)[-1]["op"] == "end"
 
