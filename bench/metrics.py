@@ -83,3 +83,29 @@ def lsd(a: np.ndarray, b: np.ndarray, n_fft: int = 1024, hop: int = 256) -> floa
     floor = max(sa.max(), sb.max()) * 1e-4
     la, lb = np.log(np.maximum(sa, floor)), np.log(np.maximum(sb, floor))
     return float(np.mean(np.sqrt(np.mean((la - lb) ** 2, axis=-1))))
+
+
+def pauses(audio: np.ndarray, rate: int = 24_000, min_s: float = 0.12,
+           floor_db: float = -40.0, frame_s: float = 0.01) -> list[tuple[float, float]]:
+    """Silences of at least `min_s` between speech: (start s, length s), edges excluded.
+
+    A 10 ms frame is silent when its RMS is `floor_db` below the loudest frame's."""
+    n = int(rate * frame_s)
+    frames = audio[: audio.size // n * n].astype(np.float64).reshape(-1, n)
+    if frames.size == 0:
+        return []
+    rms = np.sqrt((frames ** 2).mean(axis=1))
+    silent = rms < rms.max() * 10 ** (floor_db / 20)
+    voiced = np.flatnonzero(~silent)
+    if voiced.size == 0:
+        return []
+    out = []
+    run_start = None
+    for i in range(voiced[0], voiced[-1] + 1):
+        if silent[i] and run_start is None:
+            run_start = i
+        elif not silent[i] and run_start is not None:
+            if (i - run_start) * frame_s >= min_s:
+                out.append((run_start * frame_s, (i - run_start) * frame_s))
+            run_start = None
+    return out

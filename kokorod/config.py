@@ -78,11 +78,12 @@ SETTINGS: tuple[Setting, ...] = (
             "length); 0 = whole segments"),
     Setting("chunk_ms", "KOKORO_CHUNK_MS", int, 50, "default chunk length in ms",
             minimum=CHUNK_MS_RANGE[0], maximum=CHUNK_MS_RANGE[1]),
-    Setting("first_segment_chars", "KOKORO_FIRST_SEGMENT_CHARS", int, 32,
-            "target length of the first segment (short = early first audio)", minimum=8,
-            maximum=400),
+    Setting("first_segment_chars", "KOKORO_FIRST_SEGMENT_CHARS", int, 100,
+            "a first sentence longer than this is cut at a clause mark (comma, semicolon, "
+            "colon, dash) so that its first audio comes early", minimum=20, maximum=400),
     Setting("segment_chars", "KOKORO_SEGMENT_CHARS", int, 300,
-            "largest later segment in characters", minimum=40, maximum=400),
+            "whole sentences are packed into segments of up to this many characters; only a "
+            "longer sentence is cut", minimum=40, maximum=400),
     Setting("max_frame_bytes", "KOKORO_MAX_FRAME_BYTES", int, DEFAULT_MAX_FRAME,
             "largest accepted frame", minimum=1024, maximum=64 << 20),
     Setting("max_text_chars", "KOKORO_MAX_TEXT_CHARS", int, 500_000,

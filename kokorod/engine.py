@@ -25,7 +25,7 @@ from kokoro_onnx.trim import rms as frame_rms
 from kokoro_onnx.trim import trim as trim_silence
 from numpy.typing import NDArray
 
-from kokorod import heap, models, providers, split, voices
+from kokorod import headroom, heap, models, providers, split, voices
 from kokorod.config import Config
 from kokorod.protocol import SAMPLE_RATE, ErrorCode, ProtocolError
 from kokorod.segment import Segment
@@ -159,6 +159,7 @@ class Engine:
         self._run_options = providers.run_options()
         self.warmup_seconds = 0.0  # set by the warm-up inside _build_session
         self.parts: dict[str, ort.InferenceSession] | None = None  # streaming vocoder
+        self.has_durations = False  # the front part reports frames per token
         self.session, self.provider = self._build_session()
 
     # ------------------------------------------------------------ sessions
@@ -191,6 +192,7 @@ class Engine:
             sessions[name], choice = providers.create_session(getattr(cut, name), self.config)
         assert choice is not None
         self.parts, self.session = sessions, sessions["gen"]
+        self.has_durations = len(sessions["front"].get_outputs()) > 3
         if self.config.warmup:
             started = time.perf_counter()
             segment = Segment(WARMUP_TEXT, pause_s=0.0, index=0)
@@ -237,16 +239,33 @@ class Engine:
         assert self.parts is not None
         phonemes = self.phonemize(segment.text, lang)
         batches = split_phonemes(phonemes, MAX_PHONEME_LENGTH) if phonemes else []
+        skip = None  # tokens of the first batch that an earlier segment spoke
+        if segment.spoken:
+            if batches and self.has_durations:
+                skip = _spoken_tokens(batches[0], self.phonemize(segment.spoken, lang),
+                                      self.vocab)
+            if skip is None:  # the head cannot be placed: read only the rest
+                phonemes = self.phonemize(segment.rest, lang)
+                batches = split_phonemes(phonemes, MAX_PHONEME_LENGTH) if phonemes else []
         out: list[Prepared] = []
-        for batch in batches:
+        for number, batch in enumerate(batches):
             tokens = [self.vocab[p] for p in batch if p in self.vocab]
             if not tokens:
                 continue
             front = self.parts["front"]
-            features, style, f0 = front.run(None, self._feed(front, tokens, voice, speed),
-                                            self._run_options)
+            features, style, f0, *durations = front.run(
+                None, self._feed(front, tokens, voice, speed), self._run_options)
             harmonics = self.parts["source"].run(None, {split.F0: f0}, self._run_options)[0]
-            out.append(Prepared(features, style, harmonics, int(features.shape[2])))
+            prepared = Prepared(features, style, harmonics, int(features.shape[2]))
+            if number == 0 and skip is not None and durations:
+                frames_per_token = np.asarray(durations[0]).ravel()
+                total = int(frames_per_token.sum())
+                # +1: the pad token before the text; features run at a multiple of the
+                # duration grid (2 × here), so scale by the ratio.
+                done = int(frames_per_token[:skip + 1].sum())
+                prepared.next = min(prepared.frames - 1,
+                                    round(done * prepared.frames / max(1, total)))
+            out.append(prepared)
         if out:
             out[-1].pause_s = segment.pause_s
         return out
@@ -276,6 +295,7 @@ class Engine:
             p.fade_tail = full[(b - lo) * n:(tail_hi - lo) * n].copy()
         else:
             p.fade_tail = None
+        audio = headroom.soft_limit(audio)
         if audio.size:
             p.peak_rms = max(p.peak_rms, float(frame_rms(y=audio).max()))
         if first or last:
@@ -353,7 +373,7 @@ class Engine:
         if self.parts is not None:
             pieces = [self.vocode(p, p.frames) for p in self.prepare(segment, voice, speed, lang)]
             return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
-        phonemes = self.phonemize(segment.text, lang)
+        phonemes = self.phonemize(segment.rest, lang)  # the whole model cannot skip a head
         if not phonemes:
             return np.zeros(0, dtype=np.float32)
         started = time.perf_counter()
@@ -363,7 +383,7 @@ class Engine:
             for batch in split_phonemes(phonemes, MAX_PHONEME_LENGTH):
                 audio = self._run_session(self.session, batch, voice, speed)
                 if audio.size:
-                    parts.append(_trim(audio))
+                    parts.append(_trim(headroom.soft_limit(audio)))
             return parts
 
         parts = self._guarded(f"segment {segment.index}", run_batches)
@@ -403,6 +423,27 @@ class Engine:
             "rebuilds": s.rebuilds,
             "last_error": s.last_error,
         }
+
+
+_MARKS = ",;:.!?—–…"
+
+
+def _spoken_tokens(batch: str, head: str, vocab: dict[str, int]) -> int | None:
+    """How many tokens of `batch` the head (phonemes ending in a clause mark) covers,
+    up to the mark that ends it: the mark's own frames (the pause the model reads
+    there) start the rest. Placed by counting punctuation, which phonemisation keeps,
+    so a word the head and the whole sentence phonemise differently does not shift
+    it. None where it cannot be placed."""
+    count = sum(1 for c in head if c in _MARKS)
+    seen = 0
+    for i, ch in enumerate(batch):
+        if ch in _MARKS:
+            seen += 1
+            if seen == count:
+                if not batch[i + 1:].strip():
+                    return None  # nothing after the head in this batch
+                return sum(1 for c in batch[:i] if c in vocab)
+    return None
 
 
 def _trim(audio: Audio) -> Audio:

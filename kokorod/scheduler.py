@@ -6,10 +6,10 @@ priority (important > message > text > notification); among equals a request
 that has not produced audio yet goes first (so a short request is never starved behind a long one),
 the rest take turns round-robin. A request whose output queue is full — its
 client is not reading — is skipped until it drains, which bounds memory per
-connection. Segment size adapts: the first is short for early audio, later
-ones grow as far as the audio already buffered ahead of playback allows. With
-the streaming vocoder a segment's audio comes in windows (engine.Prepared), each
-window a turn of its own, so a new request waits for one window, not a segment.
+connection. Where a text is cut into segments is decided by the text alone
+(segment.py), never by timing, so the same request always gives the same audio.
+With the streaming vocoder a segment's audio comes in windows (engine.Prepared),
+each window a turn of its own, so a new request waits for one window, not a segment.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import numpy as np
 from kokorod.config import Config
 from kokorod.engine import Audio, Engine, EngineError, Prepared
 from kokorod.protocol import PRIORITIES, SAMPLE_RATE, SynthesizeRequest
-from kokorod.segment import Segment, SegmentStream
+from kokorod.segment import SegmentStream
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,6 @@ SEGMENTS_AHEAD = 2  # per request: segments (or windows) synthesized but not yet
 FIRST_WINDOW_FRAMES = 80  # 1 s: the first audio of a request, vocoded on its own
 WINDOW_GROWTH = 1.25
 MAX_WINDOW_FRAMES = 400  # 5 s: bounds how long a new request waits behind a window
-_OVERHEAD_S = 0.08  # fixed cost of one model call (front-end, setup)
-_SAFETY = 0.7  # use this share of the buffered audio as the time budget
 
 
 class Cancelled:
@@ -69,9 +67,6 @@ class Job:
     # Streaming vocoder: the current segment's batches still to vocode, window by window.
     pending: list[Prepared] = field(default_factory=list)
     pending_engine: Engine | None = None  # the engine that prepared them vocodes them
-    pending_segment: Segment | None = None
-    segment_audio_s: float = 0.0
-    segment_synth_s: float = 0.0
 
     def __post_init__(self) -> None:
         self.stream = SegmentStream(self.request.text)
@@ -132,9 +127,6 @@ class Scheduler:
         self._task: asyncio.Task[None] | None = None
         self._rr = 0
         self.busy = False  # a segment is being synthesized (maybe of a cancelled request)
-        # Running estimates for sizing segments (updated after every segment).
-        self.rtf_estimate = 1.0
-        self.seconds_per_char = 0.07
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -182,24 +174,6 @@ class Scheduler:
                 self._rr = (self._rr + k + 1) % max(1, n)
                 return job
         return None
-
-    def budget(self, job: Job, now: float) -> int:
-        """Characters for the job's next segment so it is ready before playback runs dry."""
-        first, largest = self.config.first_segment_chars, self.config.segment_chars
-        if job.segments == 0 or job.first_audio_at is None:
-            return first
-        ahead = job.produced_s - (now - job.first_audio_at)
-        sharing = max(1, self.active_jobs)
-        per_char = self.seconds_per_char / job.request.speed * self.rtf_estimate * sharing
-        chars = (ahead * _SAFETY - _OVERHEAD_S) / max(per_char, 1e-6)
-        return int(min(largest, max(first, chars)))
-
-    def _learn(self, segment: Segment, audio_s: float, synth_s: float, speed: float) -> None:
-        if audio_s <= 0.2 or not segment.text:
-            return
-        self.rtf_estimate = 0.8 * self.rtf_estimate + 0.2 * (synth_s / audio_s)
-        spc = audio_s * speed / len(segment.text)
-        self.seconds_per_char = 0.8 * self.seconds_per_char + 0.2 * spc
 
     # ------------------------------------------------------------ worker
     async def _run(self) -> None:
@@ -259,15 +233,15 @@ class Scheduler:
             await self._window(job)
             return
         now = time.perf_counter()
-        segment = job.stream.take(self.budget(job, now))
+        segment = job.stream.next(self.config.first_segment_chars, self.config.segment_chars)
         if segment is None:
             job.exhausted = True
             job.out.put_nowait(None)
             return
         if job.started_at is None:
             job.started_at = now
-        job.marks.append((job.produced_samples, job.chars_taken, segment.text))
-        job.chars_taken += len(segment.text)
+        job.marks.append((job.produced_samples, job.chars_taken, segment.rest))
+        job.chars_taken += len(segment.rest)
         req = job.request
         engine = self.engine  # a reload may swap self.engine while this runs
         if engine.streaming:
@@ -276,10 +250,8 @@ class Scheduler:
             if prepared is None or job.cancelled:
                 return
             job.segments += 1
-            job.pending, job.pending_segment = prepared, segment
-            job.pending_engine = engine
-            job.segment_synth_s, job.segment_audio_s = time.perf_counter() - now, 0.0
-            job.synth_s += job.segment_synth_s
+            job.pending, job.pending_engine = prepared, engine
+            job.synth_s += time.perf_counter() - now
             if job.pending:
                 await self._window(job)  # the first window in the same turn: early audio
             return
@@ -288,7 +260,6 @@ class Scheduler:
         if audio is None or job.cancelled:
             return
         synth_s = time.perf_counter() - now
-        self._learn(segment, audio.size / SAMPLE_RATE, synth_s, req.speed)
         job.segments += 1
         self._deliver(job, audio, synth_s)
 
@@ -307,12 +278,6 @@ class Scheduler:
         synth_s = time.perf_counter() - now
         if p.done:
             job.pending.pop(0)
-        job.segment_synth_s += synth_s
-        job.segment_audio_s += audio.size / SAMPLE_RATE
         if not job.pending:
             job.pending_engine = None
-        if not job.pending and job.pending_segment is not None:
-            self._learn(job.pending_segment, job.segment_audio_s, job.segment_synth_s,
-                        job.request.speed)
-            job.pending_segment = None
         self._deliver(job, audio, synth_s)

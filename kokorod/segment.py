@@ -1,13 +1,25 @@
-"""Text → segments, the unit of synthesis.
+"""Text → segments, the unit of synthesis; where to cut depends on the text alone.
 
-Inference time grows with the audio length, so the first segment must be short
-for first audio to come early, while later segments should be long (fewer
-model calls, better prosody, better RTF). `SegmentStream.take(budget)` lets the
-caller decide the size of each next segment: it packs whole sentences up to
-the budget and cuts a sentence that is too long at the least disruptive place
-(clause mark, then before a conjunction, then between words, and only for a
-run with no spaces at all, mid-word). Text is consumed lazily, so a very long
-input streams in bounded memory.
+Kokoro gives each piece it is handed its own prosody, so a cut is heard: pieces
+are whole sentences wherever possible. `SegmentStream.next()` applies the rule:
+
+- the first segment is the first sentence; only when that sentence is longer than
+  `first_chars` (its front, ~10 % of the compute and proportional to its length,
+  would delay first audio) it ends at a clause mark (comma, semicolon, colon,
+  dash), where a listener hears a pause anyway — the last one within `first_chars`,
+  else the first one after; a sentence with no clause mark is not cut. The next
+  segment is then that whole sentence with `spoken` set to the head: the model
+  reads the sentence whole, so the rest keeps the sentence's own prosody, and the
+  engine starts its audio where the head's tokens end;
+- every later segment packs whole sentences up to `max_chars` (a paragraph end
+  ends one); only a sentence longer than that is cut, at the least disruptive
+  place (clause mark, then before a conjunction, then between words, and only
+  for a run with no spaces at all, mid-word).
+
+No timing enters the rule, so the same text always gives the same segments and
+therefore the same audio. `take(budget)` packs up to an explicit budget (tools
+and tests). Text is consumed lazily, so a very long input streams in bounded
+memory.
 """
 
 from __future__ import annotations
@@ -17,8 +29,15 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+FIRST_CHARS = 100  # defaults of KOKORO_FIRST_SEGMENT_CHARS / KOKORO_SEGMENT_CHARS
+MAX_CHARS = 300
+MIN_PIECE_CHARS = 12  # a clause cut leaves at least this much on either side
 SENTENCE_PAUSE_S = 0.25
 CLAUSE_PAUSE_S = 0.1
+# After the head of a cut first sentence. Plain kokoro-onnx reading the whole sentence
+# paused 0.28–0.43 s at these clause marks (bench/prosody.py); the head read alone ends
+# without that pause and the rest, read from the whole sentence, brings ~0.1 s of it.
+CUT_PAUSE_S = 0.25
 PARAGRAPH_PAUSE_S = 0.45
 
 SENTENCE_END = ".!?…。！？"
@@ -60,6 +79,14 @@ class Segment:
     text: str
     pause_s: float  # silence to add after this segment's (trimmed) audio
     index: int
+    # The start of `text` that an earlier segment already spoke: the model reads the
+    # whole sentence (its prosody) and the audio begins after this part.
+    spoken: str = ""
+
+    @property
+    def rest(self) -> str:
+        """What this segment adds to what was heard."""
+        return self.text[len(self.spoken):].strip() if self.spoken else self.text
 
 
 def _pause_for(text: str, paragraph_end: bool) -> float:
@@ -125,13 +152,29 @@ def split_point(text: str, budget: int) -> int:
     return budget  # one unbroken run (no spaces): cut mid-word
 
 
+def first_cut(sentence: str, first_chars: int, max_chars: int) -> int | None:
+    """Where a long first sentence may end its first segment: after a clause mark, the
+    last within `first_chars`, else the first within `max_chars`; None: do not cut."""
+    if len(sentence) <= first_chars:
+        return None
+    cuts = [m.end() for m in _CLAUSE_RE.finditer(sentence)]
+    cuts = [c for c in cuts if len(sentence[:c].strip()) >= MIN_PIECE_CHARS
+            and len(sentence[c:].strip()) >= MIN_PIECE_CHARS]
+    early = [c for c in cuts if c <= first_chars]
+    if early:
+        return early[-1]
+    late = [c for c in cuts if c <= max_chars]
+    return late[0] if late else None
+
+
 class SegmentStream:
-    """Lazily hands out segments of at most `budget` characters."""
+    """Lazily hands out segments: `next()` by the rule above, `take()` by a budget."""
 
     def __init__(self, text: str) -> None:
         self._sentences = _sentences(clean(text))
         self._pending: tuple[str, bool] | None = None
         self._index = 0
+        self._continue = ""  # head of the first sentence spoken by segment 0
 
     def _peek(self) -> tuple[str, bool] | None:
         if self._pending is None:
@@ -163,10 +206,33 @@ class SegmentStream:
         if not parts:
             return None
         text = " ".join(parts)
-        segment = Segment(text, _pause_for(text, paragraph_end), self._index)
+        # No pause after the last segment: the request's audio ends where its speech does.
+        pause = _pause_for(text, paragraph_end) if self._peek() is not None else 0.0
+        segment = Segment(text, pause, self._index)
         self._index += 1
         return segment
 
-    def __iter__(self) -> Iterator[Segment]:  # fixed-size iteration, for tests and tools
-        while (seg := self.take(300)) is not None:
+    def next(self, first_chars: int, max_chars: int) -> Segment | None:
+        """The next segment by the text-only rule (module docstring)."""
+        if self._continue:  # the rest of a cut first sentence, read as the whole sentence
+            head, self._continue = self._continue, ""
+            whole = self.take(max_chars)
+            if whole is not None:
+                return Segment(whole.text, whole.pause_s, whole.index, spoken=head)
+            return None
+        item = self._peek() if self._index == 0 else None
+        if item is None:
+            return self.take(max_chars)
+        sentence = item[0]
+        cut = first_cut(sentence, first_chars, max_chars)
+        if cut is None:
+            return self.take(min(len(sentence), max_chars))  # the first sentence alone
+        if len(sentence) > max_chars:  # too long to read whole: cut for good
+            return self.take(cut)
+        self._continue = sentence[:cut].strip()
+        self._index += 1
+        return Segment(self._continue, CUT_PAUSE_S, 0)
+
+    def __iter__(self) -> Iterator[Segment]:  # the default rule, for tests and tools
+        while (seg := self.next(FIRST_CHARS, MAX_CHARS)) is not None:
             yield seg

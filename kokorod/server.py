@@ -98,6 +98,7 @@ class Daemon:
     # ------------------------------------------------------------ startup
     def prepare(self) -> None:
         """Everything before the event loop: lock, socket probe, engine load."""
+        heap.configure()  # before any thread or large buffer exists
         paths.check_socket_path(self.socket_path)
         paths.ensure_private_dir(self.socket_path.parent)
         self._lock.acquire()
@@ -281,9 +282,7 @@ class Daemon:
             "memory": {**heap.stats(), "python_blocks": sys.getallocatedblocks()},
             "engine": self.engine.status(),
             "speech": self.speech.snapshot(),
-            "scheduler": {"rtf_estimate": round(self.scheduler.rtf_estimate, 3),
-                          "seconds_per_char": round(self.scheduler.seconds_per_char, 4),
-                          "first_segment_chars": self.config.first_segment_chars,
+            "scheduler": {"first_segment_chars": self.config.first_segment_chars,
                           "segment_chars": self.config.segment_chars},
         }
 

@@ -25,9 +25,11 @@ FEATURES = "/decoder/decoder/decode.3/Div_4_output_0"  # (1, 512, frames)
 STYLE = "/decoder/Slice_output_0"  # (1, 128) acoustic half of the style vector
 F0 = "/decoder/decoder/Unsqueeze_output_0"  # (1, 1, frames)
 HARMONICS = "/decoder/decoder/generator/Concat_3_output_0"  # (1, 22, frames * 60 + 1)
+# Frames per token (pads included), rounded as the decoder expands them; optional.
+DURATIONS = "/encoder/Cast_output_0"
 SAMPLES_PER_FRAME = 300  # 12.5 ms of audio at 24 kHz
 HARMONIC_FRAMES_PER_FRAME = 60
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 
 PARTS = {
     "front": (["tokens", "style", "speed"], [FEATURES, STYLE, F0]),
@@ -70,6 +72,8 @@ def split_model(model: Path, sha256: str) -> SplitFiles | None:
     extractor = onnx.utils.Extractor(proto)
     target.mkdir(parents=True, exist_ok=True)
     for name, (inputs, outputs) in PARTS.items():
+        if name == "front" and DURATIONS in tensors:
+            outputs = [*outputs, DURATIONS]
         part = extractor.extract_model(inputs, outputs)
         tmp = target / f".{name}.{os.getpid()}.tmp"
         onnx.save(part, str(tmp))

@@ -36,6 +36,11 @@ CODE_SUFFIXES = (".py", ".js", ".ts", ".jsx", ".tsx", ".c", ".h", ".cc", ".cpp",
                  ".yaml", ".yml", ".json")
 LOCALES = {"en-us": "en_US", "en-gb": "en_GB", "es": "es_ES", "fr-fr": "fr_FR", "hi": "hi_IN",
            "it": "it_IT", "ja": "ja_JP", "pt-br": "pt_BR", "cmn": "zh_CN"}
+# `say -v '?'` greets in each voice's own language.
+GREETINGS = {"es": "¡Hola! Me llamo {}.", "fr": "Bonjour ! Je m'appelle {}.",
+             "hi": "नमस्ते! मेरा नाम {} है।", "it": "Ciao! Mi chiamo {}.",
+             "ja": "こんにちは！私の名前は{}です。", "pt": "Olá! Meu nome é {}.",
+             "zh": "你好！我叫{}。"}
 
 DESCRIPTION = """\
 This tool uses the kokorod daemon to convert input text to audible speech and
@@ -180,7 +185,8 @@ def print_voices(client: Client) -> None:
         locale = LOCALES.get(str(v.get("language", "")).lower(), v.get("language") or "")
         given = name.split("_", 1)[-1].replace("_", " ").title()
         gender = f"({v['gender']}) " if v.get("gender") else ""
-        print(f"{name:<20} {locale:<8} # {gender}Hello! My name is {given}.")
+        greeting = GREETINGS.get(locale[:2], "Hello! My name is {}.").format(given)
+        print(f"{name:<20} {locale:<8} # {gender}{greeting}")
 
 
 def audio_device(value: str | None) -> int | str | None:

@@ -6,7 +6,6 @@ Nothing a client sends may crash the daemon or cost another client its audio.
 from __future__ import annotations
 
 import os
-import random
 import signal
 import socket
 import struct
@@ -19,11 +18,15 @@ from typing import Any
 
 import msgpack
 import pytest
-from helpers import DaemonProc, RawConn, daemon_env, raw_conn, start_daemon
+from helpers import REPO, DaemonProc, RawConn, daemon_env, raw_conn, start_daemon
 from test_daemon import MEDIUM, check_stream, synth
 
 from kokorod.protocol import SAMPLE_RATE, ErrorCode
 from kokorod_client import Client, ConnectionLost
+
+sys.path.insert(0, str(REPO / "bench"))
+
+import load
 
 
 def status(path: Path) -> dict[str, Any]:
@@ -228,54 +231,10 @@ def test_kill_9_mid_stream_gives_clients_an_error_and_restart_works(
 # ---------------------------------------------------------------- load
 
 
-def run_load(path: Path, clients: int, requests: int, seed: int = 7,
-             weights: tuple[float, ...] = (5, 1, 2, 2)) -> dict[str, Any]:
-    """Mixed traffic; every accepted request must end exactly once, complete and in order.
-
-    weights: how often short / medium / cancelled / bad requests occur.
-    """
-    rng = random.Random(seed)
-    plan = []
-    for i in range(requests):
-        kind = rng.choices(["short", "medium", "cancel", "bad"], weights)[0]
-        plan.append((i, kind))
-    per_client = [plan[k::clients] for k in range(clients)]
-    outcomes: list[dict[str, Any]] = []
-    lock = threading.Lock()
-    shorts = ["Short request number {}.", "Ping number {} arrived.", "Item {} is ready."]
-
-    def worker(jobs: list[tuple[int, str]]) -> None:
-        with raw_conn(path) as c:
-            for i, kind in jobs:
-                if kind == "bad":
-                    msg = rng.choice([{"op": "synthesize", "id": i, "text": ""},
-                                      {"op": "synthesize", "id": i, "text": "x",
-                                       "voice": "nobody"},
-                                      {"op": "nope", "id": i}])
-                    c.send(msg)
-                    frames = c.until_final(i)
-                elif kind == "cancel":
-                    c.send({"op": "synthesize", "id": i, "text": MEDIUM})
-                    c.send({"op": "cancel", "id": i})
-                    frames = c.until_final(i)
-                else:
-                    text = (shorts[i % 3].format(i) if kind == "short"
-                            else MEDIUM.replace("lighthouse", f"lighthouse {i}"))
-                    c.send({"op": "synthesize", "id": i, "text": text})
-                    frames = c.until_final(i)
-                with lock:
-                    outcomes.append({"i": i, "kind": kind, "frames": frames})
-
-    threads = [threading.Thread(target=worker, args=(jobs,)) for jobs in per_client]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(1800)
-    return {"outcomes": outcomes, "planned": requests}
-
-
 def check_load(result: dict[str, Any]) -> dict[str, int]:
+    """Every accepted request ended exactly once, complete and in order; counts by outcome."""
     counts = {"end": 0, "cancelled": 0, "error": 0}
+    assert not result["failures"], result["failures"]
     assert len(result["outcomes"]) == result["planned"], "lost requests"
     for o in result["outcomes"]:
         frames = o["frames"]
@@ -297,33 +256,70 @@ def check_load(result: dict[str, Any]) -> dict[str, int]:
         else:
             counts["end"] += 1
             assert chunks
+    assert counts["end"] > 0 and counts["error"] > 0
     return counts
 
 
-def load_test(daemon: DaemonProc, clients: int, requests: int,
-              weights: tuple[float, ...] = (5, 1, 2, 2)) -> None:
-    run_load(daemon.socket, clients, 16, seed=1)  # warm up with the same mix
-    before = status(daemon.socket)
-    result = run_load(daemon.socket, clients, requests, weights=weights)
-    counts = check_load(result)
-    assert counts["end"] > 0 and counts["error"] > 0
-    assert wait_for(lambda: status(daemon.socket)["active_requests"] == 0)
-    after = status(daemon.socket)
-    assert after["num_fds"] <= before["num_fds"]
-    assert after["num_tasks"] <= before["num_tasks"]
-    growth = (after["rss_bytes"] - before["rss_bytes"]) / 2**20
-    print(f"load: {requests} requests, {clients} clients, {counts}, lost 0, "
-          f"RSS {before['rss_bytes'] / 2**20:.0f} → {after['rss_bytes'] / 2**20:.0f} MiB, "
-          f"fds {before['num_fds']} → {after['num_fds']}")
-    assert growth < 20, f"RSS grew {growth:.1f} MiB"
+def slope(values: list[float]) -> float:
+    """Least-squares change per round."""
+    n = len(values)
+    mean_x, mean_y = (n - 1) / 2, sum(values) / n
+    num = sum((x - mean_x) * (y - mean_y) for x, y in enumerate(values))
+    return num / sum((x - mean_x) ** 2 for x in range(n))
 
 
-def test_load_shortened(daemon: DaemonProc) -> None:
-    """The same checks as the full run, with fewer and mostly short requests."""
-    load_test(daemon, clients=8, requests=64, weights=(4, 0, 3, 3))
+# Bounds from bench/memory_rounds.py (6 rounds of 64 requests, Xeon and EPYC): after the
+# first round, malloc's bytes in use stay within ±2 MiB and Python's blocks within a few
+# thousand; RSS moves ±10 MiB from round to round (freed pages resident or not).
+HEAP_DRIFT_MIB = 8.0
+HEAP_SLOPE_MIB = 1.5
+RSS_DRIFT_MIB = 48.0
+RSS_SLOPE_MIB = 8.0
+BLOCKS_DRIFT = 20_000
+
+
+def check_trend(readings: list[dict[str, Any]]) -> None:
+    """After the first (warm-up) round: no growth round over round, drift within bounds."""
+    steady = readings[1:]
+    table = "\n".join(f"round {r['round']}: RSS {r['rss_mib']:.1f} MiB, heap in use "
+                      f"{r.get('heap_in_use_mib', float('nan')):.1f} MiB, "
+                      f"blocks {r['python_blocks']}, fds {r['fds']}, tasks {r['tasks']}"
+                      for r in readings)
+    print(table)
+    assert all(r["fds"] <= steady[0]["fds"] for r in steady), table
+    assert all(r["tasks"] <= steady[0]["tasks"] for r in steady), table
+    rss = [r["rss_mib"] for r in steady]
+    assert rss[-1] - rss[0] < RSS_DRIFT_MIB and slope(rss) < RSS_SLOPE_MIB, table
+    blocks = [r["python_blocks"] for r in steady]
+    assert blocks[-1] - blocks[0] < BLOCKS_DRIFT, table
+    if "heap_in_use_mib" in steady[0]:  # glibc: malloc's own count, free of paging noise
+        heap = [r["heap_in_use_mib"] for r in steady]
+        assert heap[-1] - heap[0] < HEAP_DRIFT_MIB and slope(heap) < HEAP_SLOPE_MIB, table
+
+
+def test_memory_fds_and_tasks_hold_steady_over_rounds(daemon: DaemonProc) -> None:
+    """The same mixed load (short, cancelled and bad requests from 8 clients) four times:
+    nothing is lost, and memory, fds and tasks do not rise round over round."""
+    readings = load.rounds(daemon.socket, count=4, clients=8, requests=24, check=check_load)
+    check_trend(readings)
+
+
+def test_trend_check_catches_a_leak() -> None:
+    """The check has teeth: 3 MiB more heap every round fails it; noise does not."""
+    def rows(heap: list[float], rss: list[float]) -> list[dict[str, Any]]:
+        return [{"round": i, "rss_mib": r, "heap_in_use_mib": h, "python_blocks": 1000,
+                 "fds": 20, "tasks": 4} for i, (h, r) in enumerate(zip(heap, rss, strict=True))]
+
+    check_trend(rows([180, 186, 185, 187, 186], [263, 258, 270, 257, 262]))
+    with pytest.raises(AssertionError):
+        check_trend(rows([180, 186, 189, 192, 195], [263, 258, 261, 264, 267]))
+    with pytest.raises(AssertionError):
+        check_trend(rows([180, 186, 186, 186, 186], [263, 258, 270, 290, 310]))
 
 
 @pytest.mark.slow
 def test_load_full(daemon: DaemonProc) -> None:
-    """1,000 mixed requests from 8 clients (~17 min on a 2-core AVX2 machine)."""
-    load_test(daemon, clients=8, requests=1000, weights=(10, 0.5, 4, 4))
+    """1,000 mixed requests from 8 clients (~17 min on a 2-core AVX2 machine), then the trend."""
+    readings = load.rounds(daemon.socket, count=5, clients=8, requests=200,
+                           weights=(10, 0.5, 4, 4), check=check_load)
+    check_trend(readings)

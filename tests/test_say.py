@@ -240,10 +240,13 @@ def test_two_clients_autostart_at_once(run_dir: Path, data_dir: Path, tmp_path: 
 def test_say_lists_voices_like_say(daemon: DaemonProc) -> None:
     result = say(["--no-autostart", "-v", "?"], daemon.env)
     lines = result.stdout.splitlines()
-    assert result.returncode == 0 and len(lines) == 5
+    assert result.returncode == 0 and len(lines) == 54  # the v1.0 voices
     for line in lines:  # name, locale, '#' and a sample sentence, as `say -v '?'` prints
-        assert re.match(r"^[a-z]{2}_\w+\s+[a-z]{2}_[A-Z]{2}\s+# .*Hello! My name is \w+\.$",
-                        line), line
+        assert re.match(r"^[a-z]{2}_\w+\s+[a-z]{2}_[A-Z]{2}\s+# \((fe)?male\) \S", line), line
+        if line.split()[1].startswith("en_"):
+            assert re.search(r"Hello! My name is \w+\.$", line), line
+    assert any(line.startswith("ff_siwis") and "fr_FR" in line and "Bonjour" in line
+               for line in lines)
 
 
 def test_help_reads_like_the_say_man_page() -> None:

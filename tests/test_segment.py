@@ -1,4 +1,4 @@
-"""Segmentation: short first segment, budgets respected, nothing lost, lazy."""
+"""Segmentation: the text-only rule (whole sentences, clause cuts), budgets, nothing lost, lazy."""
 
 from __future__ import annotations
 
@@ -100,3 +100,56 @@ def test_property_budget_respected_and_words_kept(text: str, budgets: list[int])
         assert 0 < len(seg.text) <= b
         out.append(seg.text)
     assert "".join(re.sub(r"\s", "", s) for s in out) == re.sub(r"\s", "", clean(text))
+
+
+# ---------------------------------------------------------------- the text-only rule
+
+
+def rule(text: str, first: int = 100, most: int = 300) -> list[str]:
+    """What each segment adds to what was heard."""
+    stream = SegmentStream(text)
+    out = []
+    while (seg := stream.next(first, most)) is not None:
+        assert seg.text.startswith(seg.spoken)
+        out.append(seg.rest)
+    return out
+
+
+def test_short_sentences_stay_whole_first_one_alone() -> None:
+    text = "Hello there. The meeting moved to the small room on the second floor, next to " \
+           "the kitchen. Bring tea."
+    assert rule(text) == ["Hello there.", "The meeting moved to the small room on the second "
+                          "floor, next to the kitchen. Bring tea."]
+
+
+def test_long_first_sentence_is_cut_only_at_a_clause_mark() -> None:
+    text = ("When the rain finally stopped, the children ran outside and splashed through "
+            "every puddle they could find on the way to school.")
+    assert rule(text) == ["When the rain finally stopped,",
+                          text.removeprefix("When the rain finally stopped, ")]
+    no_clause = ("The children ran outside and splashed through every puddle they could find "
+                 "on the long and winding way to their old school.")
+    assert rule(no_clause) == [no_clause]  # never mid-clause
+    segs = list(SegmentStream(text))  # the rest is read as the whole sentence
+    assert segs[1].text == text and segs[1].spoken == "When the rain finally stopped,"
+
+
+def test_later_long_sentences_are_not_cut_below_the_maximum() -> None:
+    later = ("After lunch, when everyone had gone home, the keeper sat by the lamp; he read "
+             "until the oil ran low, and then he slept.")
+    assert rule("Good evening. " + later) == ["Good evening.", later]
+
+
+def test_no_pause_after_the_last_segment() -> None:
+    segs = list(SegmentStream("First sentence here. Second one.\n\nThird paragraph."))
+    assert segs[-1].pause_s == 0.0 and all(s.pause_s > 0 for s in segs[:-1])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from([*"ab .,!?;\n", "Dr.", "and ", "x" * 50, "word " * 30]),
+                max_size=120).map("".join))
+def test_property_rule_is_deterministic_and_keeps_every_word(text: str) -> None:
+    first, again = rule(text), rule(text)
+    assert first == again
+    assert all(0 < len(s) <= 300 for s in first)
+    assert "".join(re.sub(r"\s", "", s) for s in first) == re.sub(r"\s", "", clean(text))

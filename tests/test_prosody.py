@@ -1,0 +1,106 @@
+"""Sounds like Kokoro: kokorod's streamed audio against plain kokoro-onnx `create()` of the
+same text and voice — duration, pauses inside, identical runs — and no sample beyond full
+scale for any installed voice."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from helpers import REPO, DaemonProc, raw_conn
+
+from kokorod.headroom import KNEE, soft_limit
+
+sys.path.insert(0, str(REPO / "bench"))
+
+from metrics import pauses
+
+# Plain prose (nothing the text cleanup rewrites), sentences of many shapes.
+TEXTS = [
+    "The old bridge creaked under the weight of the cart, but it held.",
+    "Good morning. The bakery on the corner opens early, and the bread is still warm "
+    "when the first customers arrive.",
+    "After the storm had passed and the wind had finally dropped, the fishermen pulled "
+    "their boats back down to the water and set out again.",
+    "Is the library open today? I would like to return these books before they are late.",
+    "He painted the fence white; his sister painted the gate green. Neither of them "
+    "finished before dark.",
+    "Quietly, carefully, without a word to anyone, she packed her bag and left the house "
+    "through the garden door.",
+]
+DURATION_TOLERANCE = 0.06
+
+
+def streamed(path: Path, rid: int, text: str, **fields: Any) -> np.ndarray:
+    with raw_conn(path) as conn:
+        conn.send({"op": "synthesize", "id": rid, "text": text, **fields})
+        frames = conn.until_final(rid)
+    assert frames[-1]["op"] == "end", frames[-1]
+    return np.concatenate([np.frombuffer(f["pcm"], np.float32)
+                           for f in frames if f["op"] == "chunk"])
+
+
+@pytest.fixture(scope="module")
+def one_shot(daemon: DaemonProc) -> Any:
+    from kokoro_onnx import Kokoro
+
+    with raw_conn(daemon.socket) as conn:
+        conn.send({"op": "status", "id": 0})
+        engine = conn.recv()["engine"]
+    return Kokoro(engine["model_path"], engine["voices_path"]), engine["default_voice"]
+
+
+@pytest.mark.parametrize("text", TEXTS, ids=range(len(TEXTS)))
+def test_duration_and_pauses_match_one_shot_and_runs_are_identical(
+        daemon: DaemonProc, one_shot: Any, text: str) -> None:
+    kokoro, voice = one_shot
+    ours = streamed(daemon.socket, 1, text)
+    again = streamed(daemon.socket, 2, text)
+    theirs, _ = kokoro.create(text, voice=voice, lang="en-us")
+    print(f"{ours.size / 24000:.2f} s vs {theirs.size / 24000:.2f} s, pauses "
+          f"{pauses(ours)} vs {pauses(theirs)}")
+    assert np.array_equal(ours, again), "the same request gave different audio"
+    assert abs(ours.size / theirs.size - 1) <= DURATION_TOLERANCE
+    assert len(pauses(ours)) <= len(pauses(theirs))
+
+
+def test_same_audio_under_load(daemon: DaemonProc) -> None:
+    """Another client's long request in flight changes nothing in this one's audio."""
+    text = TEXTS[2]
+    alone = streamed(daemon.socket, 1, text)
+    with raw_conn(daemon.socket) as busy:
+        busy.send({"op": "synthesize", "id": 9, "text": " ".join(TEXTS * 3)})
+        assert busy.recv()["op"] == "start"
+        loaded = streamed(daemon.socket, 2, text)
+        busy.send({"op": "cancel", "id": 9})
+        assert busy.until_final(9)[-1]["op"] == "end"
+    assert np.array_equal(alone, loaded)
+
+
+LOUD = {"ja": "危ない！", "en": "HEY! Stop!"}  # short shouted lines: the loudest they get
+
+
+def test_no_english_or_embedded_voice_peaks_beyond_full_scale(daemon: DaemonProc) -> None:
+    with raw_conn(daemon.socket) as conn:
+        conn.send({"op": "voices", "id": 0})
+        names = [v["name"] for v in conn.recv()["voices"]]
+    chosen = [n for n in names if n[0] in "abj"]
+    assert len(chosen) >= 33  # 28 English, 5 embedded Japanese
+    peaks = {name: float(np.abs(streamed(daemon.socket, i, LOUD.get(name[0], LOUD["en"]),
+                                         voice=name)).max())
+             for i, name in enumerate(chosen)}
+    print({k: round(v, 3) for k, v in sorted(peaks.items(), key=lambda kv: -kv[1])[:8]})
+    assert max(peaks.values()) <= 1.0
+
+
+def test_soft_limit_leaves_the_body_alone_and_bends_peaks() -> None:
+    x = np.linspace(-1.6, 1.6, 10_001, dtype=np.float32)
+    y = soft_limit(x)
+    body = np.abs(x) <= KNEE
+    assert np.array_equal(y[body], x[body])
+    assert np.abs(y).max() < 1.0 and np.all(np.diff(y) >= 0)  # monotonic, never clips
+    quiet = np.full(100, 0.5, np.float32)
+    assert soft_limit(quiet) is quiet
