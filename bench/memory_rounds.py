@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import sys
 from pathlib import Path
@@ -28,7 +27,7 @@ sys.path.insert(0, str(HERE))
 
 import load  # noqa: E402
 import machine  # noqa: E402
-from run_bench import BenchDaemon, scrub_paths  # noqa: E402
+from run_bench import BenchDaemon, write_report  # noqa: E402
 
 COLUMNS = ("round", "rss_mib", "anonymous_mib", "heap_in_use_mib", "heap_free_mib",
            "heap_mmapped_mib", "python_blocks", "fds", "tasks", "threads")
@@ -70,9 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": readings,
     }
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(scrub_paths(report), indent=1, default=str))
-        print(f"wrote {args.json}")
+        write_report(args.json, report)
     return 0
 
 

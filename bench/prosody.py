@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ sys.path.insert(0, str(HERE))
 
 import machine  # noqa: E402
 from metrics import pauses  # noqa: E402
-from run_bench import BenchDaemon, scrub_paths  # noqa: E402
+from run_bench import BenchDaemon, write_report  # noqa: E402
 
 from kokorod_client import Client  # noqa: E402
 
@@ -95,9 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         report = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                   "command": " ".join(["python", "bench/prosody.py", *(argv or sys.argv[1:])]),
                   "machine": info, "voice": args.voice, "rows": rows}
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(scrub_paths(report), indent=1))
-        print(f"wrote {args.json}")
+        write_report(args.json, report)
     return 0
 
 

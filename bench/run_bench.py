@@ -36,6 +36,7 @@ from kokorod.launcher import socket_is_live  # noqa: E402
 from kokorod_client import Client  # noqa: E402
 
 SAMPLE_RATE = 24_000
+SOAK_IDLE_S = 3.0  # idle before each steady memory reading of the soak
 
 
 # ---------------------------------------------------------------- daemon
@@ -306,6 +307,13 @@ def bench_soak(daemon: BenchDaemon, args: argparse.Namespace) -> dict[str, Any]:
     sizes: list[int] = []
     requests, incomplete = 0, 0
     stopping = False
+    with Client(daemon.socket, client_name="bench-soak") as client:
+        # Memory at a steady point: after one long text and the same idle time as at the end.
+        for _ in client.synthesize(texts.long(args.text_offset + 10_000), voice=args.voice):
+            pass
+        time.sleep(SOAK_IDLE_S)
+        steady_before = daemon.rss()
+        memory_before = client.status().get("memory", {})
     t0 = time.perf_counter()
     with Client(daemon.socket, client_name="bench-soak") as client:
         while time.perf_counter() - t0 < args.duration:
@@ -326,7 +334,16 @@ def bench_soak(daemon: BenchDaemon, args: argparse.Namespace) -> dict[str, Any]:
     audio_s = sum(sizes) / SAMPLE_RATE
     play = simulate_playback(arrivals, sizes, args.prebuffer)
     wall = time.perf_counter() - t0
-    return {"duration_s": wall, "requests": requests, "incomplete": incomplete,
+    with Client(daemon.socket) as client:
+        wait_idle(client)
+        time.sleep(SOAK_IDLE_S)
+        steady_after = daemon.rss()
+        memory_after = client.status().get("memory", {})
+    mib = 2 ** 20
+    return {"steady_rss_before_mib": steady_before / mib, "steady_rss_after_mib":
+            steady_after / mib, "steady_growth_mib": (steady_after - steady_before) / mib,
+            "steady_memory_before": memory_before, "steady_memory_after": memory_after,
+            "duration_s": wall, "requests": requests, "incomplete": incomplete,
             "audio_s": audio_s, "rtf": wall / audio_s if audio_s else None,
             "underruns": play["underruns"], "stall_s": play["stall_s"],
             "underruns_per_10min": play["underruns"] * 600 / max(audio_s, 1e-9)}
@@ -475,6 +492,15 @@ def print_table(report: dict[str, Any]) -> None:
         print(f"\nsoak {s['duration_s']:.0f}s: {s['requests']} requests, "
               f"{s['audio_s']:.0f}s audio, RTF {fmt(s['rtf'])}, underruns {s['underruns']} "
               f"({s['underruns_per_10min']:.2f} per 10 min), incomplete {s['incomplete']}")
+        print(f"soak RSS at steady points ({SOAK_IDLE_S:.0f} s idle after a long text, before "
+              f"and after): {s['steady_rss_before_mib']:.1f} → {s['steady_rss_after_mib']:.1f} "
+              f"MiB, growth {s['steady_growth_mib']:+.1f} MiB")
+        before, after = s["steady_memory_before"], s["steady_memory_after"]
+        parts = [f"{k.removesuffix('_bytes')} {(after[k] - before[k]) / 2**20:+.1f}"
+                 for k in ("anonymous_bytes", "heap_in_use_bytes", "heap_free_bytes",
+                           "heap_mmapped_bytes") if k in before and k in after]
+        if parts:
+            print(f"  of which (MiB): {', '.join(parts)}")
     if "speaker" in report:
         sp = report["speaker"]["summary"]
         print("\nspeaker (daemon plays, medium texts):")
@@ -505,6 +531,13 @@ def scrub_paths(value: Any) -> Any:
     if isinstance(value, str) and value.startswith("/") and " " not in value:
         return Path(value).name
     return value
+
+
+def write_report(path: str, report: dict[str, Any]) -> None:
+    """The JSON report, without machine paths."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(scrub_paths(report), indent=1, default=str))
+    print(f"\nwrote {path}")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -592,9 +625,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(home, ignore_errors=True)
     print_table(report)
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(scrub_paths(report), indent=1, default=str))
-        print(f"\nwrote {args.json}")
+        write_report(args.json, report)
     return 0
 
 

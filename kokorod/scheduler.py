@@ -127,6 +127,7 @@ class Scheduler:
         self._task: asyncio.Task[None] | None = None
         self._rr = 0
         self.busy = False  # a segment is being synthesized (maybe of a cancelled request)
+        self._running: tuple[Job, Any] | None = None  # (job, engine) of the run in progress
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -144,8 +145,12 @@ class Scheduler:
         self._wake.set()
 
     def notify(self) -> None:
-        """A job's queue drained or was cancelled: look again."""
+        """A job's queue drained or was cancelled: look again. A cancelled job whose
+        inference is running has it stopped, so the worker is free for the next one."""
         self._wake.set()
+        running = self._running
+        if running is not None and running[0].cancelled:
+            running[1].interrupt()
 
     @property
     def active_jobs(self) -> int:
@@ -212,12 +217,14 @@ class Scheduler:
     async def _infer(self, job: Job, fn: Any, *args: Any) -> Any:
         """Run one engine call on the worker thread; None when it failed (job told)."""
         self.busy = True
+        self._running = (job, getattr(fn, "__self__", self.engine))
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
         except EngineError as exc:
             self._fail(job, exc)
             return None
         finally:
+            self._running = None
             self.busy = False
 
     def _deliver(self, job: Job, audio: Audio, synth_s: float) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,9 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from kokorod.launcher import socket_is_live
-from kokorod.protocol import FrameDecoder, encode_frame
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "bench"))
+
+from load import Frames  # noqa: E402  (the frame connection the bench's load uses too)
+
 START_TIMEOUT = 120.0
 
 
@@ -89,18 +91,11 @@ def wait_live(handle: DaemonProc, timeout: float = START_TIMEOUT) -> None:
     raise RuntimeError(f"daemon did not start:\n{handle.log_text()}")
 
 
-class RawConn:
+class RawConn(Frames):
     """A bare socket speaking frames, for protocol-level tests."""
 
     def __init__(self, path: Path, timeout: float = 60.0) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(str(path))
-        self.decoder = FrameDecoder(64 << 20)
-        self.pending: list[dict[str, Any]] = []
-
-    def send(self, message: dict[str, Any]) -> None:
-        self.sock.sendall(encode_frame(message))
+        super().__init__(path, timeout)
 
     def send_raw(self, data: bytes) -> None:
         self.sock.sendall(data)
@@ -140,9 +135,6 @@ class RawConn:
             return self.sock.recv(1) == b""
         except OSError:
             return True
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @contextmanager

