@@ -32,7 +32,10 @@ from dataclasses import dataclass
 FIRST_CHARS = 100  # defaults of KOKORO_FIRST_SEGMENT_CHARS / KOKORO_SEGMENT_CHARS
 MAX_CHARS = 300
 MIN_PIECE_CHARS = 12  # a clause cut leaves at least this much on either side
-SENTENCE_PAUSE_S = 0.25
+# Added to what trimming leaves at a sentence join (~0.25 s of quiet tail and onset):
+# 0.15 gave joins of 0.35–0.41 s where kokoro-onnx reading the sentences together pauses
+# 0.40–0.51 s (bench/prosody.py); 0.25 made them 0.45–0.51 s and the text 7 % longer.
+SENTENCE_PAUSE_S = 0.15
 CLAUSE_PAUSE_S = 0.1
 # After the head of a cut first sentence. Plain kokoro-onnx reading the whole sentence
 # paused 0.28–0.43 s at these clause marks (bench/prosody.py); the head read alone ends

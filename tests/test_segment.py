@@ -7,7 +7,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kokorod.segment import SegmentStream, clean, split_point
+from kokorod.segment import SENTENCE_PAUSE_S, SegmentStream, clean, split_point
 
 PROSE = ("The lighthouse keeper climbed the stairs every evening, polishing the lens until it "
          "gleamed. Dr. Ada Smith arrived on Jan. 5 with J. R. R. Tolkien's letters! Did she "
@@ -55,7 +55,7 @@ def test_pauses_follow_punctuation() -> None:
     c = stream.take(50)
     assert a is not None and b is not None and c is not None
     assert (a.text, a.pause_s) == ("One,", 0.1)
-    assert (b.text, b.pause_s) == ("two.", 0.25)
+    assert (b.text, b.pause_s) == ("two.", SENTENCE_PAUSE_S)
     assert c.pause_s == 0.0
 
 
