@@ -146,14 +146,20 @@ class Connection:
                 error_frame(safe_id(message), ErrorCode.INTERNAL, f"internal error: {exc}")
             )
 
-    async def close(self) -> None:
+    async def close(self, reason: str = "cancelled") -> None:
+        """End this connection's requests, each with its final frame (`reason`: why, e.g.
+        "shutdown" when the daemon stops), then the connection."""
         if self.closed:
             return
-        self.closed = True
         for job in list(self.jobs.values()):
-            job.cancel()
+            job.cancel(reason)
         self.daemon.scheduler.notify()
-        if self.tasks:
+        if self.tasks:  # the stream writers send their end frames (a client that does not
+            await asyncio.wait(self.tasks, timeout=2.0)  # read cannot hold this up)
+        self.closed = True
+        if self.tasks:  # writers still blocked on a client that does not read
+            if not self.writer.is_closing():
+                self.writer.transport.abort()
             await asyncio.gather(*self.tasks, return_exceptions=True)
         self.writer.close()
         with contextlib.suppress(Exception):

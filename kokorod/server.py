@@ -244,7 +244,7 @@ class Daemon:
             await asyncio.sleep(0.05)
         await self.speech.close()
         for conn in list(self.connections):
-            await conn.close()
+            await conn.close("shutdown")
         if self._conn_tasks:
             await asyncio.wait(self._conn_tasks, timeout=2.0)
         await self.scheduler.stop()

@@ -115,15 +115,18 @@ def test_say_without_daemon_and_no_autostart(run_dir: Path, data_dir: Path) -> N
 
 
 def test_ctrl_c_stops_and_cancels(daemon: DaemonProc, tmp_path: Path) -> None:
-    home, _capture = alsa_home(tmp_path)
+    home, capture = alsa_home(tmp_path)
     env = {**daemon.env, "HOME": str(home)}
     text = " ".join(["This is a long text that keeps going so there is time to interrupt it."]
                     * 20)
     proc = subprocess.Popen([sys.executable, "-m", "kokorod_client.say", "--no-autostart",
                              text], env=env, stderr=subprocess.PIPE, text=True)
-    time.sleep(4)
+    deadline = time.monotonic() + 120  # interrupt it while it plays, however slow the CPU
+    while not (capture.exists() and capture.stat().st_size > 96_000):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
-    code = proc.wait(30)
+    code = proc.wait(60)
     assert code == 130, proc.stderr.read() if proc.stderr else ""
     with raw_conn(daemon.socket) as c:  # the daemon dropped the request
         deadline = time.monotonic() + 10
@@ -182,6 +185,29 @@ def test_sigterm_drains_and_removes_socket(run_dir: Path, data_dir: Path) -> Non
         assert frames[-1]["op"] == "end"
         assert handle.proc.wait(30) == 0
         assert not handle.socket.exists()
+    finally:
+        handle.stop()
+
+
+def test_sigterm_after_the_grace_period_ends_streams_with_reason_shutdown(
+        run_dir: Path, data_dir: Path) -> None:
+    """PROTOCOL.md: a stream still running when the grace period ends gets its `end`
+    frame, cancelled, reason `shutdown` — not a bare EOF."""
+    handle = start_daemon(run_dir / "k.sock", data_dir, KOKORO_SHUTDOWN_GRACE_S="0.5")
+    try:
+        with raw_conn(handle.socket) as c:
+            long_text = " ".join(["A long text that cannot finish in half a second."] * 20)
+            c.send({"op": "synthesize", "id": 1, "text": long_text})
+            frames = []
+            for frame in c.frames():
+                frames.append(frame)
+                if frame["op"] == "chunk":
+                    handle.proc.send_signal(signal.SIGTERM)
+                    break
+            frames += c.until_final(1)
+        end = frames[-1]
+        assert end["op"] == "end" and end["cancelled"] and end["reason"] == "shutdown", end
+        assert handle.proc.wait(30) == 0
     finally:
         handle.stop()
 
