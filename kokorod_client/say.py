@@ -450,8 +450,37 @@ def _human(stats: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+INTERRUPT_GRACE_S = 5.0
+
+
+def exit_if_interrupt_hangs(grace: float = INTERRUPT_GRACE_S) -> None:
+    """Ctrl-C always ends kokoro-say: normally KeyboardInterrupt stops the player, cancels
+    the request and exits 130 at once; should anything hang on the way (an audio device
+    that does not stop, a call stuck in C where Python's handler cannot run), a watcher
+    thread, woken by the signal itself through the wakeup fd, exits 130 after `grace`."""
+    import signal
+    import threading
+
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    try:
+        signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    except ValueError:  # not the main thread (embedded use): nothing to guard
+        return
+
+    def watch() -> None:
+        while signal.SIGINT not in os.read(read_fd, 64):
+            pass
+        time.sleep(grace)
+        print(f"{PROG}: interrupted", file=sys.stderr, flush=True)
+        os._exit(130)
+
+    threading.Thread(target=watch, name="interrupt-watch", daemon=True).start()
+
+
 def main() -> None:
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    exit_if_interrupt_hangs()
     sys.exit(run())
 
 

@@ -389,3 +389,18 @@ def test_say_daemon_play_and_stop(speaker: Any) -> None:
     assert end["reason"] == "done" and end["audio_seconds"] > 0.5
     stop = say(["--no-autostart", "--stop"], env)
     assert stop.returncode == 0 and stop.stdout.startswith("stopped ")
+
+
+def test_ctrl_c_ends_kokoro_say_even_when_something_hangs() -> None:
+    """The interrupt watcher: a process whose main thread never gets the KeyboardInterrupt
+    (stuck, or the handler swallowed) still exits 130 shortly after Ctrl-C."""
+    script = ("import signal, time\n"
+              "from kokorod_client.say import exit_if_interrupt_hangs\n"
+              "exit_if_interrupt_hangs(0.5)\n"
+              "signal.signal(signal.SIGINT, lambda *a: None)  # nothing reaches Python\n"
+              "print('ready', flush=True)\n"
+              "time.sleep(120)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(30) == 130
