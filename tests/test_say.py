@@ -119,8 +119,11 @@ def test_ctrl_c_stops_and_cancels(daemon: DaemonProc, tmp_path: Path) -> None:
     env = {**daemon.env, "HOME": str(home)}
     text = " ".join(["This is a long text that keeps going so there is time to interrupt it."]
                     * 20)
+    # A runner started in the background (`cmd &` in a script) ignores SIGINT, and its
+    # children inherit that; a user's Ctrl-C reaches a process with the default action.
     proc = subprocess.Popen([sys.executable, "-m", "kokorod_client.say", "--no-autostart",
-                             text], env=env, stderr=subprocess.PIPE, text=True)
+                             text], env=env, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120  # interrupt it while it plays, however slow the CPU
     while not (capture.exists() and capture.stat().st_size > 96_000):
         assert proc.poll() is None and time.monotonic() < deadline
@@ -400,7 +403,8 @@ def test_ctrl_c_ends_kokoro_say_even_when_something_hangs() -> None:
               "signal.signal(signal.SIGINT, lambda *a: None)  # nothing reaches Python\n"
               "print('ready', flush=True)\n"
               "time.sleep(120)\n")
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     proc.send_signal(signal.SIGINT)
     assert proc.wait(30) == 130
