@@ -64,13 +64,12 @@ def ensure_english_voices(config: Config, timeout: float = INSTALL_TIMEOUT_S) ->
     if state().get("voices"):
         return "done"
     for name in (models.NPM_VOICES, models.RELEASE_VOICES):  # fetched before: use it
-        if (paths.models_dir() / name).is_file():
-            try:
-                models.use(name)
-            except models.ModelError:
-                continue
-            _record("installed", f"{name} was already in the store")
-            return "installed"
+        try:
+            models.use(name)  # refuses a file that is missing or fails its checksum
+        except models.ModelError:
+            continue
+        _record("installed", f"{name} was already in the store")
+        return "installed"
     if config.offline:
         why = "KOKORO_OFFLINE is set"
     elif not voice_packs.npm_available():

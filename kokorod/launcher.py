@@ -76,7 +76,7 @@ def _tail(path: Path, lines: int = 8) -> str:
 class LogFollower:
     """Echoes the daemon's first-run progress lines written to the log after `start`."""
 
-    def __init__(self, echo: Callable[[str], None] | None) -> None:
+    def __init__(self, echo: Callable[[str], None]) -> None:
         self.echo = echo
         try:
             self.offset = log_file().stat().st_size
@@ -85,8 +85,6 @@ class LogFollower:
         self._partial = b""
 
     def poll(self) -> None:
-        if self.echo is None:
-            return
         try:
             with log_file().open("rb") as f:
                 f.seek(self.offset)

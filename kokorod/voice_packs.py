@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import logging
 import os
 import shutil
 import subprocess
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-log = logging.getLogger(__name__)
+from kokorod.hashing import sha256_file
 
 NPM_PACKAGE = "kokoro-js"
 NPM_VERSION = "1.2.1"
@@ -175,8 +174,7 @@ def write_pack(voices: dict[str, bytes], target: Path) -> str:
                 archive.writestr(zipfile.ZipInfo(f"{name}.npy", _ZIP_TIME), buffer.getvalue())
         with tmp.open("rb") as f:
             os.fsync(f.fileno())
-            digest = hashlib.file_digest(f, "sha256").hexdigest() \
-                if hasattr(hashlib, "file_digest") else hashlib.sha256(tmp.read_bytes()).hexdigest()
+        digest = sha256_file(tmp)
         os.replace(tmp, target)
     except OSError as exc:
         raise VoicePackError(f"cannot write the voices to {target}: {exc.strerror}") from None

@@ -8,12 +8,13 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from helpers import DaemonProc, alsa_home, short_tmpdir, start_daemon
+from helpers import DaemonProc, alsa_home, raw_conn, short_tmpdir, start_daemon
 
 
 @pytest.fixture(scope="session")
@@ -60,6 +61,26 @@ def speaker(data_dir: Path) -> Iterator[Speaker]:
     code = handle.stop()
     shutil.rmtree(run_dir, ignore_errors=True)
     assert code == 0, f"speaker daemon exited with {code}:\n{handle.log_text()}"
+
+
+@pytest.fixture(scope="session")
+def one_shot(daemon: DaemonProc) -> Any:
+    """Plain kokoro-onnx on the daemon's model and voices, loaded once: (Kokoro, the
+    daemon's default voice) — what kokorod's output is compared with."""
+    from kokoro_onnx import Kokoro
+
+    with raw_conn(daemon.socket) as conn:
+        conn.send({"op": "status", "id": 0})
+        engine = conn.recv()["engine"]
+    return Kokoro(engine["model_path"], engine["voices_path"]), engine["default_voice"]
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty data dir for this test (the session's store stays untouched)."""
+    data = tmp_path / "data"
+    monkeypatch.setenv("KOKORO_DATA_DIR", str(data))
+    return data
 
 
 @pytest.fixture

@@ -80,6 +80,12 @@ def start_daemon(socket_path: Path, data_dir: Path, wait: bool = True,
     return handle
 
 
+def kokorod_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`kokorod …` in a subprocess, with this process's environment plus `env`."""
+    return subprocess.run([sys.executable, "-m", "kokorod", *args], capture_output=True,
+                          text=True, env={**os.environ, **(env or {})}, timeout=300)
+
+
 def wait_live(handle: DaemonProc, timeout: float = START_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -185,3 +191,15 @@ def without_silence(samples: Any, run: int = 64) -> Any:
         if end - start >= run:
             keep[start:end] = False
     return samples[keep]
+
+
+def stream_audio(path: Path, rid: Any, text: str, **fields: Any) -> Any:
+    """One streamed synthesize on its own connection: its float32 audio (asserts it ended)."""
+    import numpy as np
+
+    with raw_conn(path) as conn:
+        conn.send({"op": "synthesize", "id": rid, "text": text, **fields})
+        frames = conn.until_final(rid)
+    assert frames[-1]["op"] == "end", frames[-1]
+    return np.concatenate([np.frombuffer(f["pcm"], np.float32)
+                           for f in frames if f["op"] == "chunk"])

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from fileserver import FileServer
+from helpers import kokorod_cli
 
 from kokorod import download, models
 
@@ -201,19 +202,6 @@ def test_store_path_that_is_not_a_directory_is_a_clear_error(
 
 
 # ---------------------------------------------------------------- the store
-
-
-def kokorod_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "kokorod", *args], capture_output=True,
-                          text=True, env={**os.environ, **(env or {})}, timeout=300)
-
-
-@pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty data dir for this test (the session's store stays untouched)."""
-    data = tmp_path / "data"
-    monkeypatch.setenv("KOKORO_DATA_DIR", str(data))
-    return data
 
 
 @pytest.fixture(scope="module")

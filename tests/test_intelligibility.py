@@ -4,12 +4,10 @@ kokoro-onnx one-shot with the same voice and sentences (PocketSphinx, en-us mode
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
-from helpers import REPO, DaemonProc, raw_conn
+from helpers import REPO, DaemonProc, stream_audio
 
 sys.path.insert(0, str(REPO / "bench"))
 
@@ -30,33 +28,14 @@ MARGIN = 0.08  # mean WER kokorod may exceed one-shot's by
 CEILING = 0.25  # mean WER of the default voice
 
 
-def streamed(path: Path, rid: int, text: str) -> Any:
-    with raw_conn(path) as conn:
-        conn.send({"op": "synthesize", "id": rid, "text": text})
-        frames = conn.until_final(rid)
-    assert frames[-1]["op"] == "end", frames[-1]
-    return np.concatenate([np.frombuffer(f["pcm"], np.float32)
-                           for f in frames if f["op"] == "chunk"])
-
-
-@pytest.fixture(scope="module")
-def status(daemon: DaemonProc) -> dict[str, Any]:
-    with raw_conn(daemon.socket) as conn:
-        conn.send({"op": "status", "id": 0})
-        return conn.recv()["engine"]
-
-
 def test_default_voice_is_english_and_as_intelligible_as_one_shot(
-        daemon: DaemonProc, status: dict[str, Any]) -> None:
-    from kokoro_onnx import Kokoro
-
-    voice = status["default_voice"]
+        daemon: DaemonProc, one_shot: Any) -> None:
+    kokoro, voice = one_shot
     assert voice == "af_heart", "the first start installs the English voices"
-    one_shot = Kokoro(status["model_path"], status["voices_path"])
     rows = []
     for i, text in enumerate(SENTENCES):
-        ours = streamed(daemon.socket, i, text)
-        theirs, _ = one_shot.create(text, voice=voice, lang="en-us")
+        ours = stream_audio(daemon.socket, i, text)
+        theirs, _ = kokoro.create(text, voice=voice, lang="en-us")
         heard_ours, heard_theirs = asr.transcribe(ours), asr.transcribe(theirs)
         rows.append((asr.wer(text, heard_ours), asr.wer(text, heard_theirs)))
         print(f"{rows[-1][0]:.2f} {rows[-1][1]:.2f}  {text!r}: {heard_ours!r} / "

@@ -5,12 +5,11 @@ scale for any installed voice."""
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from helpers import REPO, DaemonProc, raw_conn
+from helpers import REPO, DaemonProc, raw_conn, stream_audio
 
 from kokorod.headroom import KNEE, soft_limit
 
@@ -34,31 +33,12 @@ TEXTS = [
 DURATION_TOLERANCE = 0.06
 
 
-def streamed(path: Path, rid: int, text: str, **fields: Any) -> np.ndarray:
-    with raw_conn(path) as conn:
-        conn.send({"op": "synthesize", "id": rid, "text": text, **fields})
-        frames = conn.until_final(rid)
-    assert frames[-1]["op"] == "end", frames[-1]
-    return np.concatenate([np.frombuffer(f["pcm"], np.float32)
-                           for f in frames if f["op"] == "chunk"])
-
-
-@pytest.fixture(scope="module")
-def one_shot(daemon: DaemonProc) -> Any:
-    from kokoro_onnx import Kokoro
-
-    with raw_conn(daemon.socket) as conn:
-        conn.send({"op": "status", "id": 0})
-        engine = conn.recv()["engine"]
-    return Kokoro(engine["model_path"], engine["voices_path"]), engine["default_voice"]
-
-
 @pytest.mark.parametrize("text", TEXTS, ids=range(len(TEXTS)))
 def test_duration_and_pauses_match_one_shot_and_runs_are_identical(
         daemon: DaemonProc, one_shot: Any, text: str) -> None:
     kokoro, voice = one_shot
-    ours = streamed(daemon.socket, 1, text)
-    again = streamed(daemon.socket, 2, text)
+    ours = stream_audio(daemon.socket, 1, text)
+    again = stream_audio(daemon.socket, 2, text)
     theirs, _ = kokoro.create(text, voice=voice, lang="en-us")
     print(f"{ours.size / 24000:.2f} s vs {theirs.size / 24000:.2f} s, pauses "
           f"{pauses(ours)} vs {pauses(theirs)}")
@@ -72,11 +52,11 @@ def test_duration_and_pauses_match_one_shot_and_runs_are_identical(
 def test_same_audio_under_load(daemon: DaemonProc) -> None:
     """Another client's long request in flight changes nothing in this one's audio."""
     text = TEXTS[2]
-    alone = streamed(daemon.socket, 1, text)
+    alone = stream_audio(daemon.socket, 1, text)
     with raw_conn(daemon.socket) as busy:
         busy.send({"op": "synthesize", "id": 9, "text": " ".join(TEXTS * 3)})
         assert busy.recv()["op"] == "start"
-        loaded = streamed(daemon.socket, 2, text)
+        loaded = stream_audio(daemon.socket, 2, text)
         busy.send({"op": "cancel", "id": 9})
         assert busy.until_final(9)[-1]["op"] == "end"
     assert np.array_equal(alone, loaded)
@@ -91,7 +71,7 @@ def test_no_english_or_embedded_voice_peaks_beyond_full_scale(daemon: DaemonProc
         names = [v["name"] for v in conn.recv()["voices"]]
     chosen = [n for n in names if n[0] in "abj"]
     assert len(chosen) >= 33  # 28 English, 5 embedded Japanese
-    peaks = {name: float(np.abs(streamed(daemon.socket, i, LOUD.get(name[0], LOUD["en"]),
+    peaks = {name: float(np.abs(stream_audio(daemon.socket, i, LOUD.get(name[0], LOUD["en"]),
                                          voice=name)).max())
              for i, name in enumerate(chosen)}
     print({k: round(v, 3) for k, v in sorted(peaks.items(), key=lambda kv: -kv[1])[:8]})

