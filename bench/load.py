@@ -2,7 +2,7 @@
 
 Shared by the reliability tests (every accepted request must end exactly once,
 complete and in order) and by `bench/memory_rounds.py` (RSS per round). It
-speaks frames with `kokorod.protocol` directly, so a request can be cancelled
+speaks frames with `kokorod_common.protocol` directly, so a request can be cancelled
 right after it is sent and bad frames can be sent on purpose.
 """
 
@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kokorod.protocol import FrameDecoder, encode_frame
+from kokorod_common.protocol import FrameDecoder, encode_frame
 
 MEDIUM = ("The lighthouse keeper climbed the spiral stairs every evening, polishing the great "
           "lens until it gleamed, and then he watched the ships pass safely by the rocks.")

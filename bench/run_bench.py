@@ -32,8 +32,8 @@ import machine  # noqa: E402
 import texts  # noqa: E402
 from metrics import gaps, simulate_playback, summary  # noqa: E402
 
-from kokorod.launcher import socket_is_live  # noqa: E402
 from kokorod_client import Client  # noqa: E402
+from kokorod_common.launcher import socket_is_live  # noqa: E402
 
 SAMPLE_RATE = 24_000
 SOAK_IDLE_S = 3.0  # idle before each steady memory reading of the soak

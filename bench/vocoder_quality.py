@@ -28,32 +28,24 @@ import texts  # noqa: E402
 from metrics import lsd  # noqa: E402
 
 from kokorod import engine as engine_module  # noqa: E402
-from kokorod import split  # noqa: E402
 from kokorod.config import load  # noqa: E402
-from kokorod.scheduler import FIRST_WINDOW_FRAMES, MAX_WINDOW_FRAMES, WINDOW_GROWTH  # noqa: E402
 from kokorod.segment import Segment  # noqa: E402
-
-
-def schedule(i: int) -> int:
-    return min(MAX_WINDOW_FRAMES, int(FIRST_WINDOW_FRAMES * WINDOW_GROWTH ** max(0, i - 1)))
+from kokorod.vocoder import SAMPLES_PER_FRAME, WindowSchedule  # noqa: E402
 
 
 def measure(engine: engine_module.Engine, text: str) -> tuple[dict[str, Any], np.ndarray,
                                                                 np.ndarray]:
+    """The daemon's window schedule against the generator run whole, untrimmed."""
+    vocoder = engine.vocoder
+    assert vocoder is not None
     voice = engine.voice_style(None)
     p = engine.prepare(Segment(text, 0.0, 0), voice, 1.0, "en-us")[0]
-    whole = engine.session.run(None, {split.FEATURES: p.features, split.STYLE: p.style,
-                                      split.HARMONICS: p.harmonics})[0].ravel()
-    real_trim = engine_module.trim_silence
-    engine_module.trim_silence = lambda y, ref=None: (y, np.array([0, y.size]))
-    try:
-        pieces, seams, i = [], [], 0
-        while not p.done:
-            pieces.append(engine.vocode(p, schedule(i)))
-            seams.append(p.next * split.SAMPLES_PER_FRAME)
-            i += 1
-    finally:
-        engine_module.trim_silence = real_trim
+    whole = vocoder.whole(p)
+    windows = WindowSchedule()
+    pieces, seams = [], []
+    while not p.done:
+        pieces.append(vocoder.window(p, windows.next_frames(), trim=False))
+        seams.append(p.next * SAMPLES_PER_FRAME)
     windowed = np.concatenate(pieces)
     jumps = np.abs(np.diff(windowed))
     seam_jump = max((jumps[s - 3:s + 3].max() for s in seams[:-1]), default=0.0)

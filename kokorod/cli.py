@@ -8,9 +8,10 @@ import sys
 import time
 from typing import Any
 
-from kokorod import __version__, launcher, logs, model_cli
+from kokorod import __version__, logs, model_cli
 from kokorod.config import SETTINGS, Config, ConfigError, load
 from kokorod.models import ModelError
+from kokorod_common import control, launcher
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -19,7 +20,7 @@ def _config(args: argparse.Namespace) -> Config:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from kokorod import server
-    from kokorod.paths import PathError
+    from kokorod_common.paths import PathError
 
     config = _config(args)
     logs.setup(config.verbose)
@@ -95,12 +96,9 @@ def _format_speech(q: dict[str, Any]) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from kokorod_client.client import Client
-
     path = _config(args).socket_path
     try:
-        with Client(path, client_name="kokorod-status") as client:
-            status = client.status()
+        status = control.call(path, "status", client_name="kokorod-status")
     except (FileNotFoundError, ConnectionRefusedError):
         if args.json:
             print(json.dumps({"running": False, "socket": str(path)}))

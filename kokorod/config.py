@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from kokorod import paths
-from kokorod.protocol import CHUNK_MS_RANGE, DEFAULT_MAX_FRAME
+from kokorod_common import paths
+from kokorod_common.protocol import CHUNK_MS_RANGE, DEFAULT_MAX_FRAME
 
 PROVIDERS = ("auto", "cpu", "coreml")
 COREML_COMPUTE_UNITS = ("CPUOnly", "CPUAndGPU", "CPUAndNeuralEngine", "ALL")
@@ -38,6 +38,9 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Setting:
+    """How one Config field is set: its variable, its help, its limits; `engine`: a change
+    needs a new engine (model, voices, session), not just the next request."""
+
     name: str
     env: str
     kind: type
@@ -46,98 +49,81 @@ class Setting:
     choices: tuple[str, ...] | None = None
     minimum: float | None = None
     maximum: float | None = None
+    engine: bool = False
 
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting("socket", "KOKORO_SOCKET", str, "", "Unix socket path (default: per-user runtime dir)"),
-    Setting("model_path", "KOKORO_MODEL_PATH", str, "", "ONNX model (default: embedded int8)"),
-    Setting("voices_path", "KOKORO_VOICES_PATH", str, "", "voices .bin/.npz (default: embedded)"),
-    Setting("model_base_url", "KOKORO_MODEL_BASE_URL", str, MODEL_BASE_URL,
-            "where `kokorod model fetch` downloads the published files from"),
-    Setting("voice", "KOKORO_VOICE", str, "",
-            "default voice (default: af_heart when installed, else the first installed)"),
-    Setting("offline", "KOKORO_OFFLINE", bool, False,
-            "never reach a package registry: the first start keeps the embedded voices"),
-    Setting("lang", "KOKORO_LANG", str, "",
-            "espeak language for every voice (empty: from the voice; en-us for Latin text)"),
-    Setting("provider", "KOKORO_PROVIDER", str, "auto", "execution provider", choices=PROVIDERS),
-    Setting("threads", "KOKORO_THREADS", int, 0, "intra-op threads, 0 = one per core", minimum=0,
-            maximum=256),
-    Setting("memory_arena_size_mb", "KOKORO_MEMORY_ARENA_SIZE_MB", int, 0,
-            "0 = per-session CPU arena; N = one shared arena capped at N MB "
-            "(either is shrunk after every run)", minimum=0,
-            maximum=65536),
-    Setting("coreml_compute_units", "KOKORO_COREML_COMPUTE_UNITS", str, "CPUOnly",
-            "CoreML compute units", choices=COREML_COMPUTE_UNITS),
-    Setting("coreml_model_format", "KOKORO_COREML_MODEL_FORMAT", str, "MLProgram",
-            "CoreML model format", choices=COREML_MODEL_FORMATS),
-    Setting("coreml_specialization", "KOKORO_COREML_SPECIALIZATION", str, "FastPrediction",
-            "CoreML specialization strategy", choices=COREML_SPECIALIZATIONS),
-    Setting("streaming_vocoder", "KOKORO_STREAMING_VOCODER", bool, True,
-            "vocode the first audio in short windows (first audio independent of sentence "
-            "length); 0 = whole segments"),
-    Setting("chunk_ms", "KOKORO_CHUNK_MS", int, 50, "default chunk length in ms",
-            minimum=CHUNK_MS_RANGE[0], maximum=CHUNK_MS_RANGE[1]),
-    Setting("first_segment_chars", "KOKORO_FIRST_SEGMENT_CHARS", int, 100,
-            "a first sentence longer than this is cut at a clause mark (comma, semicolon, "
-            "colon, dash) so that its first audio comes early", minimum=20, maximum=400),
-    Setting("segment_chars", "KOKORO_SEGMENT_CHARS", int, 300,
-            "whole sentences are packed into segments of up to this many characters; only a "
-            "longer sentence is cut", minimum=40, maximum=400),
-    Setting("max_frame_bytes", "KOKORO_MAX_FRAME_BYTES", int, DEFAULT_MAX_FRAME,
-            "largest accepted frame", minimum=1024, maximum=64 << 20),
-    Setting("max_text_chars", "KOKORO_MAX_TEXT_CHARS", int, 500_000,
-            "longest accepted text (streamed in bounded memory)", minimum=1, maximum=10_000_000),
-    Setting("max_requests_per_connection", "KOKORO_MAX_REQUESTS_PER_CONNECTION", int, 16,
-            "requests one connection may have in flight", minimum=1, maximum=1024),
-    Setting("max_active_requests", "KOKORO_MAX_ACTIVE_REQUESTS", int, 64,
-            "requests in flight across all connections", minimum=1, maximum=10_000),
-    Setting("idle_timeout_s", "KOKORO_IDLE_TIMEOUT_S", float, 30.0,
-            "close a connection that sends nothing (or stalls mid-frame) this long; "
-            "connections that have sent a request may idle", minimum=0.5, maximum=86400),
-    Setting("shutdown_grace_s", "KOKORO_SHUTDOWN_GRACE_S", float, 3.0,
-            "seconds in-flight streams get to finish on SIGTERM", minimum=0, maximum=600),
-    Setting("audio_device", "KOKORO_AUDIO_DEVICE", str, "",
-            "output device for daemon-side playback (`play: true`); empty = system default"),
-    Setting("playback_prebuffer", "KOKORO_PLAYBACK_PREBUFFER", int, 2,
-            "chunks daemon-side playback holds before it starts", minimum=1, maximum=16),
-    Setting("max_queued", "KOKORO_MAX_QUEUED", int, 64,
-            "utterances waiting in the daemon's speech queue", minimum=1, maximum=10_000),
-    Setting("warmup", "KOKORO_WARMUP", bool, True, "synthesize once at start"),
-    Setting("verbose", "KOKORO_VERBOSE_LOGS", bool, False, "debug logging"),
-)
+def setting(env: str, default: Any, help: str, *, choices: tuple[str, ...] | None = None,
+            minimum: float | None = None, maximum: float | None = None,
+            engine: bool = False) -> Any:
+    """A Config field and how it is set (read back as SETTINGS)."""
+    return field(default=default, metadata={"setting": dict(
+        env=env, help=help, choices=choices, minimum=minimum, maximum=maximum, engine=engine)})
 
 
 @dataclass(frozen=True)
 class Config:
-    socket: str
-    model_path: str
-    voices_path: str
-    model_base_url: str
-    voice: str
-    offline: bool
-    lang: str
-    provider: str
-    threads: int
-    memory_arena_size_mb: int
-    coreml_compute_units: str
-    coreml_model_format: str
-    coreml_specialization: str
-    streaming_vocoder: bool
-    chunk_ms: int
-    first_segment_chars: int
-    segment_chars: int
-    max_frame_bytes: int
-    max_text_chars: int
-    max_requests_per_connection: int
-    max_active_requests: int
-    idle_timeout_s: float
-    shutdown_grace_s: float
-    audio_device: str
-    playback_prebuffer: int
-    max_queued: int
-    warmup: bool
-    verbose: bool
+    """Every setting, declared once: its KOKORO_* variable, its config-file key (the field
+    name), default, help and limits."""
+
+    socket: str = setting("KOKORO_SOCKET", "", "Unix socket path (default: per-user runtime dir)")
+    model_path: str = setting("KOKORO_MODEL_PATH", "",
+        "ONNX model (default: embedded int8)", engine=True)
+    voices_path: str = setting("KOKORO_VOICES_PATH", "",
+        "voices .bin/.npz (default: embedded)", engine=True)
+    model_base_url: str = setting("KOKORO_MODEL_BASE_URL", MODEL_BASE_URL,
+        "where `kokorod model fetch` downloads the published files from")
+    voice: str = setting("KOKORO_VOICE", "",
+        "default voice (default: af_heart when installed, else the first installed)", engine=True)
+    offline: bool = setting("KOKORO_OFFLINE", False,
+        "never reach a package registry: the first start keeps the embedded voices")
+    lang: str = setting("KOKORO_LANG", "",
+        "espeak language for every voice (empty: from the voice; en-us for Latin text)",
+        engine=True)
+    provider: str = setting("KOKORO_PROVIDER", "auto",
+        "execution provider", choices=PROVIDERS, engine=True)
+    threads: int = setting("KOKORO_THREADS", 0,
+        "intra-op threads, 0 = one per core", minimum=0, maximum=256, engine=True)
+    memory_arena_size_mb: int = setting("KOKORO_MEMORY_ARENA_SIZE_MB", 0,
+        "0 = per-session CPU arena; N = one shared arena capped at N MB "
+        "(either is shrunk after every run)", minimum=0, maximum=65536, engine=True)
+    coreml_compute_units: str = setting("KOKORO_COREML_COMPUTE_UNITS", "CPUOnly",
+        "CoreML compute units", choices=COREML_COMPUTE_UNITS, engine=True)
+    coreml_model_format: str = setting("KOKORO_COREML_MODEL_FORMAT", "MLProgram",
+        "CoreML model format", choices=COREML_MODEL_FORMATS, engine=True)
+    coreml_specialization: str = setting("KOKORO_COREML_SPECIALIZATION", "FastPrediction",
+        "CoreML specialization strategy", choices=COREML_SPECIALIZATIONS, engine=True)
+    streaming_vocoder: bool = setting("KOKORO_STREAMING_VOCODER", True,
+        "vocode the first audio in short windows (first audio independent of sentence "
+        "length); 0 = whole segments", engine=True)
+    chunk_ms: int = setting("KOKORO_CHUNK_MS", 50,
+        "default chunk length in ms", minimum=CHUNK_MS_RANGE[0], maximum=CHUNK_MS_RANGE[1])
+    first_segment_chars: int = setting("KOKORO_FIRST_SEGMENT_CHARS", 100,
+        "a first sentence longer than this is cut at a clause mark (comma, semicolon, "
+        "colon, dash) so that its first audio comes early", minimum=20, maximum=400)
+    segment_chars: int = setting("KOKORO_SEGMENT_CHARS", 300,
+        "whole sentences are packed into segments of up to this many characters; only a "
+        "longer sentence is cut", minimum=40, maximum=400)
+    max_frame_bytes: int = setting("KOKORO_MAX_FRAME_BYTES", DEFAULT_MAX_FRAME,
+        "largest accepted frame", minimum=1024, maximum=64 << 20)
+    max_text_chars: int = setting("KOKORO_MAX_TEXT_CHARS", 500_000,
+        "longest accepted text (streamed in bounded memory)", minimum=1, maximum=10_000_000)
+    max_requests_per_connection: int = setting("KOKORO_MAX_REQUESTS_PER_CONNECTION", 16,
+        "requests one connection may have in flight", minimum=1, maximum=1024)
+    max_active_requests: int = setting("KOKORO_MAX_ACTIVE_REQUESTS", 64,
+        "requests in flight across all connections", minimum=1, maximum=10_000)
+    idle_timeout_s: float = setting("KOKORO_IDLE_TIMEOUT_S", 30.0,
+        "close a connection that sends nothing (or stalls mid-frame) this long; "
+        "connections that have sent a request may idle", minimum=0.5, maximum=86400)
+    shutdown_grace_s: float = setting("KOKORO_SHUTDOWN_GRACE_S", 3.0,
+        "seconds in-flight streams get to finish on SIGTERM", minimum=0, maximum=600)
+    audio_device: str = setting("KOKORO_AUDIO_DEVICE", "",
+        "output device for daemon-side playback (`play: true`); empty = system default")
+    playback_prebuffer: int = setting("KOKORO_PLAYBACK_PREBUFFER", 2,
+        "chunks daemon-side playback holds before it starts", minimum=1, maximum=16)
+    max_queued: int = setting("KOKORO_MAX_QUEUED", 64,
+        "utterances waiting in the daemon's speech queue", minimum=1, maximum=10_000)
+    warmup: bool = setting("KOKORO_WARMUP", True, "synthesize once at start", engine=True)
+    verbose: bool = setting("KOKORO_VERBOSE_LOGS", False, "debug logging")
 
     @property
     def socket_path(self) -> Path:
@@ -151,6 +137,13 @@ class Config:
             if value != s.default:
                 out[s.env] = ("1" if value else "0") if s.kind is bool else str(value)
         return out
+
+
+_KINDS = {"str": str, "int": int, "float": float, "bool": bool}
+SETTINGS: tuple[Setting, ...] = tuple(
+    Setting(f.name, kind=_KINDS[str(f.type)], default=f.default, **f.metadata["setting"])
+    for f in fields(Config))
+ENGINE_SETTINGS = tuple(s.name for s in SETTINGS if s.engine)
 
 
 def _convert(setting: Setting, raw: Any, origin: str) -> Any:

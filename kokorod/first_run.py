@@ -21,9 +21,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kokorod import models, paths, voice_packs
+from kokorod import models, voice_packs
 from kokorod.config import Config
-from kokorod.launcher import PROGRESS_PREFIX
+from kokorod_common import paths
+from kokorod_common.launcher import PROGRESS_PREFIX
 
 log = logging.getLogger(__name__)
 

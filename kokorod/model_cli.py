@@ -7,8 +7,10 @@ import json
 import sys
 from typing import Any
 
-from kokorod import launcher, models
+from kokorod import models
 from kokorod.config import Config, load
+from kokorod_common import control, launcher
+from kokorod_common.messages import DaemonError
 
 
 def _size(n: int | None) -> str:
@@ -26,9 +28,6 @@ def _print_rows(rows: list[dict[str, Any]]) -> None:
 
 def _tell_daemon(config: Config) -> None:
     """Swap the running daemon onto the new choice, or say when it takes effect."""
-    from kokorod_client.client import Client
-    from kokorod_client.messages import DaemonError
-
     if config.model_path or config.voices_path:
         print("note: KOKORO_MODEL_PATH / KOKORO_VOICES_PATH are set and override this choice",
               file=sys.stderr)
@@ -37,8 +36,7 @@ def _tell_daemon(config: Config) -> None:
         print("kokorod is not running; the choice applies at its next start")
         return
     try:
-        with Client(path, client_name="kokorod-model", timeout=300) as client:
-            reply = client.reload()
+        reply = control.call(path, "reload", client_name="kokorod-model", timeout=300)
     except DaemonError as exc:
         print(f"kokorod could not switch: {exc}", file=sys.stderr)
         raise SystemExit(1) from None

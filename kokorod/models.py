@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kokorod import download, paths, voice_packs
+from kokorod import download, voice_packs
 from kokorod.hashing import cached_sha256, remember, sha256_file
+from kokorod_common import paths
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import onnxruntime as ort
 
-from kokorod import paths
 from kokorod.config import Config
+from kokorod_common import paths
 
 log = logging.getLogger(__name__)
 

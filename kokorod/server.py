@@ -24,26 +24,19 @@ from typing import Any
 
 import psutil
 
-from kokorod import __version__, first_run, heap, logs, models, paths
+from kokorod import __version__, first_run, heap, logs, models
 from kokorod import config as config_module
-from kokorod.config import Config
+from kokorod.config import ENGINE_SETTINGS, Config
 from kokorod.connection import Connection
 from kokorod.engine import Engine
-from kokorod.launcher import socket_is_live
+from kokorod.requests import Requests
 from kokorod.scheduler import Scheduler
 from kokorod.speech_queue import SpeechQueue
+from kokorod.state import ReloadError, ServerState
+from kokorod_common import paths
+from kokorod_common.launcher import socket_is_live
 
 log = logging.getLogger(__name__)
-
-
-# Settings that need a new engine (session/model) when they change on reload.
-ENGINE_SETTINGS = ("model_path", "voices_path", "voice", "lang", "provider", "threads",
-                   "memory_arena_size_mb", "coreml_compute_units", "coreml_model_format",
-                   "coreml_specialization", "warmup", "streaming_vocoder")
-
-
-class ReloadError(RuntimeError):
-    """The new settings or model could not be loaded; the old ones keep serving."""
 
 
 class AlreadyRunning(RuntimeError):
@@ -84,10 +77,11 @@ class Daemon:
         self.engine: Engine
         self.scheduler: Scheduler
         self.speech: SpeechQueue
+        self.requests: Requests
+        self.state: ServerState
         self.connections: set[Connection] = set()
         self.counters: Counter[str] = Counter()
         self.started_at = time.time()
-        self.shutting_down = False
         self._server: asyncio.AbstractServer | None = None
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
@@ -114,9 +108,12 @@ class Daemon:
     async def start(self) -> None:
         self.scheduler = Scheduler(self.engine, self.config)
         self.scheduler.start()
-        self.speech = SpeechQueue(self.scheduler, self.config.audio_device,
+        self.speech = SpeechQueue(self.scheduler.submit, self.config.audio_device,
                                   self.config.playback_prebuffer, self.config.max_queued)
         self.speech.start()
+        self.requests = Requests(self.config, self.engine, self.scheduler, self.speech,
+                                 self.counters)
+        self.state = ServerState(self.version, self.requests, self.status, self.reload)
         old_umask = os.umask(0o177)
         try:
             self._server = await asyncio.start_unix_server(
@@ -128,7 +125,7 @@ class Daemon:
         log.info("kokorod %s serving on %s (pid %d)", self.version, self.socket_path, os.getpid())
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = Connection(self, reader, writer)
+        conn = Connection(self.state, reader, writer)
         self.connections.add(conn)
         self.counters["connections"] += 1
         task = asyncio.current_task()
@@ -159,18 +156,6 @@ class Daemon:
         task = asyncio.get_running_loop().create_task(reload_logged(), name="reload")
         self._conn_tasks.add(task)
         task.add_done_callback(self._conn_tasks.discard)
-
-    def stop_speech(self, client: str | None, reason: str) -> int:
-        """End the speech of one client (by client_name) or of all: streamed and played."""
-        count = self.speech.stop(client, reason)
-        for conn in self.connections:
-            if client is None or conn.client_name == client:
-                for job in list(conn.jobs.values()):
-                    if not job.cancelled:
-                        job.cancel(reason)
-                        count += 1
-        self.scheduler.notify()
-        return count
 
     def _files_changed(self, new: Config) -> bool:
         """Does the model store (KOKORO_*_PATH or `model use`) now point elsewhere?"""
@@ -204,10 +189,8 @@ class Daemon:
                     log.error("reload: the new engine failed (%s); keeping the current one", exc)
                     raise ReloadError(f"the new engine failed: {exc}; the current model "
                                       "keeps serving") from None
-                self.engine = engine
-                self.scheduler.engine = engine
-            self.config = new
-            self.scheduler.config = new
+                self.engine = self.requests.engine = self.scheduler.engine = engine
+            self.config = self.requests.config = self.scheduler.config = new
             self.speech.device, self.speech.max_queued = new.audio_device, new.max_queued
             self.speech.prebuffer = new.playback_prebuffer
             logs.setup(new.verbose)
@@ -231,14 +214,14 @@ class Daemon:
             await self.shutdown()
 
     async def shutdown(self) -> None:
-        self.shutting_down = True
+        self.requests.shutting_down = True
         if self._server is not None:
             self._server.close()
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
         deadline = time.monotonic() + self.config.shutdown_grace_s
         self.speech.stop(None, "shutdown")  # the speaker stops with the daemon
-        while (self.scheduler.active_jobs or self._streams_open()) and not self._force:
+        while (self.scheduler.active_jobs or self.requests.streaming) and not self._force:
             if time.monotonic() >= deadline:
                 break
             await asyncio.sleep(0.05)
@@ -252,9 +235,6 @@ class Daemon:
             paths.pid_file(self.socket_path).unlink()
         self._lock.release()
         log.info("kokorod stopped")
-
-    def _streams_open(self) -> bool:
-        return any(conn.jobs for conn in self.connections)
 
     # ------------------------------------------------------------ status
     def status(self) -> dict[str, Any]:

@@ -32,8 +32,9 @@ from typing import Any
 import numpy as np
 
 from kokorod.engine import EngineError
-from kokorod.protocol import PRIORITIES, SAMPLE_RATE, ErrorCode, error_frame
-from kokorod.scheduler import Job, Scheduler
+from kokorod.job import Job, final_frame
+from kokorod_common.player import NoAudioDevice, Player
+from kokorod_common.protocol import PRIORITIES, SAMPLE_RATE, ErrorCode, error_frame
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +43,13 @@ AHEAD_S = 10.0  # audio handed to the device ahead of what it has played
 POLL_S = 0.02
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+Submit = Callable[[Job], None]  # hands a job to the scheduler
+OpenPlayer = Callable[[str, int], Any]  # (device, prebuffer) → a Player; blocking
 
 
-@dataclass
+@dataclass(eq=False)
 class Utterance:
     job: Job
-    client: str
     send: Send  # events go back to the requesting connection (quietly, it may be gone)
     state: str = "queued"  # queued → playing → done
     submitted: bool = False  # handed to the scheduler
@@ -56,6 +58,10 @@ class Utterance:
     @property
     def rank(self) -> int:
         return self.job.rank
+
+    @property
+    def client(self) -> str:
+        return self.job.client
 
     @property
     def reason(self) -> str:
@@ -76,10 +82,8 @@ class NoOutput(RuntimeError):
     """The daemon cannot open an audio output device."""
 
 
-def open_player(device: str, prebuffer: int) -> Any:
-    """A kokorod_client Player on the configured device (blocking: run off the loop)."""
-    from kokorod_client.player import NoAudioDevice, Player
-
+def open_player(device: str, prebuffer: int) -> Player:
+    """A Player on the configured device (blocking: run off the loop)."""
     try:
         return Player(prebuffer=prebuffer, device=device or None)
     except NoAudioDevice as exc:
@@ -87,9 +91,13 @@ def open_player(device: str, prebuffer: int) -> Any:
 
 
 class SpeechQueue:
-    def __init__(self, scheduler: Scheduler, device: str = "", prebuffer: int = 2,
-                 max_queued: int = 64) -> None:
-        self.scheduler = scheduler
+    """`submit` hands a job to the scheduler and `player` opens the device; both are
+    injectable, so the priority rules are tested without a model or a sound card."""
+
+    def __init__(self, submit: Submit, device: str = "", prebuffer: int = 2,
+                 max_queued: int = 64, player: OpenPlayer = open_player) -> None:
+        self.submit = submit
+        self.open_player = player
         self.device = device
         self.prebuffer = prebuffer
         self.max_queued = max_queued
@@ -131,7 +139,6 @@ class SpeechQueue:
         current = self.current
         if current is not None and rank < current.rank:
             current.end("interrupted")
-            self.scheduler.notify()
         if rank < NOTIFICATION:
             for other in [u for u in self.waiting if u.rank == NOTIFICATION]:
                 self._drop(other, "discarded")
@@ -160,7 +167,6 @@ class SpeechQueue:
             current.end(reason)
             count += 1
         self._wake.set()
-        self.scheduler.notify()
         return count
 
     def cancel(self, utt: Utterance) -> None:
@@ -170,7 +176,6 @@ class SpeechQueue:
         elif utt is self.current:
             utt.end("cancelled")
         self._wake.set()
-        self.scheduler.notify()
 
     def pause(self) -> None:
         self.paused = True
@@ -199,23 +204,20 @@ class SpeechQueue:
         task = asyncio.get_running_loop().create_task(coro)
         self._finishing.add(task)
         task.add_done_callback(self._finishing.discard)
-        self.scheduler.notify()
 
     def _submit(self, utt: Utterance) -> None:
         if not utt.submitted:
             utt.submitted = True
-            self.scheduler.submit(utt.job)
+            self.submit(utt.job)
 
-    async def _finish(self, utt: Utterance, error: dict[str, Any] | None = None) -> None:
-        """The one final frame of a played request: `end` (or `error`)."""
+    async def _finish(self, utt: Utterance, frame: dict[str, Any] | None = None,
+                      chunks: int = 0, error: EngineError | None = None) -> None:
+        """The one final frame of a played request (`frame`: a device fault of our own)."""
         utt.state = "done"
-        req = utt.job.request
-        if error is None:
-            reason = utt.reason or "done"
-            error = {"op": "end", "id": req.id, "play": True, "cancelled": reason != "done",
-                     "reason": reason, "samples": utt.played_samples,
-                     "audio_seconds": round(utt.played_samples / SAMPLE_RATE, 4)}
-        await utt.send(error)
+        if frame is None:
+            frame = final_frame(utt.job, chunks=chunks, samples=utt.played_samples,
+                                error=error, played=True)
+        await utt.send(frame)
 
     async def _run(self) -> None:
         while True:
@@ -250,7 +252,8 @@ class SpeechQueue:
         job = utt.job
         self._submit(utt)  # synthesis starts while the device opens
         try:
-            player = await loop.run_in_executor(None, open_player, self.device, self.prebuffer)
+            player = await loop.run_in_executor(None, self.open_player, self.device,
+                                                self.prebuffer)
         except NoOutput as exc:
             utt.end("error")
             await self._finish(utt, error_frame(job.request.id, ErrorCode.NO_AUDIO_DEVICE,
@@ -262,15 +265,12 @@ class SpeechQueue:
         utt.state = "playing"
         announce = loop.create_task(self._announce(utt, player), name="speech-playing")
         try:
-            error, seq = await self._feed(job, player)
+            error, chunks = await self._feed(job, player)
         finally:
             announce.cancel()
         utt.played_samples = player.buffer.stats.samples_played
         self._close_player()  # silence first: `end` means the device has stopped
-        if error is None and seq == 0 and not job.cancelled:
-            error = error_frame(job.request.id, ErrorCode.EMPTY_TEXT,
-                                "the text has nothing speakable in it")
-        await self._finish(utt, error)
+        await self._finish(utt, chunks=chunks, error=error)
 
     @staticmethod
     async def _announce(utt: Utterance, player: Any) -> None:
@@ -279,26 +279,26 @@ class SpeechQueue:
             await asyncio.sleep(POLL_S)
         await utt.send({"op": "playing", "id": utt.job.request.id})
 
-    async def _feed(self, job: Job, player: Any) -> tuple[dict[str, Any] | None, int]:
+    async def _feed(self, job: Job, player: Any) -> tuple[EngineError | None, int]:
         """Hand the job's audio to the player until it has played out (or was cancelled)."""
-        seq = 0
-        error: dict[str, Any] | None = None
+        chunks = 0
+        error: EngineError | None = None
         try:
-            async for piece in job.pieces(self.scheduler.notify):
-                player.feed(seq, np.asarray(piece))
-                seq += 1
-                while player.buffer.buffered_seconds() > AHEAD_S and not job.cancelled:
+            async for piece in job.pieces():
+                player.feed(chunks, np.asarray(piece))
+                chunks += 1
+                while player.backlogged(AHEAD_S) and not job.cancelled:
                     await asyncio.sleep(POLL_S)
         except EngineError as exc:
-            error = error_frame(job.request.id, ErrorCode.ENGINE_ERROR, str(exc))
+            error = exc
         if not job.cancelled:
             self._prefetch_next()
             player.finish()
-            while not player.buffer.drained.is_set() and not job.cancelled:
+            while not player.played_out() and not job.cancelled:
                 await asyncio.sleep(POLL_S)
             if not job.cancelled:
                 await asyncio.sleep(0.05)  # the device's last block
-        return error, seq
+        return error, chunks
 
     def _prefetch_next(self) -> None:
         """Synthesis of this utterance is done: start the next one so it is ready in time."""

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from kokorod.protocol import ErrorCode, ProtocolError
 from kokorod.voice_packs import VOICE_SHA256
+from kokorod_common.protocol import ErrorCode, ProtocolError
 
 V1_VOICES = frozenset(VOICE_SHA256)
 

@@ -1,6 +1,6 @@
 """Client library for kokorod: blocking `Client`, asyncio `AsyncClient`, and the player."""
 
 from kokorod_client.client import Client, Stream
-from kokorod_client.messages import Chunk, ConnectionLost, DaemonError, End, Mark
+from kokorod_common.messages import Chunk, ConnectionLost, DaemonError, End, Mark
 
 __all__ = ["Chunk", "Client", "ConnectionLost", "DaemonError", "End", "Mark", "Stream"]

@@ -1,62 +1,42 @@
-"""asyncio client: same protocol and replies as the blocking Client, for async programs."""
+"""asyncio client: the same operations, replies and streams as the blocking Client."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from kokorod.protocol import FrameDecoder, ProtocolError, encode_frame
-from kokorod_client.client import resolve_socket
-from kokorod_client.messages import (
-    Chunk,
-    ConnectionLost,
-    End,
-    IdSource,
-    Mark,
-    raise_if_error,
-    stream_item,
-    synthesize_request,
-    version_warning,
-)
-
-_LOST: dict[str, Any] = {"op": "_lost"}
+from kokorod_client.core import LOST, IdSource, Operations, Router, StreamFrames, synthesize_message
+from kokorod_common.messages import Chunk, ConnectionLost, raise_if_error, version_warning
+from kokorod_common.paths import resolve_socket
+from kokorod_common.protocol import FrameDecoder, ProtocolError, encode_frame, request_frame
 
 
-class AsyncStream:
+class AsyncStream(StreamFrames):
     def __init__(self, client: AsyncClient, rid: int, fmt: str) -> None:
+        super().__init__(rid, fmt, asyncio.Event())
         self.client = client
-        self.id = rid
-        self.format = fmt
-        self.marks: list[Mark] = []
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.end: End | None = None
 
     async def __aiter__(self) -> AsyncIterator[Chunk]:
         try:
-            while True:
-                frame = await self.queue.get()
-                if frame is _LOST:
-                    raise ConnectionLost("kokorod closed the connection mid-stream")
-                item = stream_item(frame, self.format)
-                if isinstance(item, End):
-                    self.end = item
-                    return
-                if isinstance(item, Mark):
-                    self.marks.append(item)
-                elif item is not None:
-                    yield item
+            while self.end is None:
+                chunk = self.take(await self.queue.get())
+                if chunk is not None:
+                    yield chunk
         finally:
-            self.client._routes.pop(self.id, None)
+            self.client.router.close(self.id)
 
     async def cancel(self) -> None:
-        await self.client.send({"op": "cancel", "id": self.id})
+        await self.client.send(request_frame("cancel", self.id))
 
 
-class AsyncClient:
-    """`async with AsyncClient() as c: async for chunk in await c.synthesize("Hi"): …`"""
+class AsyncClient(Operations):
+    """`async with AsyncClient() as c: async for chunk in await c.synthesize("Hi"): …`
+
+    Every operation of Client is here too (`await c.status()`, `await c.stop()`…)."""
 
     def __init__(self, socket_path: str | Path | None = None, *,
                  client_name: str = "kokorod-async-client", max_frame: int = 64 << 20) -> None:
@@ -64,8 +44,8 @@ class AsyncClient:
         self.client_name = client_name
         self.server: dict[str, Any] = {}
         self.warning: str | None = None
+        self.router = Router()
         self._ids = IdSource()
-        self._routes: dict[Any, asyncio.Queue[dict[str, Any]]] = {}
         self._decoder = FrameDecoder(max_frame)
         self._reader: asyncio.StreamReader
         self._writer: asyncio.StreamWriter
@@ -83,16 +63,11 @@ class AsyncClient:
             while data := await self._reader.read(1 << 16):
                 self._decoder.feed(data)
                 for frame in self._decoder:
-                    rid = frame.get("id")
-                    targets = list(self._routes.values()) if rid is None else [
-                        q for q in [self._routes.get(rid)] if q is not None]
-                    for q in targets:
-                        q.put_nowait(frame)
+                    self.router.route(frame)
         except (OSError, ProtocolError):
             pass
         finally:
-            for q in list(self._routes.values()):
-                q.put_nowait(_LOST)
+            self.router.lose()
 
     async def send(self, message: dict[str, Any]) -> None:
         self._writer.write(encode_frame(message))
@@ -100,25 +75,28 @@ class AsyncClient:
 
     async def request(self, op: str, **fields: Any) -> dict[str, Any]:
         rid = self._ids.next()
-        q: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._routes[rid] = q
+        replies: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.router.open(rid, replies.put_nowait)
         try:
-            await self.send({"op": op, "id": rid, **fields})
-            frame = await q.get()
-            if frame is _LOST:
+            await self.send(request_frame(op, rid, **fields))
+            frame = await replies.get()
+            if frame is LOST:
                 raise ConnectionLost(f"kokorod closed the connection before replying to {op}")
             return raise_if_error(frame)
         finally:
-            self._routes.pop(rid, None)
+            self.router.close(rid)
 
-    async def synthesize(self, text: str, *, voice: str | None = None, speed: float = 1.0,
-                         lang: str | None = None, chunk_ms: int | None = None,
-                         fmt: str = "f32") -> AsyncStream:
+    async def _call(self, op: str, then: Callable[[dict[str, Any]], Any],
+                    **fields: Any) -> Any:
+        return then(await self.request(op, **fields))
+
+    async def synthesize(self, text: str, *, fmt: str = "f32", **options: Any) -> AsyncStream:
+        """Start a request (same options as Client.synthesize); iterate the stream."""
         rid = self._ids.next()
+        message = synthesize_message(rid, text, fmt, options)
         stream = AsyncStream(self, rid, fmt)
-        self._routes[rid] = stream.queue
-        await self.send(synthesize_request(rid, text, voice=voice, speed=speed, lang=lang,
-                                           chunk_ms=chunk_ms, fmt=fmt))
+        self.router.open(rid, stream.queue.put_nowait)
+        await self.send(message)
         return stream
 
     async def close(self) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kokorod.protocol import SAMPLE_RATE
+from kokorod_common.protocol import SAMPLE_RATE
 
 # --file-format names (say's and common ones) → soundfile container
 FILE_FORMATS: dict[str, str] = {

@@ -16,92 +16,73 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from kokorod import launcher
-from kokorod.paths import default_socket_path
-from kokorod.protocol import FrameDecoder, ProtocolError, encode_frame
-from kokorod_client.messages import (
+from kokorod_client.core import LOST, IdSource, Operations, Router, StreamFrames, synthesize_message
+from kokorod_common import launcher
+from kokorod_common.messages import (
     Chunk,
     ConnectionLost,
     DaemonError,
     End,
-    IdSource,
     Mark,
     raise_if_error,
-    stream_item,
-    synthesize_request,
     version_warning,
 )
+from kokorod_common.paths import resolve_socket
+from kokorod_common.protocol import FrameDecoder, ProtocolError, encode_frame, request_frame
 
 log = logging.getLogger(__name__)
 
 STREAM_QUEUE_FRAMES = 512
 
 
-def resolve_socket(path: str | Path | None) -> Path:
-    import os
+def _offer(q: queue.Queue[Any]) -> Callable[[dict[str, Any]], None]:
+    """Deliver into a bounded queue: blocks the reader when the caller falls behind
+    (so the daemon pauses: end-to-end backpressure), never for the loss notice."""
+    def deliver(frame: dict[str, Any]) -> None:
+        if frame is LOST:
+            with contextlib.suppress(queue.Full):
+                q.put_nowait(frame)
+        else:
+            q.put(frame)
+    return deliver
 
-    if path:
-        return Path(path)
-    env = os.environ.get("KOKORO_SOCKET")
-    return Path(env) if env else default_socket_path()
 
-
-class Stream:
+class Stream(StreamFrames):
     """The frames of one synthesize request: iterate for Chunks; `.end` afterwards."""
 
     def __init__(self, client: Client, rid: int, fmt: str) -> None:
+        super().__init__(rid, fmt, threading.Event())
         self.client = client
-        self.id = rid
-        self.format = fmt
-        # Bounded: a consumer that falls behind stops the reader, so the
-        # socket stops being read and the daemon pauses (end-to-end backpressure).
         self.queue: queue.Queue[Any] = queue.Queue(maxsize=STREAM_QUEUE_FRAMES)
-        self.end: End | None = None
-        self.started: dict[str, Any] | None = None
-        self.playing = threading.Event()  # play: true — the daemon's speaker started it
-        self.marks: list[Mark] = []  # text positions, in the order their audio comes
-        self.on_mark: Callable[[Mark], None] | None = None
 
     def __iter__(self) -> Iterator[Chunk]:
         try:
-            while True:
+            while self.end is None:
                 try:
                     frame = self.queue.get(timeout=0.25)
                 except queue.Empty:
-                    if self.client.lost:
+                    if self.client.router.lost:
                         raise ConnectionLost("kokorod closed the connection mid-stream") from None
                     continue
-                item = stream_item(frame, self.format)
-                if isinstance(item, Mark):
-                    self.marks.append(item)
-                    if self.on_mark is not None:
-                        self.on_mark(item)
-                elif item is None and frame.get("op") == "playing":
-                    self.playing.set()
-                elif item is None:
-                    self.started = frame
-                elif isinstance(item, End):
-                    self.end = item
-                    return
-                else:
-                    yield item
+                chunk = self.take(frame)
+                if chunk is not None:
+                    yield chunk
         finally:
-            self.client._forget(self.id)
+            self.client.router.close(self.id)
 
     def cancel(self) -> None:
-        self.client.send({"op": "cancel", "id": self.id})
+        self.client.send(request_frame("cancel", self.id))
 
 
-class Client:
+class Client(Operations):
     def __init__(self, socket_path: str | Path | None = None, *, autostart: bool = False,
                  client_name: str = "kokorod-client", timeout: float = 30.0,
                  max_frame: int = 64 << 20) -> None:
         self.socket_path = resolve_socket(socket_path)
         self.client_name = client_name
         self.timeout = timeout
-        self.started_daemon = False
         if autostart:
-            self.started_daemon = launcher.ensure_running(self.socket_path)
+            launcher.ensure_running(self.socket_path)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self.sock.connect(str(self.socket_path))
@@ -109,12 +90,10 @@ class Client:
             self.sock.close()
             raise
         self._send_lock = threading.Lock()
-        self._routes: dict[Any, queue.Queue[Any]] = {}
-        self._routes_lock = threading.Lock()
+        self.router = Router()
         self._ids = IdSource()
         self._decoder = FrameDecoder(max_frame)
         self._closed = False
-        self.lost = False
         self._reader = threading.Thread(target=self._read_loop, name="kokorod-client-reader",
                                         daemon=True)
         self._reader.start()
@@ -129,103 +108,56 @@ class Client:
         with self._send_lock:
             self.sock.sendall(data)
 
-    def _route(self, rid: Any) -> queue.Queue[Any]:
-        q: queue.Queue[Any] = queue.Queue()
-        with self._routes_lock:
-            self._routes[rid] = q
-        return q
-
-    def _forget(self, rid: Any) -> None:
-        with self._routes_lock:
-            self._routes.pop(rid, None)
-
     def _read_loop(self) -> None:
         try:
-            while True:
-                data = self.sock.recv(1 << 16)
-                if not data:
-                    break
+            while data := self.sock.recv(1 << 16):
                 self._decoder.feed(data)
                 for frame in self._decoder:
-                    with self._routes_lock:
-                        target = self._routes.get(frame.get("id"))
-                        if target is None and frame.get("id") is None:
-                            targets = list(self._routes.values())  # connection-level error
-                        else:
-                            targets = [target] if target is not None else []
-                    for q in targets:
-                        q.put(frame)
+                    self.router.route(frame)
         except (OSError, ProtocolError):
             pass
         finally:
-            self.lost = True
+            self.router.lose()
 
     # ------------------------------------------------------------ api
     def request(self, op: str, **fields: Any) -> dict[str, Any]:
-        """Send a one-reply op (hello, voices, status, ping) and wait for its reply."""
+        """Send a one-reply op and wait for its reply (DaemonError for an error frame)."""
         rid = self._ids.next()
-        q = self._route(rid)
+        replies: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.router.open(rid, replies.put)
         try:
-            self.send({"op": op, "id": rid, **fields})
+            self.send(request_frame(op, rid, **fields))
             deadline = time.monotonic() + self.timeout
             while True:
                 try:
-                    return raise_if_error(q.get(timeout=0.1))
+                    frame = replies.get(timeout=0.1)
                 except queue.Empty:
-                    if self.lost:
-                        raise ConnectionLost(
-                            f"kokorod closed the connection before replying to {op}") from None
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"no reply to {op} within {self.timeout}s") from None
+                    if not self.router.lost and time.monotonic() < deadline:
+                        continue
+                    frame = LOST if self.router.lost else None
+                if frame is LOST:
+                    raise ConnectionLost(
+                        f"kokorod closed the connection before replying to {op}") from None
+                if frame is None:
+                    raise TimeoutError(f"no reply to {op} within {self.timeout}s") from None
+                return raise_if_error(frame)
         finally:
-            self._forget(rid)
+            self.router.close(rid)
 
-    def voices(self) -> list[dict[str, str]]:
-        return list(self.request("voices")["voices"])
+    def _call(self, op: str, then: Callable[[dict[str, Any]], Any], **fields: Any) -> Any:
+        return then(self.request(op, **fields))
 
-    def status(self) -> dict[str, Any]:
-        return self.request("status")
-
-    def reload(self, *, rebuild: bool = False) -> dict[str, Any]:
-        """Ask the daemon to re-read settings and the model choice; waits for the swap."""
-        return self.request("reload", rebuild=rebuild)
-
-    def synthesize(self, text: str, *, voice: str | None = None, speed: float = 1.0,
-                   lang: str | None = None, chunk_ms: int | None = None,
-                   fmt: str = "f32", text_format: str | None = None,
-                   priority: str | None = None, mode: str | None = None,
-                   play: bool | None = None, normalize: bool | None = None) -> Stream:
+    def synthesize(self, text: str, *, fmt: str = "f32", **options: Any) -> Stream:
         """Start a request; iterate the Stream for its chunks (none when play=True: the
-        daemon plays it, and the Stream ends when the speaker is done with it)."""
+        daemon plays it, and the Stream ends when the speaker is done with it).
+        `options`: voice, speed, lang, chunk_ms, text_format, priority, mode, play,
+        normalize (None: the daemon's default)."""
         rid = self._ids.next()
+        message = synthesize_message(rid, text, fmt, options)
         stream = Stream(self, rid, fmt)
-        with self._routes_lock:
-            self._routes[rid] = stream.queue
-        self.send(synthesize_request(rid, text, voice=voice, speed=speed, lang=lang,
-                                     chunk_ms=chunk_ms, fmt=fmt, text_format=text_format,
-                                     priority=priority, mode=mode, play=play,
-                                     normalize=normalize))
+        self.router.open(rid, _offer(stream.queue))
+        self.send(message)
         return stream
-
-    def speak(self, text: str, **options: Any) -> Stream:
-        """The daemon plays `text` itself (no audio code here); see synthesize()."""
-        return self.synthesize(text, play=True, **options)
-
-    def stop(self, *, everyone: bool = False, client_name: str | None = None) -> int:
-        """Stop this client's speech (or `client_name`'s, or everyone's); how many ended."""
-        reply = self.request("stop", scope="all" if everyone else "client",
-                             **({"client_name": client_name} if client_name else {}))
-        return int(reply["stopped"])
-
-    def pause(self) -> dict[str, Any]:
-        return self.request("pause")
-
-    def resume(self) -> dict[str, Any]:
-        return self.request("resume")
-
-    def speech_queue(self) -> dict[str, Any]:
-        """What the daemon's speaker plays and what waits (`queue` op)."""
-        return self.request("queue")
 
     def close(self) -> None:
         if self._closed:

@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kokorod.protocol import PRIORITIES, SPEED_RANGE, TEXT_FORMATS
 from kokorod_client.audiofile import AudioFileWriter, UnsupportedFormat
 from kokorod_client.client import Client, ConnectionLost, DaemonError, Stream
-from kokorod_client.player import NoAudioDevice, Player, SinkFactory
 from kokorod_client.timeline import Timeline
+from kokorod_common.player import NoAudioDevice, Player, SinkFactory
+from kokorod_common.protocol import PRIORITIES, SPEED_RANGE, TEXT_FORMATS
 
 PROG = "kokoro-say"
 NATURAL_WPM = 170.0  # Kokoro at speed 1.0 speaks roughly this many words a minute

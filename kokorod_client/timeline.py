@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kokorod_client.messages import Mark
+from kokorod_common.messages import Mark
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from helpers import DaemonProc
 
-from kokorod.protocol import ErrorCode
 from kokorod_client import Client, DaemonError
 from kokorod_client.aio import AsyncClient
+from kokorod_common.protocol import ErrorCode
 
 
 def test_blocking_client_streams_and_reports_end(daemon: DaemonProc) -> None:

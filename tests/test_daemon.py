@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from helpers import DaemonProc, RawConn, raw_conn
 
-from kokorod.protocol import PROTOCOL_VERSION, SAMPLE_RATE, ErrorCode, pcm_to_samples
+from kokorod_common.protocol import PROTOCOL_VERSION, SAMPLE_RATE, ErrorCode, pcm_to_samples
 
 MEDIUM = ("The lighthouse keeper climbed the spiral stairs every evening, polishing the great "
           "lens until it gleamed, and then he watched the ships pass safely by the rocks.")

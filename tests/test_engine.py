@@ -16,9 +16,9 @@ from helpers import raw_conn, short_tmpdir
 from kokorod import engine as engine_module
 from kokorod.config import load
 from kokorod.engine import Engine, EngineError
-from kokorod.protocol import ErrorCode
 from kokorod.segment import Segment
 from kokorod.server import Daemon
+from kokorod_common.protocol import ErrorCode
 
 
 class FlakySession:
@@ -36,6 +36,21 @@ class FlakySession:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
+
+
+def inject_faults(engine: Engine) -> FlakySession:
+    """Wrap the session that makes the audio (the generator part, or the whole model)."""
+    if engine.vocoder is not None:
+        flaky = FlakySession(engine.vocoder.parts["gen"])
+        engine.vocoder.parts["gen"] = flaky  # type: ignore[assignment]
+    else:
+        flaky = FlakySession(engine.whole)
+        engine.whole = flaky  # type: ignore[assignment]
+    return flaky
+
+
+def audio_session(engine: Engine) -> Any:
+    return engine.vocoder.parts["gen"] if engine.vocoder is not None else engine.whole
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +88,7 @@ def test_more_phonemes_than_one_batch(engine: Engine) -> None:
 def test_fault_becomes_error_then_rebuild(engine: Engine) -> None:
     voice = engine.voice_style(None)
     seg = Segment("Fault tolerance.", 0.0, 0)
-    flaky = FlakySession(engine.session)
-    engine.session = flaky  # type: ignore[assignment]
+    flaky = inject_faults(engine)
     failures, rebuilds = engine.stats.failures, engine.stats.rebuilds
     flaky.fail = 1
     with pytest.raises(EngineError, match="injected"):
@@ -86,7 +100,7 @@ def test_fault_becomes_error_then_rebuild(engine: Engine) -> None:
             engine.synthesize(seg, voice, 1.0, "en-us")
     assert engine.stats.failures == failures + 1 + engine_module.REBUILD_AFTER_FAILURES
     assert engine.stats.rebuilds == rebuilds + 1
-    assert engine.session is not flaky  # a fresh session replaced the failing one
+    assert audio_session(engine) is not flaky  # a fresh session replaced the failing one
     assert engine.synthesize(seg, voice, 1.0, "en-us").size > 0
 
 
@@ -112,8 +126,7 @@ def inproc_daemon(engine: Engine) -> Iterator[tuple[Daemon, Path]]:
 def test_inference_fault_is_that_requests_error_frame(engine: Engine,
                                                       inproc_daemon: tuple[Daemon, Path]) -> None:
     _, sock = inproc_daemon
-    flaky = FlakySession(engine.session)
-    engine.session = flaky  # type: ignore[assignment]
+    flaky = inject_faults(engine)
     flaky.fail = 1
     with raw_conn(sock) as c:
         c.send({"op": "synthesize", "id": "bad", "text": "This one fails."})

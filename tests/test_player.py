@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from kokorod_client.player import JitterBuffer, Player
+from kokorod_common.player import JitterBuffer, Player
 
 
 def chunk(seq: int, n: int = 1200) -> np.ndarray:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kokorod.protocol import (
+from kokorod_common.protocol import (
     HEADER,
     MODES,
     PRIORITIES,

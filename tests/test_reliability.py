@@ -21,8 +21,8 @@ import pytest
 from helpers import REPO, DaemonProc, RawConn, daemon_env, raw_conn, start_daemon
 from test_daemon import MEDIUM, check_stream, synth
 
-from kokorod.protocol import SAMPLE_RATE, ErrorCode
 from kokorod_client import Client, ConnectionLost
+from kokorod_common.protocol import SAMPLE_RATE, ErrorCode
 
 sys.path.insert(0, str(REPO / "bench"))
 

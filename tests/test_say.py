@@ -27,8 +27,8 @@ from helpers import (
     without_silence,
 )
 
-from kokorod.launcher import socket_is_live
 from kokorod_client import Client
+from kokorod_common.launcher import socket_is_live
 
 SHORT = "Hello from the speech daemon."
 

@@ -16,9 +16,9 @@ import pytest
 from helpers import raw_conn, start_daemon
 
 from kokorod import service
-from kokorod.launcher import socket_is_live
 from kokorod.service import launchd
 from kokorod.service.base import NoServiceManager, ServiceError, run_command
+from kokorod_common.launcher import socket_is_live
 
 STAND_IN = """#!{python}
 import json, os, sys

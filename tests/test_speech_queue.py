@@ -15,8 +15,8 @@ from helpers import RawConn, read_alsa_capture, without_silence
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kokorod.protocol import MODES, PRIORITIES, ErrorCode
 from kokorod_client import Client
+from kokorod_common.protocol import MODES, PRIORITIES, ErrorCode
 
 SHORT = "The build finished."
 LONG = " ".join(f"Sentence number {i} of a long text that keeps the speaker busy for a while."

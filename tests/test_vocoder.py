@@ -15,11 +15,12 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from kokorod import engine as engine_module
-from kokorod import providers, split
+from kokorod import providers
+from kokorod import vocoder as vocoder_module
 from kokorod.config import load
-from kokorod.engine import Engine, Prepared
+from kokorod.engine import Engine
 from kokorod.segment import Segment
+from kokorod.vocoder import Prepared
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from metrics import lsd
@@ -43,19 +44,17 @@ def _prepared(engine: Engine, text: str) -> Prepared:
     return batches[0]
 
 
-def _untrimmed(engine: Engine, p: Prepared, sizes: list[int],
-               monkeypatch: pytest.MonkeyPatch) -> tuple[np.ndarray, list[int]]:
+def _untrimmed(engine: Engine, p: Prepared, sizes: list[int]) -> tuple[np.ndarray, list[int]]:
     """Windowed audio without edge trimming (so it lines up sample for sample)."""
-    monkeypatch.setattr(engine_module, "trim_silence",
-                        lambda y, ref=None: (y, np.array([0, y.size])))
     p = dataclasses.replace(p, next=0, fade_tail=None, peak_rms=0.0)
+    vocoder = engine.vocoder
+    assert vocoder is not None
     pieces, seams = [], []
     for i in range(10_000):
         if p.done:
             break
-        pieces.append(engine.vocode(p, sizes[min(i, len(sizes) - 1)]))
-        seams.append(p.next * split.SAMPLES_PER_FRAME)
-    monkeypatch.undo()
+        pieces.append(vocoder.window(p, sizes[min(i, len(sizes) - 1)], trim=False))
+        seams.append(p.next * vocoder_module.SAMPLES_PER_FRAME)
     return np.concatenate(pieces), seams[:-1]
 
 
@@ -66,21 +65,21 @@ def test_cut_model_reproduces_the_whole_model(engine: Engine) -> None:
                                  providers=["CPUExecutionProvider"])
     voice = engine.voice_style(None)
     phonemes = engine.phonemize(TEXTS[0], "en-us")
-    reference = engine._run_session(whole, phonemes, voice, 1.0)
+    tokens = engine._tokens(phonemes)
+    reference = whole.run(None, engine._feed(whole, tokens, voice, 1.0))[0].ravel()
     p = _prepared(engine, TEXTS[0])
-    gen_whole = engine.session.run(None, {split.FEATURES: p.features, split.STYLE: p.style,
-                                          split.HARMONICS: p.harmonics})[0].ravel()
-    assert p.frames * split.SAMPLES_PER_FRAME == reference.size
+    assert engine.vocoder is not None
+    gen_whole = engine.vocoder.whole(p)
+    assert p.frames * vocoder_module.SAMPLES_PER_FRAME == reference.size
     np.testing.assert_allclose(gen_whole, reference, atol=1e-5)
 
 
 @pytest.mark.parametrize("text", TEXTS)
-def test_windows_sound_like_the_whole(engine: Engine, text: str,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_windows_sound_like_the_whole(engine: Engine, text: str) -> None:
     p = _prepared(engine, text)
-    whole = engine.session.run(None, {split.FEATURES: p.features, split.STYLE: p.style,
-                                      split.HARMONICS: p.harmonics})[0].ravel()
-    windowed, seams = _untrimmed(engine, p, [64, 48, 96, 192, 384], monkeypatch)
+    assert engine.vocoder is not None
+    whole = engine.vocoder.whole(p)
+    windowed, seams = _untrimmed(engine, p, [64, 48, 96, 192, 384])
     assert windowed.size == whole.size and len(seams) >= 2
     assert lsd(windowed, whole) < 1.0
     jumps = np.abs(np.diff(windowed))
@@ -97,9 +96,10 @@ def test_windowed_segment_is_trimmed_like_the_whole(engine: Engine) -> None:
     seg = Segment(TEXTS[1], 0.2, 0)
     whole = engine.synthesize(seg, voice, 1.0, "en-us")
     batches = engine.prepare(seg, voice, 1.0, "en-us")
-    pieces = [engine.vocode(batches[0], 64)]
+    assert engine.vocoder is not None
+    pieces = [engine.vocoder.window(batches[0], 64)]
     while not batches[0].done:
-        pieces.append(engine.vocode(batches[0], 48))
+        pieces.append(engine.vocoder.window(batches[0], 48))
     windowed = np.concatenate(pieces)
     assert len(pieces) >= 3
     assert abs(windowed.size - whole.size) < 0.1 * whole.size
@@ -127,4 +127,4 @@ def test_a_graph_that_cannot_be_cut_is_used_whole(tmp_path: Path,
                               [helper.make_tensor_value_info("audio", TensorProto.INT64, [1])])
     model = tmp_path / "other.onnx"
     onnx.save(helper.make_model(graph), str(model))
-    assert split.split_model(model, "0" * 64) is None
+    assert vocoder_module.cut_model(model, "0" * 64) is None

@@ -20,8 +20,8 @@ import soundfile as sf
 from helpers import DaemonProc, daemon_env, raw_conn, short_tmpdir, start_daemon
 
 from kokorod import models, voices
-from kokorod.protocol import ErrorCode, ProtocolError
 from kokorod_client import Client
+from kokorod_common.protocol import ErrorCode, ProtocolError
 
 BLEND = "jf_alpha:0.5,jf_nezumi:0.5"
 

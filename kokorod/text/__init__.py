@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from kokorod.protocol import TEXT_FORMATS
+from kokorod_common.protocol import TEXT_FORMATS
 
 __all__ = ["TEXT_FORMATS", "prepare_text"]
 

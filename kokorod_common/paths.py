@@ -39,6 +39,14 @@ def default_socket_path() -> Path:
     return runtime_dir() / SOCKET_NAME
 
 
+def resolve_socket(path: str | Path | None = None) -> Path:
+    """The socket a client uses: the one it was given, else KOKORO_SOCKET, else the default."""
+    if path:
+        return Path(path)
+    env = os.environ.get("KOKORO_SOCKET")
+    return Path(env) if env else default_socket_path()
+
+
 def pid_file(socket_path: Path) -> Path:
     return socket_path.with_suffix(".pid")
 

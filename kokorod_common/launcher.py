@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 
-from kokorod import paths
+from kokorod_common import paths
 
 # The first start assembles the model and may install the voices (first_run.py).
 DEFAULT_START_TIMEOUT = 180.0

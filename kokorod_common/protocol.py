@@ -8,6 +8,7 @@ It imports nothing heavy so editor helpers and the client can depend on it.
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -60,6 +61,7 @@ class ErrorCode:
     ENGINE_ERROR = "engine_error"  # inference failed for this request
     SHUTTING_DOWN = "shutting_down"
     RELOAD_FAILED = "reload_failed"  # the new model could not be loaded; the old one serves on
+    PEER_REFUSED = "peer_refused"  # the connecting process is not the daemon's user
     INTERNAL = "internal"
 
     @classmethod
@@ -155,18 +157,30 @@ class FrameDecoder:
 
 @dataclass(frozen=True)
 class SynthesizeRequest:
+    """A `synthesize` request: what the client builds (`to_message`) and the daemon reads
+    back (`parse_synthesize`). None means "the daemon's default" and is not sent."""
+
     id: int | str
     text: str
-    voice: str | None
-    speed: float
-    lang: str | None
-    chunk_ms: int
-    format: str
+    voice: str | None = None
+    speed: float = 1.0
+    lang: str | None = None
+    chunk_ms: int | None = None  # the daemon fills in its configured size
+    format: str = "f32"
     text_format: str = "plain"
     normalize: bool = True
     priority: str = "text"
     mode: str = "queue"
     play: bool = False  # the daemon plays the audio itself instead of streaming it back
+
+    def to_message(self) -> dict[str, Any]:
+        fields = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        return {"op": "synthesize", **fields}
+
+
+def request_frame(op: str, rid: int | str, **fields: Any) -> dict[str, Any]:
+    """Any other request (hello, cancel, stop, status…): its op, its id, its fields."""
+    return {"op": op, "id": rid, **{k: v for k, v in fields.items() if v is not None}}
 
 
 REQUEST_OPS = ("hello", "synthesize", "cancel", "voices", "status", "ping", "reload",

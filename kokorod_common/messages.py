@@ -1,15 +1,13 @@
-"""Typed views of daemon replies, shared by the blocking and the async client."""
+"""Typed views of the daemon's replies: what a client (and `kokorod status`) reads back."""
 
 from __future__ import annotations
 
-import itertools
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from kokorod.protocol import PROTOCOL_VERSION, pcm_to_samples
+from kokorod_common.protocol import PROTOCOL_VERSION, pcm_to_samples
 
 
 class DaemonError(Exception):
@@ -50,32 +48,6 @@ class End:
     cancelled: bool
     timings: dict[str, Any] = field(default_factory=dict)
     reason: str = "done"  # or cancelled, stopped, interrupted, discarded, shutdown
-
-
-class IdSource:
-    """Thread-safe increasing request ids."""
-
-    def __init__(self) -> None:
-        self._ids = itertools.count(1)
-        self._lock = threading.Lock()
-
-    def next(self) -> int:
-        with self._lock:
-            return next(self._ids)
-
-
-def synthesize_request(rid: Any, text: str, *, voice: str | None = None, speed: float = 1.0,
-                       lang: str | None = None, chunk_ms: int | None = None,
-                       fmt: str = "f32", **options: Any) -> dict[str, Any]:
-    """A `synthesize` frame; `options` are the optional fields (text_format, priority,
-    mode, play, normalize), left out when None."""
-    message: dict[str, Any] = {"op": "synthesize", "id": rid, "text": text, "speed": speed,
-                               "format": fmt}
-    for key, value in (("voice", voice), ("lang", lang), ("chunk_ms", chunk_ms),
-                       *options.items()):
-        if value is not None:
-            message[key] = value
-    return message
 
 
 def raise_if_error(frame: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-SAMPLE_RATE = 24_000
+from kokorod_common.protocol import SAMPLE_RATE
 
 
 class NoAudioDevice(RuntimeError):
@@ -214,7 +214,6 @@ class Player:
         # is full, so an unpaced device does not spin on silence meanwhile.
         self._sink = factory(self.buffer.read, SAMPLE_RATE)
         self.started = False
-        self.stopped = False
 
     def _start_when_ready(self) -> None:
         if not self.started and self.buffer.ready():
@@ -224,6 +223,15 @@ class Player:
     def feed(self, seq: int, samples: np.ndarray) -> None:
         self.buffer.push(seq, samples)
         self._start_when_ready()
+
+    def backlogged(self, ahead_s: float) -> bool:
+        """More than `ahead_s` of audio waits to be played: a feeder pauses (and stops reading
+        its source, so the backpressure reaches the daemon) until this is False again."""
+        return self.buffer.buffered_seconds() > ahead_s
+
+    def played_out(self) -> bool:
+        """finish() was called and the device has been handed every sample."""
+        return self.buffer.drained.is_set()
 
     def finish(self) -> None:
         self.buffer.finish()
@@ -246,7 +254,6 @@ class Player:
 
     def stop(self) -> None:
         """Stop at once (Ctrl-C): drop what is buffered."""
-        self.stopped = True
         try:
             if self.started:
                 self._sink.stop()

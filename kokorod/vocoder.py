@@ -1,0 +1,232 @@
+"""The streaming vocoder: Kokoro cut in three, its generator run window by window.
+
+Kokoro's graph is text → features (BERT, duration/F0 predictors, decoder encode:
+"front"), then the harmonic source from F0 ("source": sine generator, tanh, STFT),
+then the generator that turns features + source into audio ("gen", ~90 % of the
+time). Run in a chain the three parts reproduce the whole model bit for bit. The
+generator is convolutional over time, so it runs on windows of frames with a
+little context either side, the overshoot cross-faded into the next window; the
+source is computed for the whole batch first so the sine phase stays continuous.
+The model is cut once per model file (onnx.utils.Extractor at the tensors named
+below) and cached; a model whose graph lacks them is used whole.
+
+Windows follow a fixed schedule per request (`WindowSchedule`), so one text
+always gives the same audio; each window is one turn of the scheduler, so a new
+request waits for one window, not a whole segment.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+from kokoro_onnx.trim import rms as frame_rms
+from kokoro_onnx.trim import trim as trim_silence
+from numpy.typing import NDArray
+
+from kokorod import headroom, providers
+from kokorod.config import Config
+from kokorod_common import paths
+from kokorod_common.protocol import SAMPLE_RATE
+
+log = logging.getLogger(__name__)
+
+Audio = NDArray[np.float32]
+
+# ---------------------------------------------------------------- the graph cut
+FEATURES = "/decoder/decoder/decode.3/Div_4_output_0"  # (1, 512, frames)
+STYLE = "/decoder/Slice_output_0"  # (1, 128) acoustic half of the style vector
+F0 = "/decoder/decoder/Unsqueeze_output_0"  # (1, 1, frames)
+HARMONICS = "/decoder/decoder/generator/Concat_3_output_0"  # (1, 22, frames * 60 + 1)
+# Frames per token (pads included), rounded as the decoder expands them; optional.
+DURATIONS = "/encoder/Cast_output_0"
+SAMPLES_PER_FRAME = SAMPLE_RATE // 80  # 12.5 ms of audio
+HARMONIC_FRAMES_PER_FRAME = 60
+LAYOUT_VERSION = 2
+
+PARTS = {
+    "front": (["tokens", "style", "speed"], [FEATURES, STYLE, F0]),
+    "source": ([F0], [HARMONICS]),
+    "gen": ([FEATURES, STYLE, HARMONICS], ["audio"]),
+}
+
+# ---------------------------------------------------------------- windows (frames)
+WINDOW_CONTEXT = 8  # either side of a window: keeps the convolutions' view
+FADE_FRAMES = 2  # overshoot cross-faded into the next window
+MIN_TAIL_FRAMES = 80  # the last window keeps speech in it: a window of silence alone
+# would be normalised (instance norm over the window) into audible noise
+FIRST_WINDOW_FRAMES = 80  # 1 s: the first audio of a request, vocoded on its own
+WINDOW_GROWTH = 1.25
+MAX_WINDOW_FRAMES = 400  # 5 s: bounds how long a new request waits behind a window
+
+
+@dataclass(frozen=True)
+class CutFiles:
+    front: Path
+    source: Path
+    gen: Path
+
+
+def _cache_dir(sha256: str) -> Path:
+    return paths.models_dir() / "split" / f"{sha256[:16]}-v{LAYOUT_VERSION}"
+
+
+def cut_model(model: Path, sha256: str) -> CutFiles | None:
+    """The three parts of `model`, cut now if not cached; None if the graph cannot be cut."""
+    target = _cache_dir(sha256)
+    files = CutFiles(*(target / f"{name}.onnx" for name in PARTS))
+    if all(p.is_file() for p in (files.front, files.source, files.gen)):
+        return files
+    try:
+        import onnx
+        import onnx.utils
+    except ImportError:
+        log.warning("the onnx package is missing; the streaming vocoder is off")
+        return None
+    log.info("cutting %s for the streaming vocoder (once per model)", model.name)
+    proto = onnx.load(str(model))
+    tensors = {out for node in proto.graph.node for out in node.output}
+    missing = [t for t in (FEATURES, STYLE, F0, HARMONICS) if t not in tensors]
+    if missing or [i.name for i in proto.graph.input] != ["tokens", "style", "speed"]:
+        log.warning("%s is not a Kokoro v1.0 graph this version can cut (%s); the streaming "
+                    "vocoder is off", model.name, ", ".join(missing) or "inputs differ")
+        return None
+    extractor = onnx.utils.Extractor(proto)
+    target.mkdir(parents=True, exist_ok=True)
+    for name, (inputs, outputs) in PARTS.items():
+        if name == "front" and DURATIONS in tensors:
+            outputs = [*outputs, DURATIONS]
+        part = extractor.extract_model(inputs, outputs)
+        tmp = target / f".{name}.{os.getpid()}.tmp"
+        onnx.save(part, str(tmp))
+        os.replace(tmp, target / f"{name}.onnx")
+    return files
+
+
+class WindowSchedule:
+    """Frames of a request's next window: two of FIRST_WINDOW_FRAMES, then each
+    WINDOW_GROWTH times the last, up to MAX_WINDOW_FRAMES. On a CPU at RTF ~0.7 each
+    window (with its context) is ready before the audio ahead of it has played; the
+    cap bounds how long a new request waits. One schedule per request, across its
+    segments, so the same text always gives the same windows."""
+
+    def __init__(self) -> None:
+        self.windows = 0  # windows handed out so far
+
+    def next_frames(self) -> int:
+        grown = FIRST_WINDOW_FRAMES * WINDOW_GROWTH ** max(0, self.windows - 1)
+        self.windows += 1
+        return min(MAX_WINDOW_FRAMES, int(grown))
+
+
+@dataclass
+class Prepared:
+    """One phoneme batch after the front and the source, and how far it is vocoded."""
+
+    features: NDArray[np.float32]  # (1, 512, frames)
+    style: NDArray[np.float32]
+    harmonics: NDArray[np.float32]  # (1, 22, frames * 60 + 1), whole: phase stays continuous
+    frames: int
+    durations: NDArray[np.int64] | None = None  # frames per token (in duration units)
+    pause_s: float = 0.0  # silence after the last window (end of the segment)
+    next: int = 0  # first frame not yet vocoded
+    fade_tail: Audio | None = None  # previous window's overshoot, cross-faded into the next
+    peak_rms: float = 0.0  # loudest frame so far: the tail is trimmed relative to the segment
+
+    @property
+    def remaining(self) -> int:
+        return self.frames - self.next
+
+    @property
+    def done(self) -> bool:
+        return self.next >= self.frames
+
+    def start_after(self, tokens: int) -> None:
+        """Begin the audio after the first `tokens` tokens (spoken by an earlier segment)."""
+        if self.durations is None:
+            return
+        total = int(self.durations.sum())
+        # +1: the pad token before the text; features run at a multiple of the duration
+        # grid (2 × here), so scale by the ratio.
+        done = int(self.durations[:tokens + 1].sum())
+        self.next = min(self.frames - 1, round(done * self.frames / max(1, total)))
+
+
+class Vocoder:
+    """The three parts' sessions: `prepare` runs front and source on a batch of tokens,
+    `window` the generator on the next frames of it."""
+
+    def __init__(self, sessions: dict[str, ort.InferenceSession],
+                 run_options: ort.RunOptions) -> None:
+        self.parts = sessions
+        self._run_options = run_options
+        self.has_durations = len(sessions["front"].get_outputs()) > 3
+
+    @classmethod
+    def load(cls, files: CutFiles, config: Config,
+             run_options: ort.RunOptions) -> tuple[Vocoder, providers.ProviderChoice]:
+        sessions = {}
+        choice = None
+        for name in PARTS:
+            sessions[name], choice = providers.create_session(getattr(files, name), config)
+        assert choice is not None
+        return cls(sessions, run_options), choice
+
+    def prepare(self, feed: Callable[[ort.InferenceSession], dict[str, Any]]) -> Prepared:
+        """`feed(session)`: the front's inputs (tokens, style, speed) for its session."""
+        front = self.parts["front"]
+        features, style, f0, *durations = front.run(None, feed(front), self._run_options)
+        harmonics = self.parts["source"].run(None, {F0: f0}, self._run_options)[0]
+        return Prepared(features, style, harmonics, int(features.shape[2]),
+                        np.asarray(durations[0]).ravel() if durations else None)
+
+    def whole(self, p: Prepared) -> Audio:
+        """The generator over the whole batch at once (what the windows are measured by)."""
+        out = self.parts["gen"].run(None, {FEATURES: p.features, STYLE: p.style,
+                                           HARMONICS: p.harmonics}, self._run_options)[0]
+        return np.asarray(out, dtype=np.float32).ravel()
+
+    def window(self, p: Prepared, frames: int, trim: bool = True) -> Audio:
+        """The next `frames` frames of `p` as audio, with context either side of the window;
+        trimmed at the batch's edges (unless `trim` is False: sample for sample against
+        `whole`), its pause appended after the last window."""
+        a = p.next
+        b = p.frames if p.frames - (a + frames) < MIN_TAIL_FRAMES else a + frames
+        lo, hi = max(0, a - WINDOW_CONTEXT), min(p.frames, b + WINDOW_CONTEXT)
+        k = HARMONIC_FRAMES_PER_FRAME
+        feed = {FEATURES: p.features[:, :, lo:hi], STYLE: p.style,
+                HARMONICS: p.harmonics[:, :, lo * k: hi * k + 1]}
+        out = self.parts["gen"].run(None, feed, self._run_options)[0]
+        n = SAMPLES_PER_FRAME
+        full = np.asarray(out, dtype=np.float32).ravel()
+        audio = full[(a - lo) * n:(b - lo) * n]
+        if p.fade_tail is not None:  # cross-fade over the previous window's overshoot
+            fade = min(p.fade_tail.size, audio.size)
+            ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
+            audio = audio.copy()
+            audio[:fade] = p.fade_tail[:fade] * (1 - ramp) + audio[:fade] * ramp
+        first, last = a == 0, b == p.frames
+        p.next = b
+        if not last:  # keep a short overshoot to cross-fade into the next window
+            tail_hi = min(hi, b + min(FADE_FRAMES, p.frames - b))
+            p.fade_tail = full[(b - lo) * n:(tail_hi - lo) * n].copy()
+        else:
+            p.fade_tail = None
+        audio = headroom.soft_limit(audio)
+        if audio.size:
+            p.peak_rms = max(p.peak_rms, float(frame_rms(y=audio).max()))
+        if trim and (first or last):
+            _, (start, end) = trim_silence(audio, ref=p.peak_rms or 1.0)
+            if end > start:
+                audio = audio[start if first else 0: end if last else audio.size]
+            else:  # nothing but silence at an edge of the segment
+                audio = audio[:0]
+        if last and p.pause_s:
+            audio = np.concatenate([audio, np.zeros(int(p.pause_s * SAMPLE_RATE), np.float32)])
+        return np.ascontiguousarray(audio)
