@@ -134,7 +134,7 @@ def cmd_service(args: argparse.Namespace) -> int:
     action = args.action
     try:
         if action == "install":
-            path = manager.install(service.user_env())
+            path = manager.install(service.user_env(_config(args)))
             print(f"installed {path} ({manager.name}); kokorod now starts at login")
         elif action == "uninstall":
             print(f"removed {manager.uninstall()}")

@@ -29,6 +29,8 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from kokorod_common.punctuation import CLAUSE_END, SENTENCE_END, SENTENCE_END_CLASS
+
 FIRST_CHARS = 100  # defaults of KOKORO_FIRST_SEGMENT_CHARS / KOKORO_SEGMENT_CHARS
 MAX_CHARS = 300
 MIN_PIECE_CHARS = 12  # a clause cut leaves at least this much on either side
@@ -43,8 +45,6 @@ CLAUSE_PAUSE_S = 0.1
 CUT_PAUSE_S = 0.25
 PARAGRAPH_PAUSE_S = 0.45
 
-SENTENCE_END = ".!?…。！？"
-CLAUSE_END = ",;:—–、，；："
 
 # Abbreviations after which a full stop does not end the sentence.
 _ABBREVIATIONS = frozenset(
@@ -54,10 +54,10 @@ _ABBREVIATIONS = frozenset(
 # A sentence ends after end punctuation (plus closing quotes/brackets) and
 # whitespace, or at a line break. Paragraphs (blank lines) end one too.
 _SENTENCE_RE = re.compile(
-    r"""(?P<body>.*?(?:[.!?…。！？]+["'”’)\]]*(?=\s|$)|(?=\n)|$))(?P<gap>\s*)""",
+    rf"""(?P<body>.*?(?:{SENTENCE_END_CLASS}+["'”’)\]]*(?=\s|$)|(?=\n)|$))(?P<gap>\s*)""",
     re.DOTALL,
 )
-_CLAUSE_RE = re.compile(r"[,;:—–、，；：]\s+|\s[—–]\s")
+_CLAUSE_RE = re.compile("[" + re.escape(CLAUSE_END) + r"]\s+|\s[—–]\s")
 _CONJUNCTIONS = (
     "and but or nor so yet because although though while whereas which who whom whose "
     "that when where if unless until since after before then however therefore with "

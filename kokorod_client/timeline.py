@@ -15,8 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kokorod_common.messages import Mark
+from kokorod_common.punctuation import SENTENCE_END_CLASS, ends_sentence
 
-_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
+_SENTENCE_BREAK = re.compile(rf"(?<={SENTENCE_END_CLASS})\s+")
 
 
 @dataclass
@@ -42,11 +43,11 @@ class Timeline:
         index = len(self.marks)
         self.marks.append(mark)
         offset = 0
-        for part in _SENTENCE_END.split(mark.text):
+        for part in _SENTENCE_BREAK.split(mark.text):
             if part.strip():
                 at = max(mark.text.find(part, offset), 0)
                 text = part.strip()
-                ends = text[-1] in ".!?…" or "\n" in mark.text[at + len(part):]
+                ends = ends_sentence(text) or "\n" in mark.text[at + len(part):]
                 self.sentences.append(_Sentence(index, at, text, ends))
                 offset = at + len(part)
 

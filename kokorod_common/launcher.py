@@ -61,10 +61,6 @@ def instance_lock_held(socket_path: Path) -> bool:
         os.close(fd)
 
 
-def log_file() -> Path:
-    return paths.log_dir() / "kokorod.log"
-
-
 def _tail(path: Path, lines: int = 8) -> str:
     try:
         text = path.read_text(errors="replace").strip().splitlines()
@@ -79,14 +75,14 @@ class LogFollower:
     def __init__(self, echo: Callable[[str], None]) -> None:
         self.echo = echo
         try:
-            self.offset = log_file().stat().st_size
+            self.offset = paths.log_file().stat().st_size
         except OSError:
             self.offset = 0
         self._partial = b""
 
     def poll(self) -> None:
         try:
-            with log_file().open("rb") as f:
+            with paths.log_file().open("rb") as f:
                 f.seek(self.offset)
                 data = f.read(1 << 20)
         except OSError:
@@ -105,7 +101,7 @@ def echo_stderr(line: str) -> None:
 
 def spawn(socket_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """Launch `python -m kokorod run` in its own session, logging to the log file."""
-    log = log_file()
+    log = paths.log_file()
     log.parent.mkdir(parents=True, exist_ok=True)
     child_env = dict(os.environ if env is None else env)
     child_env["KOKORO_SOCKET"] = str(socket_path)
@@ -137,11 +133,11 @@ def wait_ready(socket_path: Path, proc: subprocess.Popen[bytes] | None,
                 proc = None
                 continue
             raise StartError(f"kokorod exited with status {proc.returncode} during start:\n"
-                             f"{_tail(log_file())}")
+                             f"{_tail(paths.log_file())}")
         time.sleep(delay)
         delay = min(delay * 1.5, 0.25)
-    raise StartError(f"kokorod did not start within {timeout:.0f}s; log {log_file()}:\n"
-                     f"{_tail(log_file())}")
+    raise StartError(f"kokorod did not start within {timeout:.0f}s; log {paths.log_file()}:\n"
+                     f"{_tail(paths.log_file())}")
 
 
 def ensure_running(socket_path: Path, timeout: float = DEFAULT_START_TIMEOUT) -> bool:

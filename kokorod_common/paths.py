@@ -69,10 +69,23 @@ def config_file() -> Path:
     return Path(platformdirs.user_config_dir(APP, appauthor=False)) / "config.toml"
 
 
+LOG_NAME = "kokorod.log"
+
+
+def macos_log_dir(home: Path) -> Path:
+    """~/Library/Logs/kokorod: where Console.app looks, for launchd's and `kokorod start`'s."""
+    return home / "Library" / "Logs" / APP
+
+
 def log_dir() -> Path:
     if sys.platform == "darwin":
-        return Path.home() / "Library" / "Logs" / APP
+        return macos_log_dir(Path.home())
     return Path(platformdirs.user_state_dir(APP, appauthor=False)) / "log"
+
+
+def log_file() -> Path:
+    """The daemon's log when it runs in the background (started by hand or by a client)."""
+    return log_dir() / LOG_NAME
 
 
 def ensure_private_dir(directory: Path) -> None:

@@ -72,11 +72,10 @@ class ErrorCode:
 class ProtocolError(Exception):
     """A request or frame the daemon refuses; becomes an `error` frame."""
 
-    def __init__(self, code: str, message: str, request_id: Any = None, fatal: bool = False):
+    def __init__(self, code: str, message: str, fatal: bool = False):
         super().__init__(message)
         self.code = code
         self.message = message
-        self.request_id = request_id
         # fatal: the byte stream can no longer be trusted, close after replying
         self.fatal = fatal
 

@@ -68,8 +68,8 @@ def test_plist_has_the_keys_with_the_right_types(tmp_path: Path) -> None:
     assert data["KeepAlive"] == {"SuccessfulExit": False}
     assert isinstance(data["ThrottleInterval"], int) and data["ThrottleInterval"] > 0
     assert data["ProcessType"] == "Interactive"
-    for key in ("StandardOutPath", "StandardErrorPath"):
-        assert data[key].startswith(str(tmp_path / "Library" / "Logs" / "kokorod"))
+    for key in ("StandardOutPath", "StandardErrorPath"):  # the file `kokorod start` writes
+        assert data[key] == str(tmp_path / "Library" / "Logs" / "kokorod" / "kokorod.log")
     assert data["EnvironmentVariables"] == {"KOKORO_VOICE": "jm_kumo"}
 
 
@@ -225,3 +225,16 @@ def test_two_daemons_started_at_once_exactly_one_survives(run_dir: Path,
     finally:
         first.stop()
         second.stop()
+
+
+def test_the_service_gets_the_config_file_and_socket_in_effect(tmp_path: Path) -> None:
+    from kokorod.config import load
+
+    config_file = tmp_path / "kokorod.toml"
+    config_file.write_text('socket = "run/k.sock"\nvoice = "bf_emma"\n')
+    environ = {"KOKORO_CONFIG": str(config_file), "KOKORO_THREADS": "2", "HOME": "/h"}
+    env = service.user_env(load(environ), environ)
+    assert env["KOKORO_THREADS"] == "2" and "HOME" not in env
+    assert env["KOKORO_CONFIG"] == str(config_file.resolve())  # named, not copied
+    assert Path(env["KOKORO_SOCKET"]).is_absolute() and env["KOKORO_SOCKET"].endswith("run/k.sock")
+    assert "KOKORO_VOICE" not in env  # the file stays the one place of its settings

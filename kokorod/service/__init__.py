@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
+from kokorod.config import Config, config_file_path
 from kokorod.service.base import Manager, NoServiceManager, Runner, ServiceError, run_command
 from kokorod.service.launchd import LaunchdManager
 from kokorod.service.systemd import SystemdManager
@@ -43,6 +45,16 @@ def detect(platform: str | None = None, runner: Runner = run_command,
     return NoServiceManager(f"no supported service manager on {platform}")
 
 
-def user_env() -> dict[str, str]:
-    """The user's KOKORO_* settings, carried into the service's environment."""
-    return {k: v for k, v in sorted(os.environ.items()) if k.startswith("KOKORO_")}
+def user_env(config: Config, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment the service's daemon needs to run as this shell's would: the user's
+    KOKORO_* variables, the config file in effect by its absolute path (a login service
+    starts elsewhere; the file is named, not copied, so later edits and `reload` still
+    apply), and the socket, however it was chosen (`--socket`, variable or file)."""
+    env = os.environ if environ is None else environ
+    out = {k: v for k, v in sorted(env.items()) if k.startswith("KOKORO_")}
+    config_file = config_file_path(env)
+    if config_file.exists():
+        out["KOKORO_CONFIG"] = str(config_file.resolve())
+    if config.socket:
+        out["KOKORO_SOCKET"] = str(Path(config.socket).expanduser().resolve())
+    return out

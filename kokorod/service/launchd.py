@@ -9,13 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from kokorod.service.base import Manager, daemon_command
+from kokorod_common.paths import LOG_NAME, macos_log_dir
 
 LABEL = "com.kokorod.daemon"
 THROTTLE_S = 5
-
-
-def log_dir(home: Path) -> Path:
-    return home / "Library" / "Logs" / "kokorod"
 
 
 def plist_path(home: Path) -> Path:
@@ -24,7 +21,7 @@ def plist_path(home: Path) -> Path:
 
 def plist_dict(home: Path, env: dict[str, str], program: list[str] | None = None) -> dict[str,
                                                                                           Any]:
-    logs = log_dir(home)
+    log = str(macos_log_dir(home) / LOG_NAME)  # the file `kokorod start` writes, too
     return {
         "Label": LABEL,
         "ProgramArguments": program or daemon_command(),
@@ -33,8 +30,8 @@ def plist_dict(home: Path, env: dict[str, str], program: list[str] | None = None
         "KeepAlive": {"SuccessfulExit": False},
         "ThrottleInterval": THROTTLE_S,
         "ProcessType": "Interactive",
-        "StandardOutPath": str(logs / "kokorod.out.log"),
-        "StandardErrorPath": str(logs / "kokorod.err.log"),
+        "StandardOutPath": log,
+        "StandardErrorPath": log,
         "EnvironmentVariables": dict(env),
         "WorkingDirectory": str(home),
     }
@@ -60,7 +57,7 @@ class LaunchdManager(Manager):
         return plist_path(self.home)
 
     def install(self, env: dict[str, str]) -> Path:
-        log_dir(self.home).mkdir(parents=True, exist_ok=True)
+        macos_log_dir(self.home).mkdir(parents=True, exist_ok=True)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists():  # reinstall: unload the old definition first
             self.run("launchctl", "bootout", self.target, check=False)
@@ -106,8 +103,7 @@ class LaunchdManager(Manager):
                 + (f" (pid {pid.group(1)})" if pid else ""))
 
     def logs(self, lines: int = 50) -> str:
-        out = []
-        for path in sorted(log_dir(self.home).glob("kokorod.*.log")):
-            tail = path.read_text(errors="replace").splitlines()[-lines:]
-            out.append(f"==> {path} <==\n" + "\n".join(tail))
-        return "\n".join(out) or f"no logs yet in {log_dir(self.home)}"
+        path = macos_log_dir(self.home) / LOG_NAME
+        if not path.exists():
+            return f"no log yet at {path}"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from kokorod_common.punctuation import ends_sentence
+
 # Multi-character operators first (the tokenizer tries them in this order).
 OPERATORS: dict[str, str] = {
     "===": "strictly equals", "!==": "strictly not equals", "**=": "power equals",
@@ -110,5 +112,5 @@ def code_to_speech(code: str) -> str:
         phrase = _read_line(line)
         phrase = re.sub(r"\s+([,.])", r"\1", phrase).strip(" ,")
         if phrase:
-            phrases.append(phrase if phrase[-1] in ".!?:" else phrase + ".")
+            phrases.append(phrase if ends_sentence(phrase, also=":") else phrase + ".")
     return "\n".join(phrases)

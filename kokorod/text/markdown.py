@@ -14,6 +14,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from kokorod.text.code import code_to_speech, split_identifier
+from kokorod_common.punctuation import ends_sentence
 
 _PARSER = MarkdownIt("commonmark").enable("table").enable("strikethrough")
 _TAG_RE = re.compile(r"<[^>]+>")
@@ -25,7 +26,7 @@ def _sentence(text: str) -> str:
     text = re.sub(r"\s+", " ", text).strip()
     if not text:
         return ""
-    return text if text[-1] in ".!?:;…" else text + "."
+    return text if ends_sentence(text, also=":;") else text + "."
 
 
 def _inline(tokens: list[Token]) -> str:

@@ -1,0 +1,166 @@
+"""kokoro-say's command line: its options, their help, and what they mean for a request.
+
+Kept apart from the flow (say.py) and from playback and feedback (speaking.py), so each
+reads on one screen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from kokorod_common.protocol import PRIORITIES, SPEED_RANGE, TEXT_FORMATS
+
+PROG = "kokoro-say"
+NATURAL_WPM = 170.0  # Kokoro at speed 1.0 speaks roughly this many words a minute
+
+MARKDOWN_SUFFIXES = (".md", ".markdown", ".mdown", ".mkd", ".rmd")
+CODE_SUFFIXES = (".py", ".js", ".ts", ".jsx", ".tsx", ".c", ".h", ".cc", ".cpp", ".hpp", ".rs",
+                 ".go", ".java", ".kt", ".swift", ".rb", ".sh", ".bash", ".zsh", ".lua", ".el",
+                 ".vim", ".cs", ".php", ".scala", ".hs", ".ml", ".sql", ".r", ".pl", ".toml",
+                 ".yaml", ".yml", ".json")
+LOCALES = {"en-us": "en_US", "en-gb": "en_GB", "es": "es_ES", "fr-fr": "fr_FR", "hi": "hi_IN",
+           "it": "it_IT", "ja": "ja_JP", "pt-br": "pt_BR", "cmn": "zh_CN"}
+# `say -v '?'` greets in each voice's own language.
+GREETINGS = {"es": "¡Hola! Me llamo {}.", "fr": "Bonjour ! Je m'appelle {}.",
+             "hi": "नमस्ते! मेरा नाम {} है।", "it": "Ciao! Mi chiamo {}.",
+             "ja": "こんにちは！私の名前は{}です。", "pt": "Olá! Meu nome é {}.",
+             "zh": "你好！我叫{}。"}
+
+DESCRIPTION = """\
+This tool uses the kokorod daemon to convert input text to audible speech and
+either send it to the sound output device or save it to an audio file. The
+daemon keeps the Kokoro model loaded, so speech starts at once; it is started
+in the background the first time it is needed.
+
+The text comes from the arguments, from a file (-f), or from standard input."""
+
+EPILOG = """\
+audio file formats:
+  --file-format WAVE, AIFF, AIFC, FLAC, OGG or raw (default: from the -o extension:
+  .wav .aiff .aif .aifc .flac .ogg .raw .pcm). --data-format takes say's notation:
+  LEI16, BEI16, LEF32, BEF32, I24, F32, UI8 (LE/BE = byte order; @24000 may follow;
+  Kokoro speaks at 24000 Hz and other rates are refused), or s16 / f32. Raw files are
+  headerless samples, little-endian unless BE is given.
+
+text formats:
+  plain (numbers, dates, units and abbreviations in words), markdown (read as prose:
+  no '#' or '*', links by their text), code (snake_case and camelCase split, symbols
+  spoken). -f guesses from the file's extension.
+
+without a sound device:
+  the audio is written to ./kokoro-say.wav (or the -o file) and a notice says so.
+
+examples:
+  kokoro-say Hello, World
+  kokoro-say -v '?'
+  kokoro-say -v af_bella -r 200 -o hi.aiff Hello
+  kokoro-say -o hi.raw --data-format=LEF32 Hello
+  kokoro-say -f README.md --progress
+  git log -1 --format=%s | kokoro-say -i
+
+environment:
+  KOKORO_SOCKET (daemon socket), KOKORO_VOICE (default voice; daemon side),
+  KOKORO_VERBOSE_LOGS=1 (debug logging)"""
+
+
+class SayError(Exception):
+    """A user-facing failure: printed as one line, exit status 1."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        usage=f"{PROG} [-v voice] [-r rate] [-o outfile [--file-format=fmt] "
+              "[--data-format=fmt]] [-a device] [-f file | string ...] [-i] [--progress]",
+        description=f"{PROG} - convert text to audible speech\n\n{DESCRIPTION}",
+        epilog=EPILOG,
+    )
+    p.add_argument("text", nargs="*", help="text to speak (default: -f, or standard input)")
+    p.add_argument("-f", "--input-file", metavar="file",
+                   help="read the text from file ('-' for standard input)")
+    p.add_argument("-v", "--voice", metavar="voice",
+                   help="voice to use, or a blend 'af_bella:0.6,af_sky:0.4'; '?' lists the "
+                        "installed voices")
+    p.add_argument("--voices", action="store_true", help="list the installed voices and exit")
+    p.add_argument("-r", "--rate", type=float, metavar="rate",
+                   help=f"speech rate in words per minute (about {NATURAL_WPM:.0f} is normal; "
+                        f"{SPEED_RANGE[0] * NATURAL_WPM:.0f}–{SPEED_RANGE[1] * NATURAL_WPM:.0f})")
+    p.add_argument("--speed", type=float, help="speed factor 0.5–2.0 (alternative to -r)")
+    p.add_argument("-o", "--output-file", metavar="outfile",
+                   help="write the audio to outfile instead of playing it")
+    p.add_argument("--file-format", metavar="fmt", help="format of the -o file (see below)")
+    p.add_argument("--data-format", metavar="fmt", help="sample format of the -o file")
+    p.add_argument("-a", "--audio-device", metavar="device",
+                   help="output device, by number or (part of the) name; '?' lists them")
+    p.add_argument("-i", "--interactive", action="store_true",
+                   help="print each sentence as it is spoken")
+    p.add_argument("--progress", action="store_true",
+                   help="show a progress bar of the text spoken so far (on standard error)")
+    p.add_argument("-l", "--lang", metavar="lang",
+                   help="espeak language of the text (default: the voice's own, e.g. "
+                        "en-us for af_*, en-gb for bf_*)")
+    p.add_argument("--text-format", choices=TEXT_FORMATS,
+                   help="how to read the text (default: from -f's extension, else plain)")
+    p.add_argument("--no-normalize", action="store_true",
+                   help="leave numbers, dates, units and abbreviations as written")
+    p.add_argument("--priority", choices=PRIORITIES,
+                   help="speech-dispatcher priority of this speech (default: text)")
+    p.add_argument("--interrupt", action="store_true",
+                   help="stop other kokoro-say speech first")
+    p.add_argument("--daemon-play", action="store_true",
+                   help="let the daemon play the audio (its queue and priorities apply)")
+    p.add_argument("--stop", action="store_true",
+                   help="stop speech the daemon plays for kokoro-say (with --all: everyone's) "
+                        "and exit")
+    p.add_argument("--all", action="store_true", help="with --stop: stop everyone's speech")
+    p.add_argument("--prebuffer", type=int, default=2, metavar="N",
+                   help="chunks to hold before playback starts (1–3 recommended, default 2)")
+    p.add_argument("--chunk-ms", type=int, metavar="MS", help="chunk length, 20–500 ms")
+    p.add_argument("--stats", action="store_true",
+                   help="print timing, underrun and gap statistics to standard error")
+    p.add_argument("--json-stats", action="store_true", help="print the statistics as JSON")
+    p.add_argument("--socket", help="daemon socket (default: $KOKORO_SOCKET or per-user)")
+    p.add_argument("--no-autostart", action="store_true",
+                   help="fail instead of starting the daemon when it is not running")
+    return p
+
+
+def speed_from(args: argparse.Namespace) -> float:
+    lo, hi = SPEED_RANGE
+    if args.rate is not None:
+        speed = args.rate / NATURAL_WPM
+        if not lo <= speed <= hi:
+            raise SayError(f"rate {args.rate:g} wpm is out of range; use "
+                           f"{lo * NATURAL_WPM:.0f}–{hi * NATURAL_WPM:.0f}")
+        return speed
+    if args.speed is not None:
+        if not lo <= args.speed <= hi:
+            raise SayError(f"speed {args.speed:g} is out of range; use {lo}–{hi}")
+        return float(args.speed)
+    return 1.0
+
+
+def read_text(args: argparse.Namespace) -> str:
+    if args.input_file and args.input_file != "-":
+        try:
+            return Path(args.input_file).read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            raise SayError(f"cannot read {args.input_file}: {exc.strerror}") from None
+    if args.text and args.input_file != "-":
+        return " ".join(args.text)
+    if sys.stdin is None or (sys.stdin.isatty() and args.input_file != "-"):
+        raise SayError("no text given; pass it as arguments, with -f FILE, or on stdin")
+    return sys.stdin.read()
+
+
+def text_format_for(args: argparse.Namespace) -> str:
+    if args.text_format:
+        return str(args.text_format)
+    suffix = Path(args.input_file).suffix.lower() if args.input_file else ""
+    if suffix in MARKDOWN_SUFFIXES:
+        return "markdown"
+    return "code" if suffix in CODE_SUFFIXES else "plain"
+
+

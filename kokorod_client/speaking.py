@@ -1,0 +1,202 @@
+"""Where kokoro-say's audio goes and what it shows meanwhile: the player (or a file, the
+fallback without a sound device), `-i` sentences and the `--progress` bar, both moved by
+the audio actually heard."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+from typing import Any
+
+from kokorod_client.audiofile import AudioFileWriter, UnsupportedFormat
+from kokorod_client.client import Client, Stream
+from kokorod_client.say_options import PROG, SayError, text_format_for
+from kokorod_client.timeline import Timeline
+from kokorod_common.player import NoAudioDevice, Player, SinkFactory
+
+FALLBACK_WAV = "kokoro-say.wav"
+MAX_AHEAD_S = 20.0  # audio held by the player before we stop reading the socket
+TICK_S = 0.05
+
+
+def audio_device(value: str | None) -> int | str | None:
+    if value is None:
+        return None
+    return int(value) if value.strip().isdigit() else value
+
+
+class Output:
+    """Where audio goes: the player, or a file; the file is the fallback."""
+
+    def __init__(self, args: argparse.Namespace, sink: SinkFactory | None) -> None:
+        self.player: Player | None = None
+        self.writer: AudioFileWriter | None = None
+        self.notice = ""
+        path = args.output_file
+        if path is None:
+            try:
+                self.player = Player(prebuffer=args.prebuffer, sink=sink,
+                                     device=audio_device(args.audio_device))
+            except NoAudioDevice as exc:
+                if args.audio_device is not None:
+                    raise SayError(f"audio device {args.audio_device!r}: {exc}; "
+                                   f"'{PROG} -a ?' lists them") from None
+                path = FALLBACK_WAV
+                self.notice = (f"{PROG}: {exc}; wrote the audio to {path} instead "
+                               "(use -o FILE to choose the file)")
+        if path is not None:
+            try:
+                self.writer = AudioFileWriter(path, file_format=args.file_format,
+                                              data_format=args.data_format)
+            except UnsupportedFormat as exc:
+                raise SayError(str(exc)) from None
+
+    def position(self) -> int:
+        """Samples heard so far (written, for a file)."""
+        if self.player is not None:
+            return self.player.buffer.stats.samples_played
+        return self.writer.samples if self.writer is not None else 0
+
+    def feed(self, seq: int, samples: Any, tick: Any) -> None:
+        if self.player is not None:
+            self.player.feed(seq, samples)
+            while self.player.backlogged(MAX_AHEAD_S):
+                tick()
+                time.sleep(TICK_S)
+        elif self.writer is not None:
+            self.writer.write(samples)
+        tick()
+
+    def finish(self, tick: Any) -> None:
+        if self.player is not None:
+            self.player.finish()
+            while not self.player.buffer.drained.wait(TICK_S):
+                tick()
+            self.player.wait()
+        if self.writer is not None:
+            self.writer.close()
+        tick()
+
+    def abort(self) -> None:
+        if self.player is not None:
+            self.player.stop()
+        if self.writer is not None:
+            self.writer.close()
+
+
+class Feedback:
+    """-i and --progress: sentences printed and a bar advanced as the audio is heard."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.timeline = Timeline(self._say if args.interactive else None)
+        self.bar: Any = None
+        self.open_line = False  # a sentence was printed in part
+        if args.progress:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=1, unit="char", file=sys.stderr, desc=PROG, leave=True,
+                            mininterval=0.25,
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}")
+
+    def _say(self, text: str, ends: bool) -> None:
+        print(text, end="\n" if ends else " ", flush=True)
+        self.open_line = not ends
+
+    def started(self, stream: Stream) -> None:
+        chars = (stream.started or {}).get("chars")
+        if self.bar is not None and chars:
+            self.bar.total = int(chars)
+            self.timeline.total_chars = int(chars)
+
+    def tick(self, played: int) -> None:
+        self.timeline.advance(played)
+        if self.bar is not None and self.timeline.total_chars:
+            heard = min(self.timeline.total_chars, self.timeline.chars_at(played))
+            if heard > self.bar.n:
+                self.bar.update(heard - self.bar.n)  # tqdm redraws at most every 0.25 s
+
+    def done(self, total_samples: int) -> None:
+        self.timeline.finish(total_samples)
+        self.timeline.advance(total_samples)
+        if self.open_line:
+            print(flush=True)
+        if self.bar is not None:
+            self.bar.update(self.bar.total - self.bar.n)
+            self.bar.close()
+
+
+def speak(args: argparse.Namespace, client: Client, text: str, speed: float,
+          sink: SinkFactory | None, started: float) -> dict[str, Any]:
+    # Ask first, then open the audio device while the daemon synthesizes: PortAudio's
+    # start-up (device enumeration) then overlaps the wait instead of adding to it.
+    stream: Stream = client.synthesize(
+        text, voice=args.voice, speed=speed, lang=args.lang, chunk_ms=args.chunk_ms,
+        text_format=text_format_for(args), priority=args.priority,
+        mode="interrupt" if args.interrupt else None,
+        normalize=False if args.no_normalize else None)
+    feedback = Feedback(args)
+    stream.on_mark = feedback.timeline.add
+    try:
+        output = Output(args, sink)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            stream.cancel()
+        raise
+    first_chunk = None
+    total = 0
+
+    def tick() -> None:
+        feedback.tick(output.position())
+
+    try:
+        for chunk in stream:
+            if first_chunk is None:
+                first_chunk = time.perf_counter()
+                feedback.started(stream)
+            total += chunk.samples.size
+            output.feed(chunk.seq, chunk.samples, tick)
+        feedback.timeline.finish(total)
+        output.finish(tick)
+        feedback.done(total)
+    except KeyboardInterrupt:
+        output.abort()
+        with contextlib.suppress(OSError):
+            stream.cancel()
+        raise
+    except BaseException:
+        output.abort()
+        raise
+    if output.notice:
+        print(output.notice, file=sys.stderr)
+    stats: dict[str, Any] = {"end": vars(stream.end) if stream.end else None}
+    if output.player is not None:
+        pb = output.player.buffer.stats
+        stats["playback"] = pb.summary()
+        if pb.first_sound_at is not None:
+            stats["first_sound_ms"] = round((pb.first_sound_at - started) * 1000, 1)
+            # Wall clock, so a caller can measure from before this process started.
+            stats["first_sound_unix"] = time.time() - (time.perf_counter() - pb.first_sound_at)
+    if first_chunk is not None:
+        stats["first_chunk_ms"] = round((first_chunk - started) * 1000, 1)
+    return stats
+
+
+def daemon_play(args: argparse.Namespace, client: Client, text: str,
+                speed: float) -> dict[str, Any]:
+    """--daemon-play: the daemon's speaker plays it; wait until it is done."""
+    stream = client.speak(text, voice=args.voice, speed=speed, lang=args.lang,
+                          text_format=text_format_for(args), priority=args.priority,
+                          mode="interrupt" if args.interrupt else None,
+                          normalize=False if args.no_normalize else None)
+    try:
+        for _ in stream:
+            pass
+    except KeyboardInterrupt:
+        with contextlib.suppress(OSError):
+            stream.cancel()
+        raise
+    return {"end": vars(stream.end) if stream.end else None}
+
+
