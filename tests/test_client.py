@@ -68,3 +68,29 @@ def test_async_client_cancel(daemon: DaemonProc) -> None:
             return stream.end.cancelled
 
     assert asyncio.run(main()) is True
+
+
+def test_both_clients_have_the_same_operations(daemon: DaemonProc) -> None:
+    """Every op of Client answers the same through AsyncClient (one definition serves both)."""
+    with Client(daemon.socket, client_name="twin") as client:
+        blocking = {"voices": client.voices(), "stop": client.stop(),
+                    "queue": client.speech_queue()["waiting"]}
+        marks = client.synthesize("One. Two.", text_format="markdown", priority="message",
+                                  normalize=False)
+        list(marks)
+        assert marks.marks and marks.end is not None and marks.end.reason == "done"
+
+    async def main() -> dict[str, object]:
+        async with AsyncClient(daemon.socket, client_name="twin") as client:
+            status = await client.status()
+            assert status["pid"] > 0 and (await client.ping())["op"] == "pong"
+            stream = await client.synthesize("One. Two.", text_format="markdown",
+                                             priority="message", normalize=False)
+            assert [c.seq async for c in stream] and stream.marks
+            with pytest.raises(DaemonError) as err:
+                [c async for c in await client.synthesize("x", voice="nobody")]
+            assert err.value.code == ErrorCode.UNKNOWN_VOICE
+            return {"voices": await client.voices(), "stop": await client.stop(),
+                    "queue": (await client.speech_queue())["waiting"]}
+
+    assert asyncio.run(main()) == blocking
