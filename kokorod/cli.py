@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 import time
 from typing import Any
@@ -18,20 +20,45 @@ def _config(args: argparse.Namespace) -> Config:
     return load(socket=getattr(args, "socket", None))
 
 
+# `kokorod run` exits 2 for what a restart cannot fix (settings, model, already running).
+# launchd's KeepAlive restarts every non-zero exit, so under launchd it says why and exits 0.
+EXIT_PERMANENT = 2
+
+
+def _under_launchd() -> bool:
+    from kokorod.service.launchd import LABEL
+
+    return os.environ.get("XPC_SERVICE_NAME") == LABEL
+
+
+def _cannot_start(message: str) -> int:
+    print(f"kokorod: {message}", file=sys.stderr)
+    if _under_launchd():
+        print("kokorod: a restart cannot fix this, so launchd will not retry; fix it, then "
+              "run 'kokorod service restart'", file=sys.stderr)
+        return 0
+    return EXIT_PERMANENT
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    # From the first moment: a SIGTERM during start-up (a first warm-up is long) is a clean
+    # stop, not a death by signal that a service manager would restart.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     from kokorod import server
+    from kokorod.runtime_files import AlreadyRunning
     from kokorod_common.paths import PathError
 
-    config = _config(args)
+    try:
+        config = _config(args)
+    except ConfigError as exc:
+        return _cannot_start(f"configuration error: {exc}")
     logs.setup(config.verbose)
     try:
         server.run(config)
-    except (server.AlreadyRunning, ModelError, PathError) as exc:
-        print(f"kokorod: {exc}", file=sys.stderr)
-        return 2
+    except (AlreadyRunning, ModelError, PathError) as exc:
+        return _cannot_start(str(exc))
     except RuntimeError as exc:  # e.g. onnxruntime could not load the model
-        print(f"kokorod: cannot start: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return 2
+        return _cannot_start(f"cannot start: {str(exc).splitlines()[0]}")
     return 0
 
 

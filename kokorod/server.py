@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import os
 import signal
@@ -19,7 +18,6 @@ import sys
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -30,42 +28,12 @@ from kokorod.config import ENGINE_SETTINGS, Config
 from kokorod.connection import Connection
 from kokorod.engine import Engine
 from kokorod.requests import Requests
+from kokorod.runtime_files import RuntimeFiles
 from kokorod.scheduler import Scheduler
 from kokorod.speech_queue import SpeechQueue
 from kokorod.state import ReloadError, ServerState
-from kokorod_common import paths
-from kokorod_common.launcher import socket_is_live
 
 log = logging.getLogger(__name__)
-
-
-class AlreadyRunning(RuntimeError):
-    """Another live daemon owns the socket or the lock."""
-
-
-class InstanceLock:
-    """flock on <socket>.lock: exactly one daemon per socket path."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise AlreadyRunning(
-                f"another kokorod is already running on {self.path.with_suffix('.sock')} "
-                "(or starting); stop it with 'kokorod stop'"
-            ) from None
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
 
 
 class Daemon:
@@ -82,26 +50,18 @@ class Daemon:
         self.connections: set[Connection] = set()
         self.counters: Counter[str] = Counter()
         self.started_at = time.time()
-        self._server: asyncio.AbstractServer | None = None
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
         self._force = False
-        self._lock = InstanceLock(paths.lock_file(self.socket_path))
+        self.files = RuntimeFiles(self.socket_path)
+        self._keeper: asyncio.Task[None] | None = None
         self._conn_tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------ startup
     def prepare(self) -> None:
         """Everything before the event loop: lock, socket probe, engine load."""
         heap.configure()  # before any thread or large buffer exists
-        paths.check_socket_path(self.socket_path)
-        paths.ensure_private_dir(self.socket_path.parent)
-        self._lock.acquire()
-        if self.socket_path.exists() or self.socket_path.is_symlink():
-            if socket_is_live(self.socket_path):
-                self._lock.release()
-                raise AlreadyRunning(f"a daemon is already serving {self.socket_path}")
-            log.info("removing stale socket %s", self.socket_path)
-            self.socket_path.unlink()
+        self.files.claim()
         first_run.ensure_english_voices(self.config)
         self.engine = Engine(self.config)
 
@@ -114,14 +74,10 @@ class Daemon:
         self.requests = Requests(self.config, self.engine, self.scheduler, self.speech,
                                  self.counters)
         self.state = ServerState(self.version, self.requests, self.status, self.reload)
-        old_umask = os.umask(0o177)
-        try:
-            self._server = await asyncio.start_unix_server(
-                self._accept, path=str(self.socket_path), limit=1 << 16)
-        finally:
-            os.umask(old_umask)
-        os.chmod(self.socket_path, 0o600)
-        paths.pid_file(self.socket_path).write_text(f"{os.getpid()}\n")
+        await self.files.bind(self._accept)
+        self._keeper = asyncio.get_running_loop().create_task(
+            self.files.keep(self._accept, self.config.runtime_check_s, self.request_stop),
+            name="runtime-files")
         log.info("kokorod %s serving on %s (pid %d)", self.version, self.socket_path, os.getpid())
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -215,10 +171,9 @@ class Daemon:
 
     async def shutdown(self) -> None:
         self.requests.shutting_down = True
-        if self._server is not None:
-            self._server.close()
-        with contextlib.suppress(FileNotFoundError):
-            self.socket_path.unlink()
+        if self._keeper is not None:
+            self._keeper.cancel()
+        self.files.close_listener()
         deadline = time.monotonic() + self.config.shutdown_grace_s
         self.speech.stop(None, "shutdown")  # the speaker stops with the daemon
         while (self.scheduler.active_jobs or self.requests.streaming) and not self._force:
@@ -231,9 +186,7 @@ class Daemon:
         if self._conn_tasks:
             await asyncio.wait(self._conn_tasks, timeout=2.0)
         await self.scheduler.stop()
-        with contextlib.suppress(FileNotFoundError):
-            paths.pid_file(self.socket_path).unlink()
-        self._lock.release()
+        self.files.release()
         log.info("kokorod stopped")
 
     # ------------------------------------------------------------ status

@@ -17,18 +17,29 @@ import platformdirs
 
 APP = "kokorod"
 SOCKET_NAME = "kokorod.sock"
-MAX_SOCKET_PATH = 104 if sys.platform == "darwin" else 108
+MACOS_MAX_SOCKET_PATH = 104  # sun_path on macOS; 108 on Linux
+MAX_SOCKET_PATH = MACOS_MAX_SOCKET_PATH if sys.platform == "darwin" else 108
 
 
 class PathError(OSError):
     """A location is unusable (unsafe permissions, too long); message says how to fix."""
 
 
+def macos_runtime_dir(home: Path, uid: int) -> Path:
+    """~/Library/Application Support/kokorod/run: nothing sweeps it. $TMPDIR (and /tmp)
+    are cleaned of files untouched for ~3 days, which would take a long-running daemon's
+    socket, pid and lock away. Only when that path is too long for a socket (a very long
+    home directory) /tmp/kokorod-<uid> is used, and the daemon re-creates what is swept."""
+    run = home / "Library" / "Application Support" / APP / "run"
+    if len(os.fsencode(run / SOCKET_NAME)) < MACOS_MAX_SOCKET_PATH:
+        return run
+    return Path("/tmp") / f"{APP}-{uid}"
+
+
 def runtime_dir() -> Path:
     """Per-user directory for the socket, pid and lock files."""
     if sys.platform == "darwin":
-        # $TMPDIR is per-user on macOS (/var/folders/…/T/) and short enough.
-        return Path(os.environ.get("TMPDIR") or tempfile.gettempdir()) / APP
+        return macos_runtime_dir(Path.home(), os.getuid())
     xdg = os.environ.get("XDG_RUNTIME_DIR")
     if xdg and Path(xdg).is_dir():
         return Path(xdg) / APP

@@ -62,8 +62,8 @@ def test_plist_has_the_keys_with_the_right_types(tmp_path: Path) -> None:
     data = plistlib.loads(launchd.plist_bytes(tmp_path, {"KOKORO_VOICE": "jm_kumo"}))
     assert data["Label"] == launchd.LABEL
     args = data["ProgramArguments"]
-    assert isinstance(args, list) and args[0] == sys.executable and args[-2:] == ["kokorod",
-                                                                                  "run"]
+    assert isinstance(args, list) and args[:2] == [sys.executable, "-c"] and args[-1] == "run"
+    assert args[2] == launchd.BOOTSTRAP
     assert data["RunAtLoad"] is True
     assert data["KeepAlive"] == {"SuccessfulExit": False}
     assert isinstance(data["ThrottleInterval"], int) and data["ThrottleInterval"] > 0

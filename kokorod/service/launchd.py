@@ -5,26 +5,42 @@ from __future__ import annotations
 import os
 import plistlib
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
-from kokorod.service.base import Manager, daemon_command
+from kokorod.service.base import Manager
 from kokorod_common.paths import LOG_NAME, macos_log_dir
 
 LABEL = "com.kokorod.daemon"
 THROTTLE_S = 5
+# What launchd runs: `kokorod run`, except that a Python that lost kokorod (an upgrade) says
+# so and exits 0 — KeepAlive restarts every non-zero exit, and no restart can fix that.
+BOOTSTRAP = """import sys
+try:
+    from kokorod.cli import main
+except ImportError as exc:
+    print(f"kokorod cannot start: {exc}; reinstall kokorod with this Python, then run "
+          "'kokorod service install' again", file=sys.stderr)
+    sys.exit(0)
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def program() -> list[str]:
+    return [sys.executable, "-c", BOOTSTRAP, "run"]
 
 
 def plist_path(home: Path) -> Path:
     return home / "Library" / "LaunchAgents" / f"{LABEL}.plist"
 
 
-def plist_dict(home: Path, env: dict[str, str], program: list[str] | None = None) -> dict[str,
+def plist_dict(home: Path, env: dict[str, str], program_args: list[str] | None = None) -> dict[str,
                                                                                           Any]:
     log = str(macos_log_dir(home) / LOG_NAME)  # the file `kokorod start` writes, too
     return {
         "Label": LABEL,
-        "ProgramArguments": program or daemon_command(),
+        "ProgramArguments": program_args or program(),
         "RunAtLoad": True,
         # Restart after a crash or kill, not after a clean exit (kokorod stop).
         "KeepAlive": {"SuccessfulExit": False},
@@ -37,8 +53,9 @@ def plist_dict(home: Path, env: dict[str, str], program: list[str] | None = None
     }
 
 
-def plist_bytes(home: Path, env: dict[str, str], program: list[str] | None = None) -> bytes:
-    return plistlib.dumps(plist_dict(home, env, program), fmt=plistlib.FMT_XML)
+def plist_bytes(home: Path, env: dict[str, str],
+                program_args: list[str] | None = None) -> bytes:
+    return plistlib.dumps(plist_dict(home, env, program_args), fmt=plistlib.FMT_XML)
 
 
 class LaunchdManager(Manager):

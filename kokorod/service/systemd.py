@@ -32,6 +32,7 @@ def unit_text(env: dict[str, str], program: list[str] | None = None) -> str:
         "ExecReload=/bin/kill -HUP $MAINPID",
         "Restart=on-failure",
         "RestartSec=2",
+        "RestartPreventExitStatus=2",  # settings, model, already running: a restart cannot help
         "TimeoutStopSec=20",
         *(f"Environment={_quote(f'{k}={v}')}" for k, v in env.items()),
         "",
