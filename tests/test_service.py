@@ -25,6 +25,15 @@ import json, os, sys
 name = os.path.basename(sys.argv[0])
 with open(os.environ["RECORD"], "a") as fh:
     fh.write(json.dumps([name, *sys.argv[1:]]) + "\\n")
+verb = sys.argv[1] if len(sys.argv) > 1 else ""
+replies = (json.loads(os.environ.get("REPLIES") or "null") or dict()).get(verb)
+if replies:  # scripted: the n-th call of this verb gets the n-th [status, message]
+    count = os.environ["RECORD"] + "." + verb
+    n = int(open(count).read()) if os.path.exists(count) else 0
+    open(count, "w").write(str(n + 1))
+    status, message = replies[min(n, len(replies) - 1)]
+    print(message, file=sys.stderr)
+    sys.exit(status)
 fail = json.loads(os.environ.get("FAIL", "[]"))
 if sys.argv[1:2] and sys.argv[1] in fail:
     sys.exit(3)
@@ -238,3 +247,41 @@ def test_the_service_gets_the_config_file_and_socket_in_effect(tmp_path: Path) -
     assert env["KOKORO_CONFIG"] == str(config_file.resolve())  # named, not copied
     assert Path(env["KOKORO_SOCKET"]).is_absolute() and env["KOKORO_SOCKET"].endswith("run/k.sock")
     assert "KOKORO_VOICE" not in env  # the file stays the one place of its settings
+
+
+def _launchd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+             **replies: list[list[object]]) -> service.LaunchdManager:
+    monkeypatch.setenv("REPLIES", json.dumps(replies))
+    mgr = service.detect("darwin", home=tmp_path)
+    assert isinstance(mgr, service.LaunchdManager)
+    mgr.sleep = lambda s: None  # type: ignore[method-assign]
+    return mgr
+
+
+def test_launchd_reinstall_waits_out_the_bootout(tmp_path: Path, stand_ins: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    mgr = _launchd(tmp_path, monkeypatch,
+                   print=[[0, "state = running"], [0, "state = running"], [113, "not found"]],
+                   bootstrap=[[5, "Bootstrap failed: 5: Input/output error"], [0, ""]])
+    mgr.path.parent.mkdir(parents=True)
+    mgr.path.write_bytes(b"old")
+    mgr.install({})
+    verbs = [c[1] for c in calls(stand_ins)]
+    assert verbs == ["bootout", "print", "print", "print", "bootstrap", "print", "bootstrap"]
+
+
+def test_launchd_already_loaded_is_installed(tmp_path: Path, stand_ins: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    mgr = _launchd(tmp_path, monkeypatch,
+                   bootstrap=[[37, "Bootstrap failed: 37: Operation already in progress"]])
+    mgr.install({})
+    assert [c[1] for c in calls(stand_ins)] == ["bootstrap"]
+
+
+def test_launchd_without_a_gui_session_says_what_to_do(tmp_path: Path, stand_ins: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    mgr = _launchd(tmp_path, monkeypatch, bootstrap=[
+        [125, "Bootstrap failed: 125: Domain does not support specified action"]])
+    with pytest.raises(ServiceError, match="log in at the Mac"):
+        mgr.install({})
+    assert "load" not in [c[1] for c in calls(stand_ins)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ def daemon_command() -> list[str]:
 
 class Manager:
     name = "none"
+    sleep = staticmethod(time.sleep)  # tests wait for nothing
 
     def __init__(self, runner: Runner = run_command, home: Path | None = None) -> None:
         self.runner = runner

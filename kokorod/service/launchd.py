@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kokorod.service.base import Manager
+from kokorod.service.base import Manager, ServiceError
 from kokorod_common.paths import LOG_NAME, macos_log_dir
 
 LABEL = "com.kokorod.daemon"
@@ -25,6 +25,14 @@ except ImportError as exc:
     sys.exit(0)
 sys.exit(main(sys.argv[1:]))
 """
+
+
+BOOTSTRAP_ATTEMPTS = 5
+GONE_POLLS, GONE_POLL_S = 50, 0.2  # up to 10 s for a booted-out job to go
+_STILL_GOING = re.compile(r"\b5: Input/output error")
+_ALREADY_LOADED = re.compile(r"\b37: Operation already in progress|already (loaded|bootstrapped)",
+                             re.I)
+_NO_GUI_SESSION = re.compile(r"\b125: Domain does not support|Could not find domain", re.I)
 
 
 def program() -> list[str]:
@@ -76,15 +84,48 @@ class LaunchdManager(Manager):
     def install(self, env: dict[str, str]) -> Path:
         macos_log_dir(self.home).mkdir(parents=True, exist_ok=True)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists():  # reinstall: unload the old definition first
-            self.run("launchctl", "bootout", self.target, check=False)
+        if self.path.exists():  # reinstall: unload the old definition, and wait until it is
+            self.run("launchctl", "bootout", self.target, check=False)  # gone for real
+            self._wait_gone()
         tmp = self.path.with_suffix(".tmp")
         tmp.write_bytes(plist_bytes(self.home, env))
         tmp.replace(self.path)
-        if self.run("launchctl", "bootstrap", self.domain, str(self.path),
-                    check=False).returncode != 0:
-            self.run("launchctl", "load", "-w", str(self.path))
+        self._bootstrap()
         return self.path
+
+    def _loaded(self) -> bool:
+        return self.run("launchctl", "print", self.target, check=False).returncode == 0
+
+    def _wait_gone(self) -> None:
+        """bootout returns before launchd has let go of the job; a bootstrap meanwhile fails
+        with "5: Input/output error"."""
+        for _ in range(GONE_POLLS):
+            if not self._loaded():
+                return
+            self.sleep(GONE_POLL_S)
+
+    def _bootstrap(self) -> None:
+        delay = 0.5
+        for _ in range(BOOTSTRAP_ATTEMPTS):
+            result = self.run("launchctl", "bootstrap", self.domain, str(self.path),
+                              check=False)
+            said = f"{result.stdout}\n{result.stderr}"
+            if result.returncode == 0 or _ALREADY_LOADED.search(said):
+                return
+            if _NO_GUI_SESSION.search(said):
+                raise ServiceError(
+                    f"launchd has no GUI session for {self.domain} (as over ssh without a "
+                    "login at the Mac): log in at the Mac once, then install again; until "
+                    "then 'kokorod start' runs the daemon in the background")
+            if not _STILL_GOING.search(said):
+                break  # not the teardown race: try the legacy verb
+            self._wait_gone()
+            self.sleep(delay)
+            delay *= 2
+        result = self.run("launchctl", "load", "-w", str(self.path), check=False)
+        if result.returncode != 0 and not _ALREADY_LOADED.search(result.stderr):
+            raise ServiceError(f"launchctl could not load {self.path}: "
+                               f"{(result.stderr or result.stdout).strip()}")
 
     def uninstall(self) -> Path:
         if self.run("launchctl", "bootout", self.target, check=False).returncode != 0:
