@@ -13,6 +13,7 @@ inference already uses every core.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -111,33 +112,58 @@ class Engine:
         self.warmup_seconds = 0.0
         self.whole: ort.InferenceSession | None = None  # the model whole, or
         self.vocoder: Vocoder | None = None  # its three parts (streaming vocoder)
+        self.cpu_only = False  # CoreML failed: everything on CPU
         self.provider = self._build()
 
     # ------------------------------------------------------------ sessions
     def _build(self) -> providers.ProviderChoice:
-        """The streaming vocoder's parts, else the whole model; warmed either way."""
+        """The streaming vocoder's parts, else the whole model; warmed either way. CoreML
+        that fails to load, to warm up or (later) to run is given up for CPU — part by part
+        at load, for the whole engine after — and remembered for later starts."""
+        config = dataclasses.replace(self.config, provider="cpu") if self.cpu_only else \
+            self.config
         self.whole = self.vocoder = None
-        cut = (cut_model(self.files.model, self.files.sha256)
-               if self.config.streaming_vocoder else None)
+        cut = cut_model(self.files.model, self.files.sha256) if config.streaming_vocoder \
+            else None
         if cut is not None:
             try:
-                self.vocoder, choice = Vocoder.load(cut, self.config, self._run_options)
-                self._warm()
+                self.vocoder, choice = Vocoder.load(cut, self.files.model, config,
+                                                     self._run_options)
+                self._warm(required=self.on_coreml)
                 return choice
-            except Exception as exc:  # a part that will not load: use the model whole
-                log.warning("streaming vocoder off: %s", exc)
+            except Exception as exc:
+                if self.on_coreml:
+                    return self._give_up_coreml(exc)
+                log.warning("streaming vocoder off: %s", exc)  # use the model whole
                 self.vocoder = None
 
         def check(session: ort.InferenceSession) -> None:
             self.whole = session
-            self._warm()
+            self._warm(required=session.get_providers()[0] != providers.CPU)
 
-        self.whole, choice = providers.create_session(self.files.model, self.config,
-                                                      check=check)
+        self.whole, choice = providers.create_session(self.files.model, config, check=check)
         return choice
 
-    def _warm(self) -> None:
-        if not self.config.warmup:
+    @property
+    def on_coreml(self) -> bool:
+        sessions = [*(self.vocoder.parts.values() if self.vocoder else []),
+                    *([self.whole] if self.whole is not None else [])]
+        return any(s.get_providers()[0] == providers.COREML for s in sessions)
+
+    def _give_up_coreml(self, exc: BaseException) -> providers.ProviderChoice:
+        """Remember that CoreML failed with this model and build everything on CPU."""
+        why = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+        log.warning("CoreML failed (%s); using CPU from now on for this model", why)
+        providers.remember_coreml_failure(self.files.model, why)
+        self.cpu_only = True
+        choice = self._build()
+        choice.reason = f"CoreML failed ({why}); CPU since"
+        choice.fallback_from = providers.COREML
+        return choice
+
+    def _warm(self, required: bool = False) -> None:
+        """Synthesize once (KOKORO_WARMUP); always on CoreML, where it is the check."""
+        if not (self.config.warmup or required):
             return
         started = time.perf_counter()
         segment = Segment(WARMUP_TEXT, pause_s=0.0, index=0)
@@ -297,11 +323,14 @@ class Engine:
                 self.stats.consecutive_failures += 1
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"[:300]
                 log.error("inference failed (%s): %s", what, exc)
-                if self.stats.consecutive_failures >= REBUILD_AFTER_FAILURES:
-                    try:
+                try:
+                    if self.on_coreml:  # shape-dependent CoreML faults recur: CPU at once
+                        self.provider = self._give_up_coreml(exc)
+                        self.stats.rebuilds += 1
+                    elif self.stats.consecutive_failures >= REBUILD_AFTER_FAILURES:
                         self.rebuild()
-                    except Exception as rebuild_exc:  # keep serving with the old session
-                        log.error("session rebuild failed: %s", rebuild_exc)
+                except Exception as rebuild_exc:  # keep serving with the old session
+                    log.error("session rebuild failed: %s", rebuild_exc)
                 raise EngineError(f"inference failed: {type(exc).__name__}: {exc}") from exc
             finally:
                 with self._flag_lock:

@@ -2,13 +2,26 @@
 
 CoreML only exists on macOS builds of onnxruntime. Its options are built here
 for real (and unit-tested); any failure to create or warm a CoreML session
-falls back to CPU and the reason is kept for `status`.
+falls back to CPU and the reason is kept for `status`. `auto` keeps an
+int8-quantized model (the embedded one) on CPU: CoreML runs none of its integer
+operators (ConvInteger, MatMulInteger, DynamicQuantizeLinear), so it would run
+as fragments between CPU partitions, slower than CPU alone. A model on which
+CoreML failed once is remembered, and later starts use CPU for it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
+import functools
+import hashlib
+import json
 import logging
 import os
+import shutil
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,21 +50,116 @@ class ProviderChoice:
     fallback_from: str | None = None
 
 
-def coreml_options(config: Config, cache_dir: Path | None = None) -> dict[str, str]:
-    """CoreML provider options (onnxruntime's string-keyed provider-options API)."""
-    cache = cache_dir or paths.data_dir() / "coreml-cache"
-    return {
+QUANTIZED_OPS = frozenset({"ConvInteger", "MatMulInteger", "DynamicQuantizeLinear",
+                           "QLinearConv", "QLinearMatMul"})
+CACHE_MAX_AGE_S = 30 * 86400
+
+
+def _stamp(model: Path) -> str:
+    st = model.stat()
+    return f"{model.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+
+
+@functools.lru_cache(maxsize=16)
+def _quantized(stamp: str, model: str) -> bool:
+    import onnx
+
+    graph = onnx.load(model, load_external_data=False).graph
+    return any(node.op_type in QUANTIZED_OPS for node in graph.node)
+
+
+def quantized(model: Path) -> bool:
+    """An integer-quantized graph (int8), which CoreML cannot run."""
+    try:
+        return _quantized(_stamp(model), str(model))
+    except Exception:  # unreadable here: onnxruntime will say why when it loads it
+        return False
+
+
+def _failures_file() -> Path:
+    return paths.data_dir() / "coreml-failures.json"
+
+
+def coreml_failed(model: Path) -> str | None:
+    """Why CoreML failed with this very file (same path, size, mtime) before, if it did."""
+    try:
+        data = json.loads(_failures_file().read_text())
+        return str(data[_stamp(model)]) if _stamp(model) in data else None
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def remember_coreml_failure(model: Path, why: str) -> None:
+    """Later starts use CPU for this file (best effort)."""
+    path = _failures_file()
+    try:
+        data = json.loads(path.read_text()) if path.exists() else {}
+        data[_stamp(model)] = f"onnxruntime {ort.__version__}: {why}"[:300]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=1))
+    except (OSError, ValueError) as exc:
+        log.warning("could not remember the CoreML failure: %s", exc)
+
+
+def coreml_cache_dir(model: Path, options: dict[str, str], root: Path | None = None) -> Path:
+    """CoreML's compiled partitions for this model's content, this onnxruntime and these
+    options (keyed by all three: a model replaced at the same path must not reuse them);
+    entries of other keys for the same model, and any unused for 30 days, are removed."""
+    root = root or paths.data_dir() / "coreml-cache"
+    key = hashlib.sha256(json.dumps([_stamp(model), ort.__version__, sorted(options.items())])
+                         .encode()).hexdigest()[:16]
+    target = root / f"{model.stem}-{key}"
+    if root.is_dir():
+        now = time.time()
+        for entry in root.iterdir():
+            stale = entry.name.startswith(f"{model.stem}-") and entry != target
+            if stale or now - entry.stat().st_mtime > CACHE_MAX_AGE_S:
+                shutil.rmtree(entry, ignore_errors=True)
+    target.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def coreml_options(config: Config, model: Path | None = None,
+                   cache_root: Path | None = None) -> dict[str, str]:
+    """CoreML provider options (onnxruntime's string-keyed provider-options API, honoured
+    from onnxruntime 1.21); the compile cache is keyed by `model` when given."""
+    options = {
         "ModelFormat": config.coreml_model_format,
         "MLComputeUnits": config.coreml_compute_units,
         "SpecializationStrategy": config.coreml_specialization,
         "RequireStaticInputShapes": "0",
         "EnableOnSubgraphs": "0",
-        "ModelCacheDirectory": str(cache),
     }
+    if model is not None and model.is_file():
+        options["ModelCacheDirectory"] = str(coreml_cache_dir(model, options, cache_root))
+    return options
 
 
-def thread_count(config: Config) -> int:
-    return config.threads or os.cpu_count() or 1
+def macos_performance_cores() -> int | None:
+    """hw.perflevel0.physicalcpu: Apple silicon's performance cores. os.cpu_count() counts
+    the efficiency cores too, and an inference split over those waits for the slowest
+    thread. None where the key does not exist (Intel Macs) or sysctl is unavailable."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        value, size = ctypes.c_int(0), ctypes.c_size_t(ctypes.sizeof(ctypes.c_int))
+        if libc.sysctlbyname(b"hw.perflevel0.physicalcpu", ctypes.byref(value),
+                             ctypes.byref(size), None, ctypes.c_size_t(0)) == 0:
+            return value.value or None
+    except (OSError, AttributeError, TypeError):
+        pass
+    return None
+
+
+def thread_count(config: Config, platform: str = sys.platform,
+                 performance_cores: Callable[[], int | None] = macos_performance_cores) -> int:
+    """KOKORO_THREADS, else one per core (on Apple silicon: per performance core)."""
+    if config.threads:
+        return config.threads
+    if platform == "darwin":
+        cores = performance_cores()
+        if cores:
+            return cores
+    return os.cpu_count() or 1
 
 
 def session_options(config: Config) -> ort.SessionOptions:
@@ -98,21 +206,31 @@ def _register_capped_arena(size_mb: int) -> None:
     _arena_registered = True
 
 
-def plan(config: Config, available: list[str] | None = None) -> list[ProviderChoice]:
-    """Providers to try, in order; CPU is always the last resort."""
+def plan(config: Config, available: list[str] | None = None, model: Path | None = None,
+         whole: Path | None = None) -> list[ProviderChoice]:
+    """Providers to try, in order; CPU is always the last resort. `whole`: the model that
+    `model` is a part of, whose kind (int8?) and history (CoreML failed?) decide `auto`."""
+    decides = whole or model
     available = ort.get_available_providers() if available is None else available
-    cpu = ProviderChoice(CPU, "default")
     if config.provider == "cpu":
         return [ProviderChoice(CPU, "KOKORO_PROVIDER=cpu")]
-    if COREML in available:
-        why = "KOKORO_PROVIDER=coreml" if config.provider == "coreml" else "auto: CoreML available"
-        fallback = ProviderChoice(CPU, "fallback", fallback_from=COREML)
-        return [ProviderChoice(COREML, why, coreml_options(config)), fallback]
-    if config.provider == "coreml":
-        return [ProviderChoice(CPU, "KOKORO_PROVIDER=coreml but CoreML is not in this "
-                                    "onnxruntime build", fallback_from=COREML)]
-    cpu.reason = "auto: CoreML not available"
-    return [cpu]
+    if COREML not in available:
+        if config.provider == "coreml":
+            return [ProviderChoice(CPU, "KOKORO_PROVIDER=coreml but CoreML is not in this "
+                                        "onnxruntime build", fallback_from=COREML)]
+        return [ProviderChoice(CPU, "auto: CoreML not available")]
+    if config.provider == "auto" and decides is not None:
+        if quantized(decides):
+            return [ProviderChoice(CPU, "auto: an int8 model runs faster on CPU (CoreML has "
+                                        "none of its integer operators); "
+                                        "KOKORO_PROVIDER=coreml tries CoreML")]
+        failed = coreml_failed(decides)
+        if failed:
+            return [ProviderChoice(CPU, f"auto: CoreML failed with this model before "
+                                        f"({failed}); KOKORO_PROVIDER=coreml tries again")]
+    why = "KOKORO_PROVIDER=coreml" if config.provider == "coreml" else "auto: CoreML available"
+    return [ProviderChoice(COREML, why, coreml_options(config, model)),
+            ProviderChoice(CPU, "fallback", fallback_from=COREML)]
 
 
 def create_session(
@@ -121,10 +239,12 @@ def create_session(
     check: Callable[[ort.InferenceSession], Any] | None = None,
     available: list[str] | None = None,
     factory: Callable[..., ort.InferenceSession] = ort.InferenceSession,
+    whole: Path | None = None,
 ) -> tuple[ort.InferenceSession, ProviderChoice]:
-    """Create the session on the first provider that loads and passes `check` (a warm-up)."""
+    """Create the session on the first provider that loads and passes `check` (a warm-up).
+    `whole`: the model that `model` is a part of (see plan)."""
     errors: list[str] = []
-    for choice in plan(config, available):
+    for choice in plan(config, available, model, whole):
         providers: list[Any] = [(choice.provider, choice.options)] if choice.options else [
             choice.provider]
         if choice.provider != CPU:
@@ -137,7 +257,13 @@ def create_session(
         except Exception as exc:  # any provider failure → next choice
             errors.append(f"{choice.provider}: {exc}")
             log.warning("could not use %s (%s); falling back", choice.provider, exc)
+            if choice.provider == COREML:
+                remember_coreml_failure(whole or model, str(exc).splitlines()[0]
+                                        if str(exc) else type(exc).__name__)
             continue
+        if choice.provider != CPU:  # what the session took, not what was asked
+            with contextlib.suppress(Exception):
+                choice.options = dict(session.get_provider_options().get(choice.provider, {}))
         if errors:
             choice.reason = f"fallback after {'; '.join(errors)}"
         log.info("onnxruntime provider %s (%s)", choice.provider, choice.reason)

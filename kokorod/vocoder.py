@@ -169,12 +169,14 @@ class Vocoder:
         self.has_durations = len(sessions["front"].get_outputs()) > 3
 
     @classmethod
-    def load(cls, files: CutFiles, config: Config,
+    def load(cls, files: CutFiles, whole: Path, config: Config,
              run_options: ort.RunOptions) -> tuple[Vocoder, providers.ProviderChoice]:
+        """Each part on the first provider that loads it; `whole` decides `auto` for all."""
         sessions = {}
         choice = None
         for name in PARTS:
-            sessions[name], choice = providers.create_session(getattr(files, name), config)
+            sessions[name], choice = providers.create_session(getattr(files, name), config,
+                                                              whole=whole)
         assert choice is not None
         return cls(sessions, run_options), choice
 

@@ -4,14 +4,23 @@ stand-in launchctl, injected failing sessions and stalled audio streams."""
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+import onnxruntime as ort
+import pytest
 from helpers import kokorod_cli, raw_conn, start_daemon
 
+from kokorod import providers
+from kokorod.config import load
+from kokorod.engine import Engine, EngineError
+from kokorod.segment import Segment
 from kokorod.service import launchd
 from kokorod_common import paths
 
@@ -79,3 +88,103 @@ def test_sigterm_during_startup_is_a_clean_stop(run_dir: Path, data_dir: Path) -
         assert handle.proc.wait(60) == 0, handle.log_text()
     finally:
         handle.stop()
+
+
+class CoreMLish:
+    """A real CPU session that says it runs on CoreML, and fails its runs on demand (as
+    CoreML does on shapes it compiled badly)."""
+
+    failing = False
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+
+    def get_providers(self) -> list[str]:
+        return [providers.COREML, providers.CPU]
+
+    def get_provider_options(self) -> dict[str, dict[str, str]]:
+        return {providers.COREML: {"MLComputeUnits": "CPUOnly"}}
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        if CoreMLish.failing:
+            raise RuntimeError("CoreML: shape mismatch in partition 12")
+        return self.real.run(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+@pytest.fixture
+def coreml_build(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """onnxruntime as a macOS build would plan it: CoreML available, its sessions CoreMLish."""
+    real_create = providers.create_session
+
+    def factory(path: str, sess_options: Any, providers: list[Any]) -> Any:
+        session = ort.InferenceSession(path, sess_options=sess_options,
+                                       providers=["CPUExecutionProvider"])
+        return CoreMLish(session) if isinstance(providers[0], tuple) else session
+
+    def create(model: Path, config: Any, check: Any = None, whole: Any = None) -> Any:
+        return real_create(model, config, check=check, whole=whole,
+                           available=[providers.COREML, providers.CPU], factory=factory)
+
+    monkeypatch.setattr(providers, "create_session", create)
+    failures = tmp_path / "coreml-failures.json"
+    monkeypatch.setattr(providers, "_failures_file", lambda: failures)
+    CoreMLish.failing = False
+    return failures
+
+
+def test_int8_model_stays_on_cpu_under_auto(coreml_build: Path, data_dir: Path) -> None:
+    engine = Engine(load({"KOKORO_DATA_DIR": str(data_dir), "KOKORO_WARMUP": "0"}))
+    assert engine.provider.provider == providers.CPU and "int8" in engine.provider.reason
+    assert not engine.on_coreml
+
+
+def test_coreml_that_fails_at_run_time_moves_to_cpu_and_is_remembered(
+        coreml_build: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = load({"KOKORO_DATA_DIR": str(data_dir), "KOKORO_PROVIDER": "coreml",
+                   "KOKORO_WARMUP": "0"})
+    engine = Engine(config)
+    assert engine.on_coreml and engine.provider.provider == providers.COREML
+    assert engine.provider.options == {"MLComputeUnits": "CPUOnly"}  # what the session took
+    voice = engine.voice_style(None)
+    CoreMLish.failing = True
+    with pytest.raises(EngineError, match="shape mismatch"):
+        engine.synthesize(Segment("A shape CoreML chokes on.", 0.0, 0), voice, 1.0, "en-us")
+    assert not engine.on_coreml and engine.provider.provider == providers.CPU
+    assert engine.provider.fallback_from == providers.COREML
+    assert engine.synthesize(Segment("Fine on CPU.", 0.0, 0), voice, 1.0, "en-us").size > 0
+    remembered = json.loads(coreml_build.read_text())
+    assert ["shape mismatch" in v for v in remembered.values()] == [True]
+    monkeypatch.setattr(providers, "quantized", lambda model: False)  # as an fp32 model
+    later = providers.plan(load({}), [providers.COREML, providers.CPU], engine.files.model)
+    assert later[0].provider == providers.CPU  # a later start does not try CoreML again
+    assert "failed with this model before" in later[0].reason
+
+
+def test_coreml_warmup_is_the_check_even_with_warmup_off(coreml_build: Path,
+                                                        data_dir: Path) -> None:
+    CoreMLish.failing = True
+    engine = Engine(load({"KOKORO_DATA_DIR": str(data_dir), "KOKORO_PROVIDER": "coreml",
+                          "KOKORO_WARMUP": "0"}))
+    assert engine.streaming and engine.provider.provider == providers.CPU
+    assert "CoreML failed" in engine.provider.reason
+
+
+def test_threads_follow_the_performance_cores_on_apple_silicon() -> None:
+    config = load({})
+    assert providers.thread_count(config, "darwin", lambda: 4) == 4
+    assert providers.thread_count(config, "darwin", lambda: None) == (os.cpu_count() or 1)
+    assert providers.thread_count(load({"KOKORO_THREADS": "3"}), "darwin", lambda: 4) == 3
+    assert providers.thread_count(config, "linux", lambda: 4) == (os.cpu_count() or 1)
+
+
+def test_coreml_cache_is_keyed_by_content_and_pruned(tmp_path: Path) -> None:
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"first")
+    first = providers.coreml_cache_dir(model, {"A": "1"}, tmp_path / "cache")
+    model.write_bytes(b"second model")  # replaced at the same path
+    second = providers.coreml_cache_dir(model, {"A": "1"}, tmp_path / "cache")
+    assert first != second and second.is_dir() and not first.exists()
+    assert providers.coreml_cache_dir(model, {"A": "2"}, tmp_path / "cache") != second

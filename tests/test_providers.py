@@ -15,16 +15,19 @@ from kokorod.config import load
 def test_coreml_options_follow_config(tmp_path: Path) -> None:
     cfg = load({"KOKORO_COREML_COMPUTE_UNITS": "ALL", "KOKORO_COREML_MODEL_FORMAT":
                 "NeuralNetwork", "KOKORO_COREML_SPECIALIZATION": "Default"})
-    opts = providers.coreml_options(cfg, tmp_path)
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"one")
+    opts = providers.coreml_options(cfg, model, tmp_path / "cache")
     assert opts["MLComputeUnits"] == "ALL" and opts["ModelFormat"] == "NeuralNetwork"
     assert opts["SpecializationStrategy"] == "Default"
-    assert opts["ModelCacheDirectory"] == str(tmp_path)
+    cache = Path(opts["ModelCacheDirectory"])
+    assert cache.parent == tmp_path / "cache" and cache.is_dir()
     assert all(isinstance(v, str) for v in opts.values())  # provider options are strings
 
 
 def test_plan_prefers_coreml_where_available_with_cpu_fallback() -> None:
     cfg = load({})
-    chosen = providers.plan(cfg, available=[providers.COREML, providers.CPU])
+    chosen = providers.plan(cfg, available=[providers.COREML, providers.CPU])  # no model known
     assert [c.provider for c in chosen] == [providers.COREML, providers.CPU]
     assert chosen[0].options["MLComputeUnits"] == "CPUOnly"
     assert [c.provider for c in providers.plan(cfg, available=[providers.CPU])] == [
@@ -48,7 +51,8 @@ def test_coreml_failure_falls_back_to_cpu_with_reason() -> None:
         return ort.InferenceSession(path, sess_options=sess_options, providers=providers)
 
     session, choice = providers.create_session(
-        model, load({}), available=[providers.COREML, providers.CPU], factory=factory)
+        model, load({"KOKORO_PROVIDER": "coreml"}), available=[providers.COREML, providers.CPU],
+        factory=factory)
     assert attempts[0][0][0] == providers.COREML and attempts[0][-1] == providers.CPU
     assert choice.provider == providers.CPU and "CoreML compile failed" in choice.reason
     assert session.get_providers() == [providers.CPU]
@@ -64,7 +68,8 @@ def test_warmup_failure_also_falls_back() -> None:
             raise RuntimeError("first provider crashed on warm-up")
 
     _, choice = providers.create_session(
-        model, load({}), check=check, available=[providers.COREML, providers.CPU],
+        model, load({"KOKORO_PROVIDER": "coreml"}), check=check,
+        available=[providers.COREML, providers.CPU],
         factory=lambda p, sess_options, providers: ort.InferenceSession(
             p, sess_options=sess_options, providers=["CPUExecutionProvider"]))
     assert choice.provider == providers.CPU and "warm-up" in choice.reason
