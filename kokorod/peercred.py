@@ -13,17 +13,17 @@ import sys
 
 _SOL_LOCAL = 0  # macOS <sys/un.h>
 _LOCAL_PEERCRED = 0x001
-_XUCRED = struct.Struct("IiH16i")  # cr_version, cr_uid, cr_ngroups, cr_groups[16]
+# cr_version, cr_uid (uid_t: unsigned), cr_ngroups, cr_groups[16]
+_XUCRED = struct.Struct("IIh16I")
+_UCRED = struct.Struct("iII")  # Linux: pid, uid, gid (uid_t and gid_t are unsigned)
 
 
 def peer_uid(sock: socket.socket) -> int | None:
     """The connecting process's uid, or None where the platform cannot tell."""
     try:
         if sys.platform.startswith("linux"):
-            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
-                                    struct.calcsize("3i"))
-            _pid, uid, _gid = struct.unpack("3i", creds)
-            return uid
+            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+            return int(_UCRED.unpack(creds)[1])
         if sys.platform == "darwin":
             raw = sock.getsockopt(_SOL_LOCAL, _LOCAL_PEERCRED, _XUCRED.size)
             return int(_XUCRED.unpack_from(raw.ljust(_XUCRED.size, b"\0"))[1])

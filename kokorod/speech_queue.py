@@ -33,7 +33,7 @@ import numpy as np
 
 from kokorod.engine import EngineError
 from kokorod.job import Job, final_frame
-from kokorod_common.player import NoAudioDevice, Player
+from kokorod_common.player import DeviceStalled, NoAudioDevice, Player, refresh_devices
 from kokorod_common.protocol import PRIORITIES, SAMPLE_RATE, ErrorCode, error_frame
 
 log = logging.getLogger(__name__)
@@ -83,8 +83,9 @@ class NoOutput(RuntimeError):
 
 
 def open_player(device: str, prebuffer: int) -> Player:
-    """A Player on the configured device (blocking: run off the loop)."""
+    """A Player on the configured device, as the devices are now (blocking: off the loop)."""
     try:
+        refresh_devices()
         return Player(prebuffer=prebuffer, device=device or None)
     except NoAudioDevice as exc:
         raise NoOutput(str(exc)) from None
@@ -240,12 +241,13 @@ class SpeechQueue:
                                                     f"playback failed: {exc}"))
             finally:
                 self.current = None
-                self._close_player()
+                await self._close_player()
 
-    def _close_player(self) -> None:
+    async def _close_player(self) -> None:
+        """Stop and close the device off the loop (a Bluetooth device can take its time)."""
         player, self._player = self._player, None
         if player is not None:
-            player.stop()
+            await asyncio.get_running_loop().run_in_executor(None, player.stop)
 
     async def _play(self, utt: Utterance) -> None:
         loop = asyncio.get_running_loop()
@@ -266,10 +268,17 @@ class SpeechQueue:
         announce = loop.create_task(self._announce(utt, player), name="speech-playing")
         try:
             error, chunks = await self._feed(job, player)
+        except DeviceStalled as exc:
+            log.warning("playback of %r: %s", job.request.id, exc)
+            utt.end("error")
+            await self._close_player()
+            await self._finish(utt, error_frame(job.request.id, ErrorCode.NO_AUDIO_DEVICE,
+                                                str(exc)))
+            return
         finally:
             announce.cancel()
         utt.played_samples = player.buffer.stats.samples_played
-        self._close_player()  # silence first: `end` means the device has stopped
+        await self._close_player()  # silence first: `end` means the device has stopped
         await self._finish(utt, chunks=chunks, error=error)
 
     @staticmethod
@@ -288,6 +297,7 @@ class SpeechQueue:
                 player.feed(chunks, np.asarray(piece))
                 chunks += 1
                 while player.backlogged(AHEAD_S) and not job.cancelled:
+                    player.check()
                     await asyncio.sleep(POLL_S)
         except EngineError as exc:
             error = exc
@@ -295,6 +305,7 @@ class SpeechQueue:
             self._prefetch_next()
             player.finish()
             while not player.played_out() and not job.cancelled:
+                player.check()
                 await asyncio.sleep(POLL_S)
             if not job.cancelled:
                 await asyncio.sleep(0.05)  # the device's last block

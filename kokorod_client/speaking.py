@@ -14,7 +14,7 @@ from kokorod_client.audiofile import AudioFileWriter, UnsupportedFormat
 from kokorod_client.client import Client, Stream
 from kokorod_client.say_options import PROG, SayError, text_format_for
 from kokorod_client.timeline import Timeline
-from kokorod_common.player import NoAudioDevice, Player, SinkFactory
+from kokorod_common.player import DeviceStalled, NoAudioDevice, Player, SinkFactory
 
 FALLBACK_WAV = "kokoro-say.wav"
 MAX_AHEAD_S = 20.0  # audio held by the player before we stop reading the socket
@@ -63,6 +63,7 @@ class Output:
         if self.player is not None:
             self.player.feed(seq, samples)
             while self.player.backlogged(MAX_AHEAD_S):
+                self._check()
                 tick()
                 time.sleep(TICK_S)
         elif self.writer is not None:
@@ -73,11 +74,19 @@ class Output:
         if self.player is not None:
             self.player.finish()
             while not self.player.buffer.drained.wait(TICK_S):
+                self._check()
                 tick()
             self.player.wait()
         if self.writer is not None:
             self.writer.close()
         tick()
+
+    def _check(self) -> None:
+        assert self.player is not None
+        try:
+            self.player.check()
+        except DeviceStalled as exc:
+            raise SayError(f"{exc}; nothing more will be heard") from None
 
     def abort(self) -> None:
         if self.player is not None:

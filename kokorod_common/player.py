@@ -11,6 +11,7 @@ The sink is injectable for tests; the default is a real sounddevice stream.
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 import time
 from collections import deque
@@ -22,9 +23,16 @@ import numpy as np
 
 from kokorod_common.protocol import SAMPLE_RATE
 
+STALL_AFTER_S = 5.0  # a started device that asks for nothing this long has stopped
+
 
 class NoAudioDevice(RuntimeError):
     """No usable output device (PortAudio missing, or no output device)."""
+
+
+class DeviceStalled(NoAudioDevice):
+    """The device stopped asking for audio mid-stream (unplugged, asleep, user switched):
+    CoreAudio then simply stops calling back, and nothing else would ever say so."""
 
 
 @dataclass
@@ -76,6 +84,7 @@ class JitterBuffer:
         self._finished = False
         self.paused = False  # read() gives silence and keeps its place
         self._last_arrival: float | None = None
+        self.last_read_at: float | None = None  # the device's last callback
         self.drained = threading.Event()
 
     def push(self, seq: int, samples: np.ndarray) -> None:
@@ -132,6 +141,7 @@ class JitterBuffer:
         """Fill `out` (1-D float32); returns False once everything has been played."""
         frames = out.shape[0]
         with self._lock:
+            self.last_read_at = self.clock()
             if self.paused:
                 out[:] = 0
                 return True
@@ -179,26 +189,46 @@ class Sink(Protocol):
 SinkFactory = Callable[[Callable[[np.ndarray], bool], int], Sink]
 
 
-def sounddevice_sink(device: int | str | None = None, blocksize: int = 0) -> SinkFactory:
-    """A factory for a real sounddevice OutputStream that pulls from `fill`."""
+def stream_settings(platform: str = sys.platform) -> dict[str, Any]:
+    """Device buffer for the output stream. On CoreAudio latency="low" is a 64-frame
+    buffer: the Python callback would have to win the GIL every 1–3 ms beside
+    onnxruntime's threads, and clicks. The jitter buffer already holds 100 ms, so a
+    50 ms device buffer costs nothing audible there."""
+    if platform == "darwin":
+        return {"latency": 0.05, "blocksize": SAMPLE_RATE // 20}
+    return {"latency": "low", "blocksize": 0}
+
+
+def refresh_devices(platform: str = sys.platform, sd: Any = None) -> None:
+    """Let PortAudio see the devices as they are now. It enumerates CoreAudio devices once,
+    at initialisation: headphones connected later would never be used, and a removed
+    device would break opening. Call only while no stream is open."""
+    if platform != "darwin":
+        return
+    if sd is None:
+        import sounddevice as sd
+    sd._terminate()
+    sd._initialize()
+
+
+def sounddevice_sink(device: int | str | None = None) -> SinkFactory:
+    """A factory for a real sounddevice OutputStream that pulls from `fill`; the device is
+    opened once, by the factory (NoAudioDevice when it cannot be)."""
     try:
         import sounddevice as sd
     except OSError as exc:  # PortAudio library not installed
         raise NoAudioDevice(f"PortAudio is not available ({exc})") from None
-    try:
-        sd.check_output_settings(device=device, channels=1, dtype="float32",
-                                 samplerate=SAMPLE_RATE)
-    except Exception as exc:
-        raise NoAudioDevice(f"no usable audio output device ({exc})") from None
 
     def factory(fill: Callable[[np.ndarray], bool], samplerate: int) -> Sink:
         def callback(outdata: np.ndarray, frames: int, _time: Any, _status: Any) -> None:
             if not fill(outdata[:, 0]):
                 raise sd.CallbackStop
 
-        return sd.OutputStream(samplerate=samplerate, channels=1, dtype="float32",
-                               device=device, blocksize=blocksize, callback=callback,
-                               latency="low")
+        try:
+            return sd.OutputStream(samplerate=samplerate, channels=1, dtype="float32",
+                                   device=device, callback=callback, **stream_settings())
+        except Exception as exc:  # PortAudioError, or ValueError for a device not found
+            raise NoAudioDevice(f"no usable audio output device ({exc})") from None
 
     return factory
 
@@ -214,10 +244,12 @@ class Player:
         # is full, so an unpaced device does not spin on silence meanwhile.
         self._sink = factory(self.buffer.read, SAMPLE_RATE)
         self.started = False
+        self._started_at = 0.0
 
     def _start_when_ready(self) -> None:
         if not self.started and self.buffer.ready():
             self.started = True
+            self._started_at = self.buffer.clock()
             self._sink.start()
 
     def feed(self, seq: int, samples: np.ndarray) -> None:
@@ -228,6 +260,20 @@ class Player:
         """More than `ahead_s` of audio waits to be played: a feeder pauses (and stops reading
         its source, so the backpressure reaches the daemon) until this is False again."""
         return self.buffer.buffered_seconds() > ahead_s
+
+    def stalled(self, after_s: float = STALL_AFTER_S) -> bool:
+        """Started, and the device has not asked for audio for `after_s` (paused or not: a
+        paused stream still plays silence). The feeders' watchdog."""
+        if not self.started or self.buffer.drained.is_set():
+            return False
+        last = self.buffer.last_read_at or self._started_at
+        return self.buffer.clock() - last > after_s
+
+    def check(self, after_s: float = STALL_AFTER_S) -> None:
+        """DeviceStalled if the device stopped taking audio."""
+        if self.stalled(after_s):
+            raise DeviceStalled(f"the audio device stopped playing (nothing asked for in "
+                                f"{after_s:.0f} s: disconnected, asleep, or another user's?)")
 
     def played_out(self) -> bool:
         """finish() was called and the device has been handed every sample."""

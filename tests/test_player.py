@@ -8,7 +8,13 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from kokorod_common.player import JitterBuffer, Player
+from kokorod_common.player import (
+    DeviceStalled,
+    JitterBuffer,
+    Player,
+    refresh_devices,
+    stream_settings,
+)
 
 
 def chunk(seq: int, n: int = 1200) -> np.ndarray:
@@ -126,3 +132,52 @@ def test_player_with_injected_sink_plays_everything() -> None:
     got = np.concatenate(sinks[0].got)
     assert (got != 0).sum() == 12_000
     assert player.buffer.stats.first_sound_at is not None
+
+
+def test_a_device_that_stops_calling_back_is_reported_stalled() -> None:
+    clock = {"now": 0.0}
+    pulls: list[Callable[[np.ndarray], bool]] = []
+
+    class SilentSink:
+        def start(self) -> None: ...
+        def stop(self) -> None: ...
+        def close(self) -> None: ...
+
+    def factory(fill: Callable[[np.ndarray], bool], samplerate: int) -> SilentSink:
+        pulls.append(fill)
+        return SilentSink()
+
+    player = Player(prebuffer=1, sink=factory)
+    player.buffer.clock = lambda: clock["now"]
+    assert not player.stalled(5.0)  # not started yet: nothing is owed
+    player.feed(0, chunk(0, 24_000))
+    pulls[0](np.empty(600, np.float32))  # the device asks once, then goes quiet
+    clock["now"] = 4.0
+    assert not player.stalled(5.0)
+    clock["now"] = 6.0
+    assert player.stalled(5.0)
+    with pytest.raises(DeviceStalled, match="stopped playing"):
+        player.check(5.0)
+    pulls[0](np.empty(600, np.float32))  # it came back
+    assert not player.stalled(5.0)
+
+
+def test_stream_settings_match_the_jitter_buffer_on_macos() -> None:
+    mac = stream_settings("darwin")
+    assert mac["latency"] >= 0.02 and mac["blocksize"] >= 512  # not CoreAudio's 64 frames
+    assert stream_settings("linux") == {"latency": "low", "blocksize": 0}  # unchanged
+
+
+def test_devices_are_enumerated_afresh_before_each_utterance_on_macos() -> None:
+    calls: list[str] = []
+
+    class PortAudio:
+        def _terminate(self) -> None:
+            calls.append("terminate")
+
+        def _initialize(self) -> None:
+            calls.append("initialize")
+
+    refresh_devices("darwin", PortAudio())
+    refresh_devices("linux", PortAudio())
+    assert calls == ["terminate", "initialize"]

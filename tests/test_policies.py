@@ -18,6 +18,7 @@ from kokorod.scheduler import Scheduler
 from kokorod.segment import Segment
 from kokorod.speech_queue import SpeechQueue, Utterance
 from kokorod.vocoder import FIRST_WINDOW_FRAMES, MAX_WINDOW_FRAMES, WindowSchedule
+from kokorod_common.player import DeviceStalled
 from kokorod_common.protocol import SAMPLE_RATE, ErrorCode, SynthesizeRequest
 
 VOICE = np.zeros((510, 1, 256), np.float32)
@@ -226,7 +227,8 @@ def test_final_frame_for_each_way_a_request_ends() -> None:
 class StandInPlayer:
     """What the speech queue needs of a Player; plays everything at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, stalls: bool = False) -> None:
+        self.stalls = stalls
         self.samples = 0
         self.buffer = self
         self.stats = self
@@ -241,7 +243,11 @@ class StandInPlayer:
         return False
 
     def played_out(self) -> bool:
-        return True
+        return not self.stalls
+
+    def check(self) -> None:
+        if self.stalls:
+            raise DeviceStalled("the audio device stopped playing")
 
     def finish(self) -> None: ...
     def pause(self) -> None: ...
@@ -348,3 +354,29 @@ def test_played_request_ends_with_the_samples_the_device_took() -> None:
     frames = asyncio.run(main())
     assert [f["op"] for f in frames] == ["playing", "end"]
     assert frames[-1]["samples"] == PIECE and frames[-1]["reason"] == "done"
+
+
+def test_a_stalled_device_ends_that_utterance_and_the_queue_goes_on() -> None:
+    async def main() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        heard = Heard()
+        first, second = make_job("On a device that dies."), make_job("On the next one.")
+        players = iter([StandInPlayer(stalls=True), StandInPlayer()])
+
+        def synthesize(job: Job) -> None:
+            job.out.put_nowait(np.ones(PIECE, np.float32))
+            job.out.put_nowait(None)
+
+        q = SpeechQueue(synthesize, player=lambda device, prebuffer: next(players))
+        q.start()
+        q.add(heard.utterance(first))
+        q.add(heard.utterance(second))
+        for _ in range(500):
+            if second.request.id in heard.frames and heard.final(second)["op"] == "end":
+                break
+            await asyncio.sleep(0.01)
+        await q.close()
+        return heard.frames[first.request.id], heard.frames[second.request.id]
+
+    dead, alive = asyncio.run(main())
+    assert dead[-1]["op"] == "error" and dead[-1]["code"] == ErrorCode.NO_AUDIO_DEVICE
+    assert alive[-1]["op"] == "end" and alive[-1]["reason"] == "done"
