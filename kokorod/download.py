@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import shutil
+import ssl
 import sys
 import time
 import urllib.error
@@ -85,11 +86,29 @@ def _check_space(directory: Path, needed: int) -> None:
         )
 
 
+def tls_context(platform: str = sys.platform) -> ssl.SSLContext:
+    """The system's trust store, plus certifi's on macOS: python.org's Python for macOS
+    ships without CA certificates (until "Install Certificates.command" is run), so every
+    HTTPS download would fail there with CERTIFICATE_VERIFY_FAILED."""
+    context = ssl.create_default_context()
+    if platform == "darwin":
+        try:
+            import certifi
+
+            context.load_verify_locations(certifi.where())
+        except (ImportError, OSError) as exc:
+            log.warning("certifi's certificates are not available (%s)", exc)
+    return context
+
+
 def _open(url: str, offset: int, timeout: float) -> Any:
     headers = {"User-Agent": f"kokorod/{__version__}"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
-    return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+    request = urllib.request.Request(url, headers=headers)
+    if url.startswith("https:"):
+        return urllib.request.urlopen(request, timeout=timeout, context=tls_context())
+    return urllib.request.urlopen(request, timeout=timeout)
 
 
 def _transfer(url: str, part: Path, desc: str, progress: ProgressFactory,

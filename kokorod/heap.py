@@ -1,12 +1,12 @@
-"""The C heap: give freed memory back to the OS, and say where memory sits (glibc only).
+"""The C heap: give freed memory back to the OS, and say where memory sits.
 
 Every segment has a new length, so numpy and onnxruntime allocate buffers of
-ever-new sizes; glibc keeps the freed ones, and RSS creeps up. Measured on 24
+ever-new sizes; malloc keeps the freed ones, and RSS creeps up. Measured on 24
 mixed requests: RSS 243 → 348 MB without trimming, 214 → 210 MB with
-malloc_trim(0) after every segment. `stats()` (mallinfo2, smaps_rollup) is what
-the `status` op reports so that a change in RSS can be told apart: heap in use,
-heap free but kept, mmapped blocks, file-backed pages. Elsewhere (macOS) both
-are no-ops.
+malloc_trim(0) after every segment; macOS has malloc_zone_pressure_relief for
+the same. `stats()` (glibc's mallinfo2, smaps_rollup) is what the `status` op
+reports so that a change in RSS can be told apart: heap in use, heap free but
+kept, mmapped blocks, file-backed pages; elsewhere it is empty.
 """
 
 from __future__ import annotations
@@ -92,11 +92,33 @@ def configure() -> bool:
     return True
 
 
+def load_release(platform: str = sys.platform, lib: Any = None) -> Callable[[], Any] | None:
+    """How this platform's malloc gives free pages back: glibc's malloc_trim(0), macOS's
+    malloc_zone_pressure_relief(NULL, 0) (every zone); None elsewhere."""
+    if platform.startswith("linux"):
+        trim = _trim if lib is None else getattr(lib, "malloc_trim", None)
+        return None if trim is None else (lambda: trim(0))
+    if platform == "darwin":
+        try:
+            lib = lib or ctypes.CDLL(ctypes.util.find_library("c"))
+            relief = lib.malloc_zone_pressure_relief
+        except (OSError, AttributeError, TypeError):
+            return None
+        if hasattr(relief, "argtypes"):  # the C function (tests pass a stand-in)
+            relief.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+            relief.restype = ctypes.c_size_t
+        return lambda: relief(None, 0)
+    return None
+
+
+_release = load_release()
+
+
 def release() -> bool:
     """Return free heap pages to the OS; False where the platform cannot."""
-    if _trim is None:
+    if _release is None:
         return False
-    _trim(0)
+    _release()
     return True
 
 

@@ -188,3 +188,39 @@ def test_coreml_cache_is_keyed_by_content_and_pruned(tmp_path: Path) -> None:
     second = providers.coreml_cache_dir(model, {"A": "1"}, tmp_path / "cache")
     assert first != second and second.is_dir() and not first.exists()
     assert providers.coreml_cache_dir(model, {"A": "2"}, tmp_path / "cache") != second
+
+
+def test_large_uids_are_read_unsigned() -> None:
+    from kokorod import peercred
+
+    uid = 2**31 + 5  # directory-service uids on macOS can be this large
+    mac = peercred._XUCRED.pack(0, uid, 1, *([20] * 16))
+    assert peercred._XUCRED.unpack(mac)[1] == uid
+    assert peercred._UCRED.unpack(peercred._UCRED.pack(1, uid, 20))[1] == uid
+
+
+def test_macos_heap_release_is_zone_pressure_relief() -> None:
+    from kokorod import heap
+
+    calls: list[tuple[Any, int]] = []
+
+    class LibSystem:
+        def malloc_zone_pressure_relief(self, zone: Any, goal: int) -> int:
+            calls.append((zone, goal))
+            return 0
+
+    release = heap.load_release("darwin", LibSystem())
+    assert release is not None
+    release()
+    assert calls == [(None, 0)]  # every zone, as much as it can
+    assert heap.load_release("plan9") is None
+
+
+def test_downloads_trust_certifi_on_macos() -> None:
+    import certifi
+
+    from kokorod import download
+
+    with open(certifi.where()) as bundle:
+        certifi_cas = bundle.read().count("BEGIN CERTIFICATE")
+    assert download.tls_context("darwin").cert_store_stats()["x509_ca"] >= certifi_cas
