@@ -178,6 +178,20 @@ def cmd_service(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_speechd(args: argparse.Namespace) -> int:
+    """speech-dispatcher's output module: install, uninstall, status."""
+    from kokorod import speechd
+
+    if args.action == "install":
+        path = speechd.install()
+        print(f"installed {path}")
+    elif args.action == "uninstall":
+        print(f"removed {speechd.uninstall()}")
+    for line in speechd.status():
+        print(line)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kokorod", description="Warm local Kokoro TTS daemon.")
     p.add_argument("--version", action="version", version=f"kokorod {__version__}")
@@ -199,6 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
                                         "status", "logs"])
     svc.add_argument("-n", "--lines", type=int, default=50, help="log lines to show")
     svc.set_defaults(func=cmd_service)
+    spd = sub.add_parser("speechd", help="speech-dispatcher output module (spd-say, Orca, "
+                                          "speechd-el speak with kokorod)")
+    spd.add_argument("action", choices=["install", "uninstall", "status"])
+    spd.set_defaults(func=cmd_speechd)
     model_cli.add_parser(sub)
     return p
 
