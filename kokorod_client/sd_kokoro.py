@@ -84,9 +84,11 @@ def gain_for(volume: int) -> float:
     return min(1.0, max(0.0, (volume + 100) / 200))
 
 
-def choose_voice(voices: list[dict[str, Any]], voice_type: str, language: str) -> str | None:
+def choose_voice(voices: list[dict[str, Any]], voice_type: str, language: str,
+                 default: str = "") -> str | None:
     """SSIP's `male1`, `female2`, `child_male`… in a language → the n-th Kokoro voice of that
-    gender and language (None: the daemon's default)."""
+    gender and language, the daemon's default first where it is one of them (None: the
+    daemon's default)."""
     kind = voice_type.lower().removeprefix("child_")
     gender = next((g for g in _VOICE_TYPES if kind.startswith(g)), None)
     number = int(kind[len(gender):] or 1) if gender and kind[len(gender):].isdigit() else 1
@@ -97,6 +99,9 @@ def choose_voice(voices: list[dict[str, Any]], voice_type: str, language: str) -
                 and str(v.get("gender", "")).lower() == gender]
     if not matching:
         return None
+    if default in matching:
+        matching.remove(default)
+        matching.insert(0, default)
     return matching[(number - 1) % len(matching)]
 
 
@@ -172,7 +177,9 @@ class Module:
                 self.write(sdp.reply(300, f"ERR ONLY SERVER AUDIO (not {method!r})"))
         elif verb == "SET":
             self.write(sdp.reply(203, "OK RECEIVING SETTINGS"))
-            self.set.update(sdp.settings(self.read_block()))
+            changed = sdp.settings(self.read_block())
+            self.set.update(changed)
+            log.debug("settings %s", changed)
             self.write(sdp.reply(203, "OK SETTINGS RECEIVED"))
         elif verb == "LOGLEVEL":
             self.write(sdp.reply(207, "OK RECEIVING LOGLEVEL SETTINGS"))
@@ -226,6 +233,7 @@ class Module:
         else:  # SOUND_ICON: no sounds of our own
             speech = sdp.Speech("")
         self.write(sdp.reply(200, "OK SPEAKING"))
+        log.info("%s: %r, %d marks", verb.lower(), speech.text[:60], len(speech.marks))
         self._stop.clear()
         self._pause.clear()
         self._ended.clear()
@@ -251,8 +259,9 @@ class Module:
         chosen = self.set.get("synthesis_voice", "NULL")
         if chosen and chosen.upper() != "NULL":
             return chosen
+        default = str(self.client.server.get("default_voice", "")) if self.client else ""
         return choose_voice(self.voices, self.set.get("voice", ""),
-                            self.set.get("language", ""))
+                            self.set.get("language", ""), default)
 
     def _request(self, piece: Piece) -> Stream | None:
         if not piece.text.strip():
@@ -279,6 +288,7 @@ class Module:
                 if self._pause.is_set() and piece.end_marks:
                     if stream is not None:
                         stream.cancel()
+                    log.info("paused after mark %s", piece.end_marks[-1])
                     self.write("704 PAUSE\n")
                     return
             self.write("702 END\n")
