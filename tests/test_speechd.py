@@ -291,3 +291,15 @@ def test_pause_stops_at_a_sentence_end_and_resume_goes_on(speechd: Speechd) -> N
                      "client (brailcom/speechd#813, fixed in 0.12.0)")
     events = json.loads(out.stdout or "[]")
     assert events[:2] == ["pause", "resume"] and events[-1] == "cancel", (events, out.stderr)
+
+
+def test_init_fails_cleanly_when_kokorod_cannot_start(run_dir: Path) -> None:
+    """speech-dispatcher then uses another module; nothing waits for long."""
+    env = {**os.environ, "KOKORO_SOCKET": str(run_dir / "none.sock"), "PYTHONPATH": str(REPO),
+           "KOKORO_MODEL_PATH": str(run_dir / "missing.onnx")}
+    started = time.monotonic()
+    out = subprocess.run([sys.executable, "-m", "kokorod_client.sd_kokoro", "none.conf"],
+                         input=b"INIT\nQUIT\n", capture_output=True, env=env, timeout=120)
+    assert out.stdout.startswith(b"399-") and b"399 ERR CANT INIT MODULE\n" in out.stdout
+    assert b"missing.onnx" in out.stdout  # says why
+    assert time.monotonic() - started < 30
