@@ -103,6 +103,15 @@ def test_module_alone_speaks_kokorods_audio(daemon: DaemonProc) -> None:
         line = module.stdout.readline()
         assert line, out[-200:]
         out += line
+    module.stdin.write(b"KEY\nshift_a\n.\n")  # keys are spoken too
+    module.stdin.flush()
+    key = b""
+    while not key.endswith(b"702 END\n"):
+        line = module.stdout.readline()
+        assert line, key[-200:]
+        key += line
+    assert key.startswith(b"202 OK RECEIVING MESSAGE\n200 OK SPEAKING\n701 BEGIN\n")
+    assert len(split_audio(key)[0]) > 0.2 * 24_000 * 2  # "shift a" is heard
     module.stdin.write(b"QUIT\n")
     module.stdin.close()
     out += module.stdout.read()
