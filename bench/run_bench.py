@@ -171,7 +171,7 @@ def say_end_to_end(socket: Path, text: str, args: argparse.Namespace,
                           "--json-stats", "--prebuffer", str(args.prebuffer), text],
                          env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
     try:
-        stats = json.loads(out.stderr.strip().splitlines()[-1])
+        stats = json.loads(out.stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):
         return {"error": out.stderr.strip()[-300:]}
     first = stats.get("first_sound_unix")

@@ -1,3 +1,5 @@
 """kokorod: a warm local Kokoro text-to-speech daemon."""
 
-__version__ = "0.1.0"
+from kokorod_common import __version__
+
+__all__ = ["__version__"]

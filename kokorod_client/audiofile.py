@@ -2,13 +2,20 @@
 
 The file format comes from `--file-format` or the extension; the sample
 format from `--data-format`, in macOS `say`'s notation (LEI16, BEF32, …, with
-an optional @rate) or as s16 / f32. Raw files are headerless samples.
+an optional @rate) or as s16 / f32. Raw files are headerless samples. AIFC is
+written as AIFF by libsndfile for integer samples, so its header is rewritten as
+AIFC (compression "NONE") when the file is closed. "-" is standard output (the
+whole file is written there at the end: WAV and AIFF headers need the length).
 """
 
 from __future__ import annotations
 
+import io
+import struct
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -16,11 +23,11 @@ from kokorod_common.protocol import SAMPLE_RATE
 
 # --file-format names (say's and common ones) → soundfile container
 FILE_FORMATS: dict[str, str] = {
-    "wave": "WAV", "wav": "WAV", "aiff": "AIFF", "aif": "AIFF", "aifc": "AIFF",
+    "wave": "WAV", "wav": "WAV", "aiff": "AIFF", "aif": "AIFF", "aifc": "AIFC",
     "flac": "FLAC", "ogg": "OGG", "raw": "RAW", "pcm": "RAW",
 }
 EXTENSIONS: dict[str, str] = {
-    ".wav": "WAV", ".wave": "WAV", ".aiff": "AIFF", ".aif": "AIFF", ".aifc": "AIFF",
+    ".wav": "WAV", ".wave": "WAV", ".aiff": "AIFF", ".aif": "AIFF", ".aifc": "AIFC",
     ".flac": "FLAC", ".ogg": "OGG", ".raw": "RAW", ".pcm": "RAW",
 }
 # sample type in say's notation → soundfile subtype
@@ -29,10 +36,11 @@ SAMPLE_TYPES: dict[str, str] = {
     "F32": "FLOAT", "F64": "DOUBLE",
 }
 ALIASES = {"S16": "LEI16", "F32LE": "LEF32", "S16LE": "LEI16", "FLOAT": "LEF32"}
-DEFAULT_SUBTYPE = {"WAV": "PCM_16", "AIFF": "PCM_16", "FLAC": "PCM_16", "OGG": "VORBIS",
-                   "RAW": "PCM_16"}
+DEFAULT_SUBTYPE = {"WAV": "PCM_16", "AIFF": "PCM_16", "AIFC": "PCM_16", "FLAC": "PCM_16",
+                   "OGG": "VORBIS", "RAW": "PCM_16"}
 LITTLE_ONLY = ("WAV", "FLAC", "OGG")
-BIG_ONLY = ("AIFF",)
+BIG_ONLY = ("AIFF", "AIFC")
+STDOUT = "-"
 
 
 class UnsupportedFormat(ValueError):
@@ -78,6 +86,8 @@ def file_spec(path: str | Path, file_format: str | None = None,
                                     "WAVE, AIFF, AIFC, FLAC, OGG, raw")
     elif suffix in EXTENSIONS:
         container = EXTENSIONS[suffix]
+    elif str(path) == STDOUT:
+        container = "WAV"
     else:
         raise UnsupportedFormat(f"cannot tell the format of {Path(path).name}: use one of "
                                 f"{', '.join(EXTENSIONS)} or --file-format")
@@ -108,9 +118,16 @@ class AudioFileWriter:
 
         self.path = Path(path)
         self.spec = file_spec(self.path, file_format, data_format)
+        self._stdout = str(path) == STDOUT
+        if not self._stdout and not self.path.parent.is_dir():
+            raise UnsupportedFormat(f"cannot write {self.path}: the directory "
+                                    f"{self.path.parent} does not exist")
+        target: Any = io.BytesIO() if self._stdout else str(self.path)
+        self._target = target
+        container = "AIFF" if self.spec.container == "AIFC" else self.spec.container
         try:
-            self._file = sf.SoundFile(str(self.path), "w", samplerate=sample_rate, channels=1,
-                                      format=self.spec.container, subtype=self.spec.subtype,
+            self._file = sf.SoundFile(target, "w", samplerate=sample_rate, channels=1,
+                                      format=container, subtype=self.spec.subtype,
                                       endian=self.spec.endian)
         except (OSError, RuntimeError, ValueError, TypeError) as exc:
             raise UnsupportedFormat(f"cannot write {self.path}: {exc}") from None
@@ -121,5 +138,36 @@ class AudioFileWriter:
         self.samples += samples.size
 
     def close(self) -> None:
-        if not self._file.closed:
-            self._file.close()
+        if self._file.closed:
+            return
+        self._file.close()
+        data = self._target.getvalue() if self._stdout else None
+        if self.spec.container == "AIFC":
+            data = as_aifc(data if data is not None else self.path.read_bytes())
+            if not self._stdout:
+                self.path.write_bytes(data)
+        if self._stdout and data is not None:
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+
+
+_AIFC_VERSION = struct.pack(">I", 0xA2805140)  # the one AIFC version there is
+
+
+def as_aifc(aiff: bytes) -> bytes:
+    """An AIFF file as AIFC: "AIFC" form, an FVER chunk, and COMM naming its compression
+    ("NONE" for big-endian integers). A file that is already AIFC comes back unchanged."""
+    if aiff[8:12] == b"AIFC":
+        return aiff
+    chunks = []
+    pos = 12
+    while pos + 8 <= len(aiff):
+        kind, size = aiff[pos:pos + 4], struct.unpack(">I", aiff[pos + 4:pos + 8])[0]
+        body = aiff[pos + 8:pos + 8 + size]
+        if kind == b"COMM":
+            name = b"not compressed"
+            body = body[:18] + b"NONE" + bytes([len(name)]) + name + b"\0" * ((len(name) + 1) % 2)
+        chunks.append(kind + struct.pack(">I", len(body)) + body + b"\0" * (len(body) % 2))
+        pos += 8 + size + size % 2
+    form = b"AIFC" + b"FVER" + struct.pack(">I", 4) + _AIFC_VERSION + b"".join(chunks)
+    return b"FORM" + struct.pack(">I", len(form)) + form

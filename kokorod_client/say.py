@@ -16,11 +16,16 @@ from typing import Any
 
 from kokorod_client.client import Client, ConnectionLost, DaemonError
 from kokorod_client.say_options import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_NOT_ALL_SPOKEN,
     GREETINGS,
     LOCALES,
+    NOT_ALL_SPOKEN,
     PROG,
     SayError,
     build_parser,
+    check_combination,
     read_text,
     speed_from,
 )
@@ -32,6 +37,7 @@ def run(argv: list[str] | None = None, sink: SinkFactory | None = None) -> int:
     started = time.perf_counter()
     args = build_parser().parse_args(argv)
     try:
+        check_combination(args)
         if args.audio_device == "?":
             print_devices()
             return 0
@@ -40,9 +46,13 @@ def run(argv: list[str] | None = None, sink: SinkFactory | None = None) -> int:
         text = "" if listing or args.stop else read_text(args)
         if not (listing or args.stop) and not text.strip():
             raise SayError("the text is empty")
-        try:
-            client = Client(args.socket, autostart=not args.no_autostart, client_name=PROG)
+        try:  # no daemon is started just to stop nothing
+            client = Client(args.socket, autostart=not (args.no_autostart or args.stop),
+                            client_name=PROG)
         except (FileNotFoundError, ConnectionRefusedError):
+            if args.stop:
+                print("kokorod is not running: nothing to stop")
+                return 0
             raise SayError("kokorod is not running; start it with 'kokorod start' "
                            "(or drop --no-autostart)") from None
         except RuntimeError as exc:  # launcher.StartError
@@ -58,21 +68,32 @@ def run(argv: list[str] | None = None, sink: SinkFactory | None = None) -> int:
                 stats = daemon_play(args, client, text, speed)
             else:
                 stats = speak(args, client, text, speed, sink, started)
-        if args.stats or args.json_stats:
-            out = json.dumps(stats) if args.json_stats else _human(stats)
-            print(out, file=sys.stderr)
-        return 0
+        if args.json_stats:
+            print(json.dumps(stats))
+        elif args.stats:
+            print(_human(stats), file=sys.stderr)
+        return _spoken_status(stats)
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     except DaemonError as exc:
         print(f"{PROG}: {exc.message} [{exc.code}]", file=sys.stderr)
-        return 1
-    except ConnectionLost as exc:
-        print(f"{PROG}: {exc}; try again (the daemon restarts on demand)", file=sys.stderr)
-        return 1
+        return EXIT_ERROR
+    except ConnectionLost:
+        print(f"{PROG}: kokorod closed the connection (stopped or crashed) before all was "
+              "spoken; the next kokoro-say starts it again", file=sys.stderr)
+        return EXIT_NOT_ALL_SPOKEN
     except SayError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
-        return 1
+        return exc.status
+
+
+def _spoken_status(stats: dict[str, Any]) -> int:
+    """0 when all was spoken; else say why on stderr and return EXIT_NOT_ALL_SPOKEN."""
+    reason = (stats.get("end") or {}).get("reason", "done")
+    if reason == "done":
+        return 0
+    print(f"{PROG}: not all was spoken: {NOT_ALL_SPOKEN.get(reason, reason)}", file=sys.stderr)
+    return EXIT_NOT_ALL_SPOKEN
 
 
 def print_voices(client: Client) -> None:

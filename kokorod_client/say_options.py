@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from kokorod_client import __version__
 from kokorod_common.protocol import PRIORITIES, SPEED_RANGE, TEXT_FORMATS
 
 PROG = "kokoro-say"
@@ -62,11 +63,66 @@ examples:
 
 environment:
   KOKORO_SOCKET (daemon socket), KOKORO_VOICE (default voice; daemon side),
-  KOKORO_VERBOSE_LOGS=1 (debug logging)"""
+  KOKORO_VERBOSE_LOGS=1 (debug logging)
+
+exit status:
+  0 all was spoken (or written), 1 an error, 2 a bad command line, 3 not all was
+  spoken (stopped, interrupted by more urgent speech, a dropped notification, the
+  daemon stopped), 130 Ctrl-C."""
+
+
+# Exit statuses (documented in --help): 2 is argparse's for a bad command line.
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_NOT_ALL_SPOKEN = 3  # stopped, interrupted, dropped, or the daemon stopped meanwhile
+EXIT_INTERRUPTED = 130  # Ctrl-C
+
+# Why a request ended before all was spoken (End.reason) → what the user is told.
+NOT_ALL_SPOKEN = {
+    "stopped": "stopped ('kokoro-say --stop' or another client's stop)",
+    "interrupted": "interrupted by more urgent speech",
+    "discarded": "dropped: a notification is spoken only when nothing else is",
+    "shutdown": "kokorod was stopped",
+    "cancelled": "cancelled",
+    "error": "the daemon's audio device failed",
+}
 
 
 class SayError(Exception):
-    """A user-facing failure: printed as one line, exit status 1."""
+    """A user-facing failure: printed as one line, exit status 1 (or `status`)."""
+
+    def __init__(self, message: str, status: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _prebuffer(text: str) -> int:
+    value = int(text) if text.strip().isdigit() else -1
+    if not 1 <= value <= 16:
+        raise argparse.ArgumentTypeError(f"{text!r}: use a number of chunks from 1 to 16")
+    return value
+
+
+def check_combination(args: argparse.Namespace) -> None:
+    """Refuse flags that would be silently ignored together, with one line saying why."""
+    given_text = bool(args.text)
+    rules = [
+        (args.daemon_play and args.output_file, "--daemon-play plays in the daemon; -o "
+         "writes a file here: choose one"),
+        (args.daemon_play and (args.interactive or args.progress or args.audio_device),
+         "-i, --progress and -a follow local playback; --daemon-play has none"),
+        ((args.data_format or args.file_format) and not args.output_file,
+         "--data-format and --file-format describe the -o file; there is none"),
+        (args.rate is not None and args.speed is not None, "-r and --speed both set the "
+         "speed: give one"),
+        (args.stop and (given_text or args.input_file), "--stop takes no text"),
+        (args.all and not args.stop, "--all goes with --stop"),
+        (args.input_file and given_text, "-f reads the text from a file; the text "
+         "arguments would be dropped: give one or the other"),
+    ]
+    for broken, why in rules:
+        if broken:
+            raise SayError(why, EXIT_USAGE)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,12 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop speech the daemon plays for kokoro-say (with --all: everyone's) "
                         "and exit")
     p.add_argument("--all", action="store_true", help="with --stop: stop everyone's speech")
-    p.add_argument("--prebuffer", type=int, default=2, metavar="N",
+    p.add_argument("--prebuffer", type=_prebuffer, default=2, metavar="N",
                    help="chunks to hold before playback starts (1–3 recommended, default 2)")
     p.add_argument("--chunk-ms", type=int, metavar="MS", help="chunk length, 20–500 ms")
     p.add_argument("--stats", action="store_true",
                    help="print timing, underrun and gap statistics to standard error")
-    p.add_argument("--json-stats", action="store_true", help="print the statistics as JSON")
+    p.add_argument("--json-stats", action="store_true",
+                   help="print the statistics as JSON on standard output")
+    p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     p.add_argument("--socket", help="daemon socket (default: $KOKORO_SOCKET or per-user)")
     p.add_argument("--no-autostart", action="store_true",
                    help="fail instead of starting the daemon when it is not running")
@@ -150,8 +208,11 @@ def read_text(args: argparse.Namespace) -> str:
             raise SayError(f"cannot read {args.input_file}: {exc.strerror}") from None
     if args.text and args.input_file != "-":
         return " ".join(args.text)
-    if sys.stdin is None or (sys.stdin.isatty() and args.input_file != "-"):
+    if sys.stdin is None:
         raise SayError("no text given; pass it as arguments, with -f FILE, or on stdin")
+    if sys.stdin.isatty():  # as say does: type the text, end it with Ctrl-D
+        print(f"{PROG}: reading the text from the terminal; end it with Ctrl-D",
+              file=sys.stderr)
     return sys.stdin.read()
 
 

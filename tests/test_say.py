@@ -388,7 +388,7 @@ def test_say_daemon_play_and_stop(speaker: Any) -> None:
     env = {**os.environ, "KOKORO_SOCKET": str(speaker.socket)}
     result = say(["--no-autostart", "--daemon-play", "--json-stats", SHORT], env)
     assert result.returncode == 0, result.stderr
-    end = json.loads(result.stderr.strip().splitlines()[-1])["end"]
+    end = json.loads(result.stdout.strip().splitlines()[-1])["end"]
     assert end["reason"] == "done" and end["audio_seconds"] > 0.5
     stop = say(["--no-autostart", "--stop"], env)
     assert stop.returncode == 0 and stop.stdout.startswith("stopped ")
@@ -408,3 +408,55 @@ def test_ctrl_c_ends_kokoro_say_even_when_something_hangs() -> None:
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     proc.send_signal(signal.SIGINT)
     assert proc.wait(30) == 130
+
+
+@pytest.mark.parametrize(("argv", "why"), [
+    (["--daemon-play", "-o", "x.wav", "hi"], "choose one"),
+    (["--daemon-play", "-i", "hi"], "local playback"),
+    (["--data-format", "LEI16", "hi"], "there is none"),
+    (["-r", "200", "--speed", "1.2", "hi"], "give one"),
+    (["--stop", "hi"], "no text"),
+    (["--all", "hi"], "goes with --stop"),
+    (["-f", "notes.txt", "hi"], "one or the other"),
+    (["--prebuffer", "0", "hi"], "from 1 to 16"),
+])
+def test_flags_that_would_be_ignored_are_refused(argv: list[str], why: str) -> None:
+    result = say(["--no-autostart", *argv], dict(os.environ))
+    assert result.returncode == 2 and why in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_version_and_stop_without_a_daemon(run_dir: Path) -> None:
+    version = say(["--version"], dict(os.environ))
+    assert version.returncode == 0 and re.match(r"kokoro-say \d+\.\d+", version.stdout)
+    env = {**os.environ, "KOKORO_SOCKET": str(run_dir / "k.sock")}
+    stopped = say(["--stop"], env)
+    assert stopped.returncode == 0 and "not running" in stopped.stdout
+    assert not (run_dir / "k.sock").exists()  # no daemon was started to stop nothing
+
+
+def test_aifc_is_aifc_and_stdout_gets_the_file(daemon: DaemonProc, tmp_path: Path) -> None:
+    out = tmp_path / "x.aifc"
+    assert say(["--no-autostart", "-o", str(out), SHORT], daemon.env).returncode == 0
+    head = out.read_bytes()[:16]
+    assert head[8:12] == b"AIFC" and head[12:16] == b"FVER"
+    assert sf.info(str(out)).frames > 10_000
+    piped = subprocess.run([sys.executable, "-m", "kokorod_client.say", "--no-autostart",
+                            "-o", "-", SHORT], env=daemon.env, capture_output=True, timeout=180)
+    assert piped.returncode == 0 and piped.stdout[:4] == b"RIFF" and piped.stdout[8:12] == b"WAVE"
+    missing = say(["--no-autostart", "-o", str(tmp_path / "no" / "dir.wav"), SHORT], daemon.env)
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
+
+
+def test_not_all_spoken_says_why_and_exits_3(speaker: Any) -> None:
+    env = {**os.environ, "KOKORO_SOCKET": str(speaker.socket)}
+    long = " ".join(["A long message that keeps the daemon's speaker busy."] * 12)
+    busy = subprocess.Popen([sys.executable, "-m", "kokorod_client.say", "--no-autostart",
+                             "--daemon-play", "--priority", "message", long], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3.0)
+    note = say(["--no-autostart", "--daemon-play", "--priority", "notification", SHORT], env)
+    assert note.returncode == 3 and "dropped" in note.stderr, note.stderr
+    assert say(["--no-autostart", "--stop", "--all"], env).returncode == 0
+    _, err = busy.communicate(timeout=60)
+    assert busy.returncode == 3 and "stopped" in err, err
