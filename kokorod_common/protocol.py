@@ -94,9 +94,14 @@ def decode_body(body: bytes) -> dict[str, Any]:
     if not body:
         raise ProtocolError(ErrorCode.BAD_FRAME, "empty frame (length 0)")
     try:
-        message = msgpack.unpackb(body, raw=False, strict_map_key=False)
+        try:
+            message = msgpack.unpackb(body, raw=False, strict_map_key=False)
+        except UnicodeDecodeError:  # a map with a bad string: read on, refuse the field
+            message = msgpack.unpackb(body, raw=False, strict_map_key=False,
+                                      unicode_errors="surrogateescape")
     except (msgpack.ExtraData, ValueError, msgpack.UnpackException, TypeError) as exc:
-        raise ProtocolError(ErrorCode.BAD_FRAME, f"frame is not valid msgpack: {exc}") from None
+        why = str(exc) or type(exc).__name__
+        raise ProtocolError(ErrorCode.BAD_FRAME, f"frame is not valid msgpack: {why}") from None
     except RecursionError:
         raise ProtocolError(ErrorCode.BAD_FRAME, "frame nests too deeply") from None
     if not isinstance(message, dict):
@@ -197,9 +202,15 @@ def check_id(message: dict[str, Any]) -> int | str:
         )
     if isinstance(rid, int) and not -MAX_ID_INT <= rid <= MAX_ID_INT:
         raise ProtocolError(ErrorCode.BAD_ID, "'id' integer out of the signed 64-bit range")
+    if _bad_utf8(rid):
+        raise ProtocolError(ErrorCode.BAD_ID, "'id' is not valid UTF-8")
     if isinstance(rid, str) and len(rid) > MAX_ID_STR:
         raise ProtocolError(ErrorCode.BAD_ID, f"'id' string longer than {MAX_ID_STR} characters")
     return rid
+
+
+def _printable(value: Any) -> str:
+    return value.encode("utf-8", "replace").decode() if isinstance(value, str) else str(value)
 
 
 def safe_id(message: Any) -> int | str | None:
@@ -212,7 +223,21 @@ def safe_id(message: Any) -> int | str | None:
         return None
 
 
+def _bad_utf8(value: Any) -> bool:
+    """A string decoded with surrogateescape: its bytes were not UTF-8."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+    return False
+
+
 def check_op(message: dict[str, Any]) -> str:
+    for key, value in message.items():
+        if _bad_utf8(key) or _bad_utf8(value):
+            raise ProtocolError(ErrorCode.BAD_REQUEST,
+                                f"{_printable(key)!r} is not valid UTF-8")
     op = message.get("op")
     if not isinstance(op, str):
         raise ProtocolError(ErrorCode.BAD_REQUEST, "request has no string 'op' field")

@@ -274,3 +274,16 @@ def test_second_daemon_on_same_socket_refuses(daemon: DaemonProc, data_dir: Path
     with raw_conn(daemon.socket) as c:  # the first keeps serving
         c.send({"op": "ping", "id": 1})
         assert c.recv()["op"] == "pong"
+
+
+def test_invalid_utf8_in_a_string_is_that_requests_bad_request(daemon: DaemonProc) -> None:
+    """A well-formed map whose text is not UTF-8: the reply names the request (by id)."""
+    body = msgpack.packb({"op": "synthesize", "id": 7, "text": "x"}).replace(b"\xa1x",
+                                                                              b"\xa1\xff")
+    with raw_conn(daemon.socket) as c:
+        c.send_raw(struct.pack(">I", len(body)) + body)
+        reply = c.recv()
+        assert (reply["op"], reply["id"], reply["code"]) == ("error", 7, ErrorCode.BAD_REQUEST)
+        assert "UTF-8" in reply["message"]
+        c.send({"op": "ping", "id": "after"})
+        assert c.recv() == {"op": "pong", "id": "after"}
