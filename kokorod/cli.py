@@ -7,17 +7,24 @@ import json
 import os
 import signal
 import sys
+import textwrap
 import time
 from typing import Any
 
 from kokorod import __version__, logs, model_cli
-from kokorod.config import SETTINGS, Config, ConfigError, load
+from kokorod.config import SETTINGS, Config, ConfigError, load, origins
 from kokorod.models import ModelError
 from kokorod_common import control, launcher
 
 
-def _config(args: argparse.Namespace) -> Config:
-    return load(socket=getattr(args, "socket", None))
+def _warn(exc: ConfigError) -> None:
+    print(f"kokorod: warning: {exc}; using the default for it", file=sys.stderr)
+
+
+def _config(args: argparse.Namespace, strict: bool = False) -> Config:
+    """The settings; a bad one is a warning (and its default) except for `run`, so that
+    `status`, `stop` and `socket` still find a running daemon."""
+    return load(socket=getattr(args, "socket", None), on_error=None if strict else _warn)
 
 
 # `kokorod run` exits 2 for what a restart cannot fix (settings, model, already running).
@@ -49,10 +56,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from kokorod_common.paths import PathError
 
     try:
-        config = _config(args)
+        config = _config(args, strict=True)
     except ConfigError as exc:
         return _cannot_start(f"configuration error: {exc}")
-    logs.setup(config.verbose)
+    logs.setup(config.verbose_logs)
     try:
         server.run(config)
     except (AlreadyRunning, ModelError, PathError) as exc:
@@ -102,15 +109,24 @@ def _format_status(s: dict[str, Any]) -> str:
         ("provider", f"{e.get('provider')} ({e.get('provider_reason')})"),
         ("threads", e.get("threads")),
         ("rss", f"{s['rss_bytes'] / 2**20:.0f} MiB"),
-        ("requests", f"{s['requests']} ({s['completed']} completed, {s['cancelled']} cancelled,"
-                     f" {s['errors']} errors)"),
+        ("requests", _format_requests(s)),
         ("connections", s["connections"]),
         ("engine", f"{e.get('segments')} segments, {e.get('audio_seconds')} s audio, "
-                   f"RTF {e.get('rtf')}, {e.get('failures')} failures, "
+                   f"RTF {e.get('rtf') if e.get('rtf') is not None else '–'}, "
+                   f"{e.get('failures')} failures, "
                    f"{e.get('rebuilds')} rebuilds"),
         ("speech", _format_speech(s.get("speech") or {})),
     ]
     return "\n".join(f"{k:<12} {v}" for k, v in rows)
+
+
+def _format_requests(s: dict[str, Any]) -> str:
+    """Counts that add up: every request admitted is completed, cancelled, failed or still
+    in flight; refused frames never became requests."""
+    done = s["completed"] + s["cancelled"] + s.get("failed", 0)
+    return (f"{s['requests']}: {s['completed']} completed, {s['cancelled']} cancelled, "
+            f"{s.get('failed', 0)} failed, {max(0, s['requests'] - done)} in flight; "
+            f"{s.get('refused', 0)} refused")
 
 
 def _format_speech(q: dict[str, Any]) -> str:
@@ -147,10 +163,25 @@ def cmd_socket(args: argparse.Namespace) -> int:
     return 0
 
 
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value) if value != "" else "(empty)"
+
+
 def cmd_config(args: argparse.Namespace) -> int:
+    """Every setting: its value, where it came from, what it does (one setting a block)."""
     config = _config(args)
+    where, _, file_path = origins(socket=getattr(args, "socket", None))
+    state = "found" if file_path.exists() else "not found"
+    print(f"config file: {file_path} ({state})")
+    print("  its keys are the names below in lower case without KOKORO_: chunk_ms = 40")
     for s in SETTINGS:
-        print(f"{s.env:<36} {getattr(config, s.name)!s:<24} {s.help}")
+        source = where[s.name]
+        source = "config file" if source == str(file_path) else source
+        print(f"{s.env}={_shown(getattr(config, s.name))}  [{source}]")
+        print(textwrap.fill(s.help, width=88, initial_indent="    ",
+                            subsequent_indent="    "))
     return 0
 
 
@@ -221,8 +252,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _socket_first(argv: list[str]) -> list[str]:
+    """`--socket X` is accepted after the subcommand too (`kokorod status --socket X`)."""
+    out, moved = [], []
+    it = iter(argv)
+    for arg in it:
+        if arg == "--socket":
+            moved += [arg, next(it, "")]
+        elif arg.startswith("--socket="):
+            moved.append(arg)
+        else:
+            out.append(arg)
+    return moved + out
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_socket_first(sys.argv[1:] if argv is None else argv))
     try:
         return int(args.func(args))
     except ConfigError as exc:

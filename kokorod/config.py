@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -127,7 +127,7 @@ class Config:
     max_queued: int = setting("KOKORO_MAX_QUEUED", 64,
         "utterances waiting in the daemon's speech queue", minimum=1, maximum=10_000)
     warmup: bool = setting("KOKORO_WARMUP", True, "synthesize once at start", engine=True)
-    verbose: bool = setting("KOKORO_VERBOSE_LOGS", False, "debug logging")
+    verbose_logs: bool = setting("KOKORO_VERBOSE_LOGS", False, "debug logging")
 
     @property
     def socket_path(self) -> Path:
@@ -175,7 +175,8 @@ def _convert(setting: Setting, raw: Any, origin: str) -> Any:
         else:
             value = str(raw)
     except ValueError:
-        hint = "1/0, true/false" if setting.kind is bool else f"a {setting.kind.__name__}"
+        hint = {bool: "1/0 (or true/false)", int: "a whole number",
+                float: "a number"}.get(setting.kind, "text")
         raise ConfigError(f"{where}: {raw!r} is not {hint}") from None
     if setting.choices is not None:
         match = {c.lower(): c for c in setting.choices}.get(str(value).lower())
@@ -213,19 +214,53 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
-    """Build and validate the Config; raises ConfigError with a fix hint."""
+def origins(environ: Mapping[str, str] | None = None,
+            **overrides: Any) -> tuple[dict[str, str], dict[str, Any], Path]:
+    """Where each setting comes from ("command line", "environment", the config file's
+    path, "default"), the raw values found, and the config file's path."""
     env = os.environ if environ is None else environ
     file_path = config_file_path(env)
     file_values = read_config_file(file_path)
-    values: dict[str, Any] = {}
+    where: dict[str, str] = {}
+    raw: dict[str, Any] = {}
     for s in SETTINGS:
         if s.name in overrides and overrides[s.name] is not None:
-            values[s.name] = _convert(s, overrides[s.name], "command line")
+            where[s.name], raw[s.name] = "command line", overrides[s.name]
         elif env.get(s.env) not in (None, "") or (s.kind is bool and s.env in env):
-            values[s.name] = _convert(s, env[s.env], "environment")
+            where[s.name], raw[s.name] = "environment", env[s.env]
         elif s.name in file_values:
-            values[s.name] = _convert(s, file_values[s.name], str(file_path))
+            where[s.name], raw[s.name] = str(file_path), file_values[s.name]
         else:
+            where[s.name] = "default"
+    return where, raw, file_path
+
+
+def load(environ: Mapping[str, str] | None = None,
+         on_error: Callable[[ConfigError], None] | None = None, **overrides: Any) -> Config:
+    """Build and validate the Config; raises ConfigError with a fix hint. With `on_error`
+    a bad value is reported to it and the default used instead (control commands must
+    still find and stop a running daemon when a setting is wrong)."""
+    try:
+        where, raw, _ = origins(environ, **overrides)
+    except ConfigError as exc:  # the file itself is unreadable or names unknown keys
+        if on_error is None:
+            raise
+        on_error(exc)
+        where, raw = {s.name: "default" for s in SETTINGS}, {}
+        env = os.environ if environ is None else environ
+        for s in SETTINGS:
+            if env.get(s.env) not in (None, ""):
+                where[s.name], raw[s.name] = "environment", env[s.env]
+    values: dict[str, Any] = {}
+    for s in SETTINGS:
+        if s.name not in raw:
+            values[s.name] = s.default
+            continue
+        try:
+            values[s.name] = _convert(s, raw[s.name], where[s.name])
+        except ConfigError as exc:
+            if on_error is None:
+                raise
+            on_error(exc)
             values[s.name] = s.default
     return Config(**values)

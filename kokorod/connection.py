@@ -113,7 +113,7 @@ class Connection:
             except StopIteration:
                 return True
             except ProtocolError as exc:
-                self.state.counters["errors"] += 1
+                self.state.counters["refused"] += 1
                 await self.send_quietly(error_frame(None, exc.code, exc.message))
                 if exc.fatal:
                     return False
@@ -127,13 +127,13 @@ class Connection:
             handler = getattr(self, f"op_{op}")
             await handler(message)
         except ProtocolError as exc:
-            self.state.counters["errors"] += 1
+            self.state.counters["refused"] += 1
             await self.send_quietly(error_frame(safe_id(message), exc.code, exc.message))
         except (ConnectionError, OSError):
             raise
         except Exception as exc:  # a bug must not take the daemon down
             log.exception("internal error handling %r", message.get("op"))
-            self.state.counters["errors"] += 1
+            self.state.counters["refused"] += 1
             await self.send_quietly(
                 error_frame(safe_id(message), ErrorCode.INTERNAL, f"internal error: {exc}")
             )
@@ -198,7 +198,7 @@ class Connection:
             try:
                 result = await self.state.reload(rebuild)
             except ReloadError as exc:
-                self.state.counters["errors"] += 1
+                self.state.counters["refused"] += 1
                 await self.send_quietly(error_frame(rid, ErrorCode.RELOAD_FAILED, str(exc)))
                 return
             await self.send_quietly({"op": "reload", "id": rid, **result})

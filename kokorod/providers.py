@@ -177,7 +177,7 @@ def session_options(config: Config) -> ort.SessionOptions:
     if config.memory_arena_size_mb > 0:
         _register_capped_arena(config.memory_arena_size_mb)
         so.add_session_config_entry("session.use_env_allocators", "1")
-    if not config.verbose:
+    if not config.verbose_logs:
         so.log_severity_level = 3
     return so
 

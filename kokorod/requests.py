@@ -110,7 +110,7 @@ class Requests:
     def count(self, frame: dict[str, Any]) -> None:
         """Status counters from a request's one final frame."""
         if frame["op"] == "error":
-            key = "errors"
+            key = "failed"
         else:
             key = "cancelled" if frame["cancelled"] else "completed"
         self.counters[key] += 1

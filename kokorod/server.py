@@ -149,7 +149,7 @@ class Daemon:
             self.config = self.requests.config = self.scheduler.config = new
             self.speech.device, self.speech.max_queued = new.audio_device, new.max_queued
             self.speech.prebuffer = new.playback_prebuffer
-            logs.setup(new.verbose)
+            logs.setup(new.verbose_logs)
             self.counters["reloads"] += 1
             log.warning("reloaded settings (reload %d)", self.counters["reloads"])
             return {"rebuilt": changed, "model_path": str(self.engine.files.model),
@@ -206,7 +206,11 @@ class Daemon:
             "requests": self.counters["requests"],
             "completed": self.counters["completed"],
             "cancelled": self.counters["cancelled"],
-            "errors": self.counters["errors"],
+            # requests = completed + cancelled + failed + in flight; refused: error replies
+            # to frames that never became a request; errors = failed + refused
+            "failed": self.counters["failed"],
+            "refused": self.counters["refused"],
+            "errors": self.counters["failed"] + self.counters["refused"],
             "reloads": self.counters["reloads"],
             "rss_bytes": mem.rss,
             "num_fds": proc.num_fds() if hasattr(proc, "num_fds") else None,

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from helpers import REPO
 
-from kokorod.config import SETTINGS, ConfigError, load
+from kokorod.config import SETTINGS, ConfigError, load, origins
 
 
 def test_defaults() -> None:
     cfg = load({})
     assert cfg.provider == "auto" and cfg.chunk_ms == 50 and cfg.max_frame_bytes == 1 << 20
-    assert cfg.coreml_compute_units == "CPUOnly" and not cfg.verbose
+    assert cfg.coreml_compute_units == "CPUOnly" and not cfg.verbose_logs
 
 
 def test_env_beats_file_beats_default(tmp_path: Path) -> None:
@@ -59,3 +63,46 @@ def test_as_env_roundtrip() -> None:
 def test_every_setting_has_a_kokoro_env_var() -> None:
     assert all(s.env.startswith("KOKORO_") for s in SETTINGS)
     assert len({s.env for s in SETTINGS}) == len(SETTINGS)
+
+
+def test_every_config_key_is_its_variable_in_lower_case() -> None:
+    """README's rule: a config-file key is the variable's name without KOKORO_, lower case."""
+    assert all(s.env == "KOKORO_" + s.name.upper() for s in SETTINGS)
+
+
+def test_a_bad_value_is_a_warning_for_control_commands(tmp_path: Path) -> None:
+    conf = tmp_path / "kokorod.toml"
+    conf.write_text('chunk_ms = "bad"\nvoice = "bf_emma"\n')
+    env = {"KOKORO_CONFIG": str(conf), "KOKORO_THREADS": "abc"}
+    with pytest.raises(ConfigError, match="whole number"):
+        load(env)
+    seen: list[str] = []
+    cfg = load(env, on_error=lambda exc: seen.append(str(exc)))
+    assert cfg.chunk_ms == 50 and cfg.threads == 0 and cfg.voice == "bf_emma"
+    assert any("KOKORO_CHUNK_MS" in m and str(conf) in m for m in seen)
+    assert any("KOKORO_THREADS (environment): 'abc' is not a whole number" in m for m in seen)
+    where, _, path = origins(env)
+    assert (where["voice"], where["threads"], where["segment_chars"]) == (str(conf),
+                                                                         "environment",
+                                                                         "default")
+    assert path == conf
+
+
+def test_control_commands_work_with_a_broken_config(tmp_path: Path) -> None:
+    conf = tmp_path / "kokorod.toml"
+    conf.write_text('chunk_ms = "bad"\n')
+    env = {**os.environ, "KOKORO_CONFIG": str(conf)}
+    socket = subprocess.run([sys.executable, "-m", "kokorod", "socket", "--socket",
+                             str(tmp_path / "k.sock")], env=env, capture_output=True, text=True,
+                            timeout=60, cwd=REPO)
+    assert socket.returncode == 0 and socket.stdout.strip() == str(tmp_path / "k.sock")
+    assert "KOKORO_CHUNK_MS" in socket.stderr and "warning" in socket.stderr
+    stop = subprocess.run([sys.executable, "-m", "kokorod", "stop"], env=env,
+                          capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert stop.returncode == 0
+    shown = subprocess.run([sys.executable, "-m", "kokorod", "config"], env=env,
+                           capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert f"config file: {conf} (found" in shown.stdout
+    assert "KOKORO_VERBOSE_LOGS=0  [default]" in shown.stdout
+    assert all(len(line) <= 100 or "KOKORO_MODEL_BASE_URL" in line
+               for line in shown.stdout.splitlines())
