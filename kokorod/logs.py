@@ -20,3 +20,5 @@ def setup(verbose: bool | None = None, default_level: int = logging.WARNING) -> 
     # phonemizer and onnxruntime are chatty at debug level; keep them at warning.
     for name in ("phonemizer", "kokoro-onnx", "kokoro_onnx"):
         logging.getLogger(name).setLevel(logging.WARNING if not verbose else logging.INFO)
+    # The daemon's start, stop and reload lines: two or three a lifetime, always in the log.
+    logging.getLogger("kokorod.server").setLevel(level if verbose else logging.INFO)

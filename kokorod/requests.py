@@ -21,7 +21,7 @@ from kokorod.engine import Engine
 from kokorod.job import Job
 from kokorod.scheduler import Scheduler
 from kokorod.speech_queue import Send, SpeechQueue, Utterance
-from kokorod.text import prepare_text
+from kokorod.text import prepare_text, speakable
 from kokorod_common.protocol import ErrorCode, ProtocolError, SynthesizeRequest, parse_synthesize
 
 LONG_TEXT = 4000  # characters: cleanup runs off the event loop beyond this
@@ -76,9 +76,10 @@ class Requests:
             text = await asyncio.get_running_loop().run_in_executor(None, prepare_text, *args)
         else:
             text = prepare_text(*args)
-        if not text.strip():
+        if not speakable(text):
             raise ProtocolError(ErrorCode.EMPTY_TEXT,
-                                f"the {req.text_format} text has nothing speakable in it")
+                                f"the {req.text_format} text has nothing speakable in it "
+                                "(no letters or digits)")
         return dataclasses.replace(req, text=text)
 
     def voice_name(self, job: Job) -> str:

@@ -203,9 +203,13 @@ def speed_from(args: argparse.Namespace) -> float:
 def read_text(args: argparse.Namespace) -> str:
     if args.input_file and args.input_file != "-":
         try:
-            return Path(args.input_file).read_text(encoding="utf-8", errors="replace")
+            data = Path(args.input_file).read_bytes()
         except OSError as exc:
             raise SayError(f"cannot read {args.input_file}: {exc.strerror}") from None
+        text = data.decode("utf-8", errors="replace")
+        if b"\0" in data[:65536] or text.count("\ufffd") > 0.02 * max(1, len(text)):
+            raise SayError(f"{args.input_file} is a binary file, not text")
+        return text
     if args.text and args.input_file != "-":
         return " ".join(args.text)
     if sys.stdin is None:

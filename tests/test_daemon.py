@@ -287,3 +287,8 @@ def test_invalid_utf8_in_a_string_is_that_requests_bad_request(daemon: DaemonPro
         assert "UTF-8" in reply["message"]
         c.send({"op": "ping", "id": "after"})
         assert c.recv() == {"op": "pong", "id": "after"}
+
+
+def test_the_log_says_when_the_daemon_started(daemon: DaemonProc) -> None:
+    """Quiet by default, but never empty: the start line is always there."""
+    assert "serving on" in daemon.log_text()

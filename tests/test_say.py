@@ -460,3 +460,13 @@ def test_not_all_spoken_says_why_and_exits_3(speaker: Any) -> None:
     assert say(["--no-autostart", "--stop", "--all"], env).returncode == 0
     _, err = busy.communicate(timeout=60)
     assert busy.returncode == 3 and "stopped" in err, err
+
+
+def test_nothing_speakable_and_binary_input_are_refused(daemon: DaemonProc) -> None:
+    for text in ("...", "---", "🙂🙂", "* * *"):
+        result = say(["--no-autostart", "-o", "/dev/null", "--file-format", "raw", "--", text],
+                     daemon.env)
+        assert result.returncode == 1 and "nothing speakable" in result.stderr, (text, result)
+    binary = say(["--no-autostart", "-o", "/dev/null", "--file-format", "raw", "-f",
+                  sys.executable], daemon.env)
+    assert binary.returncode == 1 and "binary file" in binary.stderr

@@ -285,3 +285,16 @@ def test_launchd_without_a_gui_session_says_what_to_do(tmp_path: Path, stand_ins
     with pytest.raises(ServiceError, match="log in at the Mac"):
         mgr.install({})
     assert "load" not in [c[1] for c in calls(stand_ins)]
+
+
+def test_logs_without_a_service_manager_show_the_daemons_log(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))  # not the user's own log
+    mgr = service.detect("plan9")
+    assert "no log yet" in mgr.logs(5)
+    from kokorod_common import paths
+
+    paths.log_file().parent.mkdir(parents=True, exist_ok=True)
+    paths.log_file().write_text("line one\nkokorod 0.1.0 serving on x\n")
+    shown = mgr.logs(5)
+    assert "no service manager" in shown and shown.endswith("serving on x")

@@ -9,6 +9,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from kokorod_common import paths
+
 Runner = Callable[[Sequence[str]], "Result"]
 
 
@@ -94,4 +96,12 @@ class NoServiceManager(Manager):
         raise ServiceError(f"no service manager available ({self.why}); run the daemon "
                            "with 'kokorod start' (background) or 'kokorod run' (foreground)")
 
-    install = uninstall = start = stop = restart = status = logs = _refuse  # type: ignore[assignment]
+    install = uninstall = start = stop = restart = status = _refuse  # type: ignore[assignment]
+
+    def logs(self, lines: int = 50) -> str:
+        """No service's log here: the log of a daemon started by `kokorod start`."""
+        log = paths.log_file()
+        if not log.exists():
+            return f"no service manager ({self.why}) and no log yet at {log}"
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+        return "\n".join([f"(no service manager: {self.why}; this is {log})", *tail])

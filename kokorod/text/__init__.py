@@ -10,11 +10,12 @@ other languages get the structural cleanup (markdown, code) alone.
 
 from __future__ import annotations
 
+import unicodedata
 from functools import lru_cache
 
 from kokorod_common.protocol import TEXT_FORMATS
 
-__all__ = ["TEXT_FORMATS", "prepare_text"]
+__all__ = ["TEXT_FORMATS", "prepare_text", "speakable"]
 
 
 @lru_cache(maxsize=2)
@@ -40,3 +41,9 @@ def prepare_text(text: str, text_format: str = "plain", lang: str = "en-us",
     if normalize and lang.lower().startswith("en"):
         text = _english(lang.lower() == "en-gb")(text)
     return text
+
+
+def speakable(text: str) -> bool:
+    """Is there anything to say: a letter or a digit, in any script? Punctuation, symbols,
+    rules (`---`) and emoji alone would only make the model babble."""
+    return any(unicodedata.category(ch)[0] in "LN" for ch in text)
