@@ -16,15 +16,14 @@ of the command that started it.
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from kokorod import models, voice_packs
 from kokorod.config import Config
+from kokorod.progress import say
 from kokorod_common import paths
-from kokorod_common.launcher import PROGRESS_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +33,6 @@ INSTALL_TIMEOUT_S = 90.0
 
 def _state_file() -> Path:
     return paths.models_dir() / "first-run.json"
-
-
-def say(message: str) -> None:
-    print(f"{PROGRESS_PREFIX} {message}", file=sys.stderr, flush=True)
 
 
 def state() -> dict[str, Any]:

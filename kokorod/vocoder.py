@@ -30,7 +30,7 @@ from kokoro_onnx.trim import rms as frame_rms
 from kokoro_onnx.trim import trim as trim_silence
 from numpy.typing import NDArray
 
-from kokorod import headroom, providers
+from kokorod import headroom, progress, providers
 from kokorod.config import Config
 from kokorod_common import paths
 from kokorod_common.protocol import SAMPLE_RATE
@@ -89,7 +89,7 @@ def cut_model(model: Path, sha256: str) -> CutFiles | None:
     except ImportError:
         log.warning("the onnx package is missing; the streaming vocoder is off")
         return None
-    log.info("cutting %s for the streaming vocoder (once per model)", model.name)
+    progress.say(f"preparing {model.name} for streaming (once per model)")
     proto = onnx.load(str(model))
     tensors = {out for node in proto.graph.node for out in node.output}
     missing = [t for t in (FEATURES, STYLE, F0, HARMONICS) if t not in tensors]
