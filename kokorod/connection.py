@@ -267,7 +267,8 @@ class Connection:
 
         await self.send({"op": "start", "id": rid, "play": True, "sample_rate": SAMPLE_RATE,
                          "voice": self.state.requests.voice_name(job),
-                         "priority": job.request.priority, "client_name": self.client_name})
+                         "priority": job.request.priority, "client_name": self.client_name,
+                         **({"note": job.note} if job.note else {})})
         self.played[rid] = self.state.requests.play(job, send)
 
     # ------------------------------------------------------------ streaming
@@ -280,7 +281,8 @@ class Connection:
             await self.send({"op": "start", "id": req.id, "sample_rate": SAMPLE_RATE,
                              "format": req.format, "chunk_ms": req.chunk_ms,
                              "chars": len(req.text),
-                             "voice": self.state.requests.voice_name(job)})
+                             "voice": self.state.requests.voice_name(job),
+                             **({"note": job.note} if job.note else {})})
             error: EngineError | None = None
             try:
                 async for piece in job.pieces():

@@ -45,6 +45,7 @@ class Job:
     voice: Audio
     lang: str
     client: str = ""  # whose speech it is, for `stop` and mode `interrupt`
+    note: str = ""  # a word for the client in the `start` frame (e.g. the text's language)
     stream: SegmentStream = field(init=False)
     out: asyncio.Queue[Any] = field(init=False)
     # Set by the scheduler on submit: there is room in `out` again, or the job was cancelled.

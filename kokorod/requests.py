@@ -21,10 +21,27 @@ from kokorod.engine import Engine
 from kokorod.job import Job
 from kokorod.scheduler import Scheduler
 from kokorod.speech_queue import Send, SpeechQueue, Utterance
-from kokorod.text import prepare_text, speakable
+from kokorod.text import prepare_text, speakable, written_in
 from kokorod_common.protocol import ErrorCode, ProtocolError, SynthesizeRequest, parse_synthesize
 
 LONG_TEXT = 4000  # characters: cleanup runs off the event loop beyond this
+
+
+_ESPEAK = {"fr": "fr-fr", "de": "de", "es": "es", "it": "it", "pt": "pt-br"}
+
+
+def language_note(text: object, lang: str) -> str:
+    """A word for the client when a text that looks written in another language is read
+    with English rules and voice (no English number words in a French sentence, but the
+    voice still reads it as English)."""
+    if not isinstance(text, str) or not lang.lower().startswith("en"):
+        return ""
+    written = written_in(text)
+    if written in (None, "en"):
+        return ""
+    code = _ESPEAK.get(written, written)
+    return (f"this text looks written in '{written}', not English: give its language "
+            f"(kokoro-say -l {code}, or lang: \"{code}\") and a voice that speaks it")
 
 
 class Requests:
@@ -67,7 +84,9 @@ class Requests:
         if req.mode != "queue":
             self.stop(None if req.mode == "stop-all" else client, "interrupted")
         self.counters["requests"] += 1
-        return Job(req, voice, lang, client)
+        job = Job(req, voice, lang, client)
+        job.note = language_note(message.get("text"), lang)
+        return job
 
     async def _cleaned(self, req: SynthesizeRequest, lang: str) -> SynthesizeRequest:
         """The request with its text as it will be spoken (Markdown, code, numbers…)."""

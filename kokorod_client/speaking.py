@@ -114,6 +114,9 @@ class Feedback:
         self.open_line = not ends
 
     def started(self, stream: Stream) -> None:
+        note = (stream.started or {}).get("note")
+        if note:
+            print(f"{PROG}: {note}", file=sys.stderr)
         chars = (stream.started or {}).get("chars")
         if self.bar is not None and chars:
             self.bar.total = int(chars)

@@ -144,3 +144,34 @@ def test_long_numbers_are_read_digit_by_digit() -> None:
     assert prepare_text("Serial 12345678901234567890.") == (
         "Serial one two three four five six seven eight nine zero one two three four five "
         "six seven eight nine zero.")
+
+
+@pytest.mark.parametrize(("written", "spoken"), [
+    ("Back in the 90s we danced.", "Back in the nineties we danced."),
+    ("The '80s were loud.", "The eighties were loud."),
+    ("It took 90s to load.", "It took ninety seconds to load."),
+    ("Call 555-1234 today.", "Call five five five, one two three four today."),
+    ("Call (555) 123-4567.", "Call five five five, one two three, four five six seven."),
+    ("Open 9-5.", "Open nine to five."),
+    ("Add 1/2 cup and 3/4 of a 5/8 inch bolt.",
+     "Add one half cup and three quarters of a five eighths inch bolt."),
+    ("We met St. John on Main St. Approx. five came.",
+     "We met Saint John on Main Street. Approximately five came."),
+    ("Wait [[slnc 500]] then go.", "Wait then go."),
+    ("Il fait 21 degrés dans le parc et nous sommes là.",
+     "Il fait 21 degrés dans le parc et nous sommes là."),  # no English numbers in French
+])
+def test_first_day_cleanup_mistakes(written: str, spoken: str) -> None:
+    assert prepare_text(written) == spoken
+
+
+def test_language_of_a_text() -> None:
+    from kokorod.requests import language_note
+    from kokorod.text import written_in
+
+    assert written_in("Es ist kalt und die Sonne scheint nicht.") == "de"
+    assert written_in("The cat is on the mat and it is happy.") == "en"
+    assert written_in("Hello.") is None
+    assert "kokoro-say -l fr-fr" in language_note("Nous sommes dans le parc avec les amis.",
+                                                   "en-us")
+    assert language_note("We are in the park with the friends.", "en-us") == ""

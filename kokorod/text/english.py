@@ -27,6 +27,7 @@ ABBREVIATIONS: dict[str, str] = {
     "Nov.": "November", "Dec.": "December", "Mon.": "Monday", "Tue.": "Tuesday",
     "Wed.": "Wednesday", "Thu.": "Thursday", "Fri.": "Friday", "Sat.": "Saturday",
     "Sun.": "Sunday", "a.m.": "A M", "p.m.": "P M", "w/": "with", "w/o": "without",
+    "Approx.": "Approximately", "Ave.": "Avenue", "Rd.": "Road", "Fig.": "Figure",
 }
 
 # Read before a name: their full stop never ends a sentence.
@@ -115,11 +116,23 @@ class EnglishNormalizer:
             (re.compile(rf"{_B}(\d{{1,2}}):(\d{{2}})(?::(\d{{2}}))?"
                         r"(?:\s?([ap])\.?m\.?(?![\w]))?(?![\w:])", re.I), self._time),
             (re.compile(rf"{_B}(\d{{1,2}})\s?([ap])\.?m\.?(?!\w)", re.I), self._hour_half),
+            # "St. John" is a saint, "Main St." a street
+            (re.compile(r"\b([A-Z][a-z]+) St\.(?=\s|$)"),
+             lambda m: f"{m.group(1)} Street" + _stop(m)),
+            (re.compile(r"(?<![\w])St\.(?=\s+[A-Z])"), lambda m: "Saint"),
             (re.compile(r"(?<![\w])(" + abbrev + r")(?=\s|$|[,;:)])"), self._abbreviation),
             (re.compile(r"([$€£¥₹])\s?(" + _NUM + r")(?:\s?(bn|[kKmMbBT])\b|\s(thousand|million|"
                         r"billion|trillion)\b)?"), self._money),
             (re.compile(rf"{_B}(-?{_NUM})\s?%"), lambda m: n.number(m.group(1), b) + " percent"),
             (re.compile(r"(?<![\w.,])(1[1-9]\d\d|20\d\d)s\b"), self._decade),
+            # "the 90s", "'90s": a decade, not ninety seconds
+            (re.compile(r"(?:['’]|(?<=\bthe\s)|(?<=\bThe\s))([1-9]0)s\b"),
+             lambda m: n.DECADES[m.group(1)]),
+            # phone numbers digit by digit: 555-1234, 555-123-4567, (555) 123-4567
+            (re.compile(r"(?<![\w.-])(?:\((\d{3})\)\s?|(\d{3})-)?(\d{3})-(\d{4})(?![\w-])"),
+             self._phone),
+            (re.compile(r"(?<![\w/.])(\d{1,2})/(\d{1,2})(?![\w/])"),
+             lambda m: n.fraction(m.group(1), m.group(2), b)),
             (_units_re(), self._unit),
             (re.compile(rf"{_B}(\d+)(st|nd|rd|th)\b", re.I),
              lambda m: n.ordinal(m.group(1), b)),
@@ -128,7 +141,7 @@ class EnglishNormalizer:
              lambda m: " point ".join(n.cardinal(g, b) for g in m.groups() if g is not None)),
             (re.compile(r"(?:#|\bNo\.\s?)(\d+)\b"),
              lambda m: "number " + n.cardinal(m.group(1), b)),
-            (re.compile(rf"{_B}({_NUM})\s?[-–]\s?({_NUM})(?![\w.])"),
+            (re.compile(rf"{_B}({_NUM})\s?[-–]\s?({_NUM})(?!\w|\.\d)"),
              lambda m: f"{n.number(m.group(1), b)} to {n.number(m.group(2), b)}"),
             (re.compile(rf"(?:(?<=\s)|^)[-−]({_NUM})(?![\w.])"),
              lambda m: "minus " + n.number(m.group(1), b)),
@@ -217,6 +230,11 @@ class EnglishNormalizer:
             return f"{n.number(value, self.british)} times"
         spoken = n.number(value, self.british)
         return f"{'minus ' if sign else ''}{spoken} {n.plural(value, singular, plural)}"
+
+    @staticmethod
+    def _phone(m: re.Match[str]) -> str:
+        groups = [g for g in m.groups() if g]
+        return ", ".join(n.digits(g) for g in groups)
 
     def _version(self, m: re.Match[str]) -> str:
         parts = m.group(1).split(".")

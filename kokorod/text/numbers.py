@@ -104,3 +104,15 @@ def money(symbol: str, amount: str, scale: str = "", british: bool = False) -> s
         if cents:
             spoken += f" and {cardinal(cents, british)} {minor1 if cents == 1 else minor_n}"
     return spoken
+
+
+def fraction(numerator: int | str, denominator: int | str, british: bool = False) -> str:
+    """1/2 → "one half", 3/4 → "three quarters", 5/8 → "five eighths"."""
+    top, bottom = int(numerator), int(denominator)
+    names = {2: ("half", "halves"), 4: ("quarter", "quarters")}
+    one, many = names.get(bottom, (ordinal(bottom, british), ordinal(bottom, british) + "s"))
+    return f"{cardinal(top, british)} {one if top == 1 else many}"
+
+
+DECADES = {"10": "tens", "20": "twenties", "30": "thirties", "40": "forties", "50": "fifties",
+           "60": "sixties", "70": "seventies", "80": "eighties", "90": "nineties"}
