@@ -13,10 +13,12 @@ import logging
 import os
 import re
 import shutil
+import socket
 import ssl
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -166,7 +168,11 @@ def fetch(url: str, target: Path, sha256: str | None, *, progress: ProgressFacto
                 if isinstance(exc, urllib.error.URLError) and not isinstance(exc.reason, OSError):
                     raise DownloadError(f"{url}: {exc.reason}") from None
                 got = part.stat().st_size if part.exists() else 0
-                if attempt >= retries and not got and isinstance(exc, urllib.error.URLError):
+                unreachable = isinstance(exc, urllib.error.URLError) and not got
+                if unreachable and isinstance(exc.reason, socket.gaierror):
+                    raise DownloadError(f"cannot reach {urllib.parse.urlsplit(url).hostname}: "
+                                        "its name does not resolve (offline?)") from None
+                if attempt >= retries and unreachable:
                     raise DownloadError(f"cannot reach {url}: {exc.reason}") from None
                 if attempt >= retries:
                     raise DownloadError(
@@ -174,8 +180,12 @@ def fetch(url: str, target: Path, sha256: str | None, *, progress: ProgressFacto
                         "run the same command again to resume"
                     ) from None
                 attempt += 1
-                log.warning("download interrupted (%s); resuming at byte %d (retry %d of %d)",
-                            exc, got, attempt, retries)
+                if got:
+                    log.warning("download interrupted (%s); resuming at byte %d (retry %d of "
+                                "%d)", exc, got, attempt, retries)
+                else:
+                    log.warning("could not connect (%s); trying again (%d of %d)", exc,
+                                attempt, retries)
                 time.sleep(min(2.0 ** attempt, 10.0) * 0.25)
         digest = sha256_file(part)
         if sha256 is not None and digest != sha256:

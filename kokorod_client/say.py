@@ -58,6 +58,11 @@ def run(argv: list[str] | None = None, sink: SinkFactory | None = None) -> int:
         except RuntimeError as exc:  # launcher.StartError
             raise SayError(str(exc)) from None
         with client:
+            limit = int(client.server.get("max_frame_bytes") or 0)
+            if limit and len(text.encode("utf-8")) > limit - 1024:
+                raise SayError(f"the text is {len(text.encode()) / 2**20:.1f} MiB; kokorod takes "
+                               f"up to {limit / 2**20:.1f} MiB a request (KOKORO_MAX_FRAME_BYTES "
+                               "on the daemon): split the text, or raise the limit")
             if listing:
                 print_voices(client)
                 return 0
@@ -78,7 +83,7 @@ def run(argv: list[str] | None = None, sink: SinkFactory | None = None) -> int:
     except DaemonError as exc:
         print(f"{PROG}: {exc.message} [{exc.code}]", file=sys.stderr)
         return EXIT_ERROR
-    except ConnectionLost:
+    except (ConnectionLost, BrokenPipeError, ConnectionResetError):
         print(f"{PROG}: kokorod closed the connection (stopped or crashed) before all was "
               "spoken; the next kokoro-say starts it again", file=sys.stderr)
         return EXIT_NOT_ALL_SPOKEN

@@ -228,7 +228,9 @@ def sounddevice_sink(device: int | str | None = None) -> SinkFactory:
             return sd.OutputStream(samplerate=samplerate, channels=1, dtype="float32",
                                    device=device, callback=callback, **stream_settings())
         except Exception as exc:  # PortAudioError, or ValueError for a device not found
-            raise NoAudioDevice(f"no usable audio output device ({exc})") from None
+            why = ("there is no default output device" if "device -1" in str(exc)
+                   else f"no usable audio output device ({exc})")
+            raise NoAudioDevice(why) from None
 
     return factory
 

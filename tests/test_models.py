@@ -69,3 +69,17 @@ def test_unwritable_data_dir_is_a_clear_error(tmp_path: Path,
     blocker.write_text("")
     with pytest.raises((models.ModelError, OSError)):
         models.assemble_embedded(blocker / "models" / "m.onnx")
+
+
+def test_using_a_file_that_is_not_installed_changes_nothing(store: Path) -> None:
+    with pytest.raises(models.ModelError, match="not installed, so nothing was changed"):
+        models.use("fp32")
+    assert models.active() == {"model": None, "voices": None}
+
+
+def test_an_unresolvable_host_is_said_plainly(tmp_path: Path) -> None:
+    from kokorod import download
+
+    with pytest.raises(download.DownloadError, match="does not resolve"):
+        download.fetch("http://kokorod-nowhere.invalid/x.onnx", tmp_path / "x.onnx", None,
+                       progress=download.tqdm_progress(quiet=True), retries=1, timeout=5)

@@ -470,3 +470,12 @@ def test_nothing_speakable_and_binary_input_are_refused(daemon: DaemonProc) -> N
     binary = say(["--no-autostart", "-o", "/dev/null", "--file-format", "raw", "-f",
                   sys.executable], daemon.env)
     assert binary.returncode == 1 and "binary file" in binary.stderr
+
+
+def test_a_text_too_big_for_one_request_is_refused_cleanly(daemon: DaemonProc,
+                                                           tmp_path: Path) -> None:
+    big = tmp_path / "big.txt"
+    big.write_text("A sentence of a very long book. " * 40_000)  # 1.3 MB
+    result = say(["--no-autostart", "-o", str(tmp_path / "x.wav"), "-f", str(big)], daemon.env)
+    assert result.returncode == 1 and "split the text" in result.stderr
+    assert "Traceback" not in result.stderr
