@@ -53,5 +53,5 @@ def test_neovim_plugin_speaks_a_region_and_stops_it(speaker: Speaker) -> None:
                   "-c", f"luafile {EDITORS / 'nvim' / 'tests' / 'kokoro_test.lua'}"], speaker)
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
-    assert "6 tests, 0 failed" in out, out
+    assert "8 tests, 0 failed" in out, out
     assert_speech_landed(speaker)

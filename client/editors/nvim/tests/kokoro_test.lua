@@ -69,6 +69,30 @@ test("a characterwise visual selection is spoken exactly, to the end", function(
   assert(done.audio_seconds > 0.5 and done.audio_seconds < 3.0, "audio " .. done.audio_seconds)
 end)
 
+test("a selection that ends on a multi-byte character is sent whole", function()
+  local sent
+  local speak = k.speak
+  k.speak = function(text) -- what the selection gives, without speaking it
+    sent = text
+  end
+  buffer({ "Ceci est un café" })
+  vim.cmd("normal! $bv$\27") -- "café": its last character is two bytes
+  vim.cmd("'<,'>KokoroSpeak")
+  eq(sent, "café", "text")
+  buffer({ "こんにちは世界" })
+  vim.cmd("normal! 0lvl\27") -- "んに": three bytes each
+  vim.cmd("'<,'>KokoroSpeak")
+  k.speak = speak
+  eq(sent, "んに", "text")
+end)
+
+test("rst and tex are read as prose, not as code", function()
+  buffer({ "x" }, "rst")
+  eq(k.text_format(0), "markdown")
+  vim.bo.filetype = "tex"
+  eq(k.text_format(0), "plain")
+end)
+
 test("pause and resume reply", function()
   eq(k.pause().paused, true, "paused")
   eq(k.resume().paused, false, "resumed")

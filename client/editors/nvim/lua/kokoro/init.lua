@@ -172,9 +172,10 @@ end
 --- How the daemon should read buffer `buf`: markdown, code or plain.
 function M.text_format(buf)
   local ft = vim.bo[buf or 0].filetype
-  if ft == "markdown" or ft == "rmd" or ft == "org" then
+  if ft == "markdown" or ft == "rmd" or ft == "org" or ft == "rst" or ft == "asciidoc" then
     return "markdown"
-  elseif ft == "" or ft == "text" or ft == "help" or ft == "gitcommit" or ft == "mail" then
+  elseif ft == "" or ft == "text" or ft == "help" or ft == "gitcommit" or ft == "mail"
+      or ft == "tex" or ft == "plaintex" or ft == "latex" then
     return "plain"
   end
   return "code"
@@ -208,6 +209,17 @@ function M.speak_lines(first, last)
   return M.speak(table.concat(lines, "\n"), { text_format = M.text_format(0) })
 end
 
+--- The last byte of the character that starts at byte `col` of `line`: a selection that
+--- ends on "é" or "界" must take the whole UTF-8 sequence, not its first byte.
+local function char_end(line, col)
+  local lead = line:byte(col)
+  if not lead then
+    return col
+  end
+  local size = lead >= 0xF0 and 4 or lead >= 0xE0 and 3 or lead >= 0xC0 and 2 or 1
+  return col + size - 1
+end
+
 --- Speak the last visual selection exactly (characterwise, linewise or blockwise).
 function M.speak_visual()
   local mode = vim.fn.visualmode()
@@ -217,11 +229,11 @@ function M.speak_visual()
     return nil
   end
   if mode == "v" then
-    lines[#lines] = lines[#lines]:sub(1, e[3])
+    lines[#lines] = lines[#lines]:sub(1, char_end(lines[#lines], e[3]))
     lines[1] = lines[1]:sub(s[3])
   elseif mode == "\22" then -- blockwise
     for i, line in ipairs(lines) do
-      lines[i] = line:sub(s[3], e[3])
+      lines[i] = line:sub(s[3], char_end(line, e[3]))
     end
   end
   return M.speak(table.concat(lines, "\n"), { text_format = M.text_format(0) })
