@@ -67,4 +67,17 @@
     (should (equal (alist-get 'op end) "error"))
     (should (equal (alist-get 'code end) "unknown_voice"))))
 
+(ert-deftest kokoro-reconnects-after-the-daemon-closed-the-connection ()
+  "A daemon restart closes the connection; the next command reconnects (no SIGPIPE)."
+  (kokoro--connection)
+  ;; A frame header the daemon refuses as too large: it answers and closes the connection.
+  (process-send-string kokoro--process (unibyte-string #x7f #xff #xff #xff))
+  (let ((deadline (+ (float-time) 10)))
+    (while (and (process-live-p kokoro--process) (< (float-time) deadline))
+      (accept-process-output kokoro--process 0.05)))
+  (with-temp-buffer
+    (insert "Spoken after the connection was closed.")
+    (let ((end (kokoro-wait (kokoro-speak-buffer) 120)))
+      (should (equal (alist-get 'reason end) "done")))))
+
 ;;; kokoro-tests.el ends here

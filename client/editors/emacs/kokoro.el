@@ -249,7 +249,11 @@ Maps become alists with symbol keys, arrays vectors, bin unibyte strings."
                         :sentinel #'kokoro--sentinel :noquery t))
 
 (defun kokoro--connection ()
-  "The live connection, opened (and the daemon started) if needed."
+  "The live connection, opened (and the daemon started) if needed.
+A connection the daemon closed (it was restarted) is noticed first: writing to it
+would kill a batch Emacs with SIGPIPE."
+  (when (process-live-p kokoro--process)
+    (accept-process-output kokoro--process 0 nil t))  ; an EOF runs the sentinel
   (unless (process-live-p kokoro--process)
     (let ((path (kokoro--socket-path)))
       (setq kokoro--pending (unibyte-string))
@@ -271,7 +275,11 @@ Maps become alists with symbol keys, arrays vectors, bin unibyte strings."
   (setq kokoro--next-id (1+ kokoro--next-id)))
 
 (defun kokoro--send-now (message)
-  (process-send-string kokoro--process (kokoro--frame message)))
+  (condition-case nil
+      (process-send-string kokoro--process (kokoro--frame message))
+    (error  ; closed under us after all: once more on a new connection
+     (setq kokoro--process nil)
+     (process-send-string (kokoro--connection) (kokoro--frame message)))))
 
 (defun kokoro--request (op &rest fields)
   "Send OP with FIELDS (an alist); return the request id."
