@@ -106,3 +106,11 @@ def test_control_commands_work_with_a_broken_config(tmp_path: Path) -> None:
     assert "KOKORO_VERBOSE_LOGS=0  [default]" in shown.stdout
     assert all(len(line) <= 100 or "KOKORO_MODEL_BASE_URL" in line
                for line in shown.stdout.splitlines())
+
+
+def test_status_counts_add_up() -> None:
+    from kokorod.cli import _format_requests
+
+    line = _format_requests({"requests": 48, "completed": 38, "cancelled": 7, "failed": 1,
+                             "refused": 4})
+    assert line == "48: 38 completed, 7 cancelled, 1 failed, 2 in flight; 4 refused"

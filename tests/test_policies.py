@@ -332,51 +332,41 @@ def test_higher_priority_drops_waiting_notifications_and_stop_is_per_client() ->
     asyncio.run(main())
 
 
-def test_played_request_ends_with_the_samples_the_device_took() -> None:
-    async def main() -> dict[str, Any]:
-        heard = Heard()
-        job = make_job("Two pieces.")
-
-        def synthesize(job: Job) -> None:  # stands in for the scheduler
-            job.out.put_nowait(np.ones(PIECE, np.float32))
-            job.out.put_nowait(None)
-
-        q = SpeechQueue(synthesize, player=lambda device, prebuffer: StandInPlayer())
-        q.start()
-        q.add(heard.utterance(job))
-        for _ in range(500):
-            if job.request.id in heard.frames and heard.final(job)["op"] == "end":
-                break
-            await asyncio.sleep(0.01)
-        await q.close()
-        return heard.frames[job.request.id]
-
-    frames = asyncio.run(main())
-    assert [f["op"] for f in frames] == ["playing", "end"]
-    assert frames[-1]["samples"] == PIECE and frames[-1]["reason"] == "done"
-
-
-def test_a_stalled_device_ends_that_utterance_and_the_queue_goes_on() -> None:
-    async def main() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        heard = Heard()
-        first, second = make_job("On a device that dies."), make_job("On the next one.")
-        players = iter([StandInPlayer(stalls=True), StandInPlayer()])
+def play_through(jobs: list[Job], players: list[StandInPlayer]) -> dict[Any, list[Any]]:
+    """The jobs played by a running SpeechQueue, one stand-in device each (synthesis
+    stood in too: one piece a job); the frames each sent back."""
+    async def main() -> dict[Any, list[Any]]:
+        heard, devices = Heard(), iter(players)
 
         def synthesize(job: Job) -> None:
             job.out.put_nowait(np.ones(PIECE, np.float32))
             job.out.put_nowait(None)
 
-        q = SpeechQueue(synthesize, player=lambda device, prebuffer: next(players))
+        q = SpeechQueue(synthesize, player=lambda device, prebuffer: next(devices))
         q.start()
-        q.add(heard.utterance(first))
-        q.add(heard.utterance(second))
+        for job in jobs:
+            q.add(heard.utterance(job))
+        last = jobs[-1].request.id
         for _ in range(500):
-            if second.request.id in heard.frames and heard.final(second)["op"] == "end":
+            if last in heard.frames and heard.frames[last][-1]["op"] in ("end", "error"):
                 break
             await asyncio.sleep(0.01)
         await q.close()
-        return heard.frames[first.request.id], heard.frames[second.request.id]
+        return heard.frames
 
-    dead, alive = asyncio.run(main())
+    return asyncio.run(main())
+
+
+def test_played_request_ends_with_the_samples_the_device_took() -> None:
+    job = make_job("Two pieces.")
+    frames = play_through([job], [StandInPlayer()])[job.request.id]
+    assert [f["op"] for f in frames] == ["playing", "end"]
+    assert frames[-1]["samples"] == PIECE and frames[-1]["reason"] == "done"
+
+
+def test_a_stalled_device_ends_that_utterance_and_the_queue_goes_on() -> None:
+    first, second = make_job("On a device that dies."), make_job("On the next one.")
+    frames = play_through([first, second], [StandInPlayer(stalls=True), StandInPlayer()])
+    dead, alive = frames[first.request.id], frames[second.request.id]
     assert dead[-1]["op"] == "error" and dead[-1]["code"] == ErrorCode.NO_AUDIO_DEVICE
     assert alive[-1]["op"] == "end" and alive[-1]["reason"] == "done"
