@@ -209,6 +209,17 @@ def cmd_service(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_http(args: argparse.Namespace) -> int:
+    """Where the OpenAI-compatible speech API is (or how to turn it on)."""
+    config = _config(args)
+    if not config.http_port:
+        print("off: set KOKORO_HTTP_PORT (e.g. 8880) and restart kokorod; needs "
+              "python3 -m pip install -e '.[http]'")
+        return 1
+    print(f"http://127.0.0.1:{config.http_port}/v1")
+    return 0
+
+
 def cmd_speechd(args: argparse.Namespace) -> int:
     """speech-dispatcher's output module: install, uninstall, status."""
     from kokorod import speechd
@@ -244,6 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
                                         "status", "logs"])
     svc.add_argument("-n", "--lines", type=int, default=50, help="log lines to show")
     svc.set_defaults(func=cmd_service)
+    sub.add_parser("http", help="print the OpenAI-compatible API's address"
+                   ).set_defaults(func=cmd_http)
     spd = sub.add_parser("speechd", help="speech-dispatcher output module (spd-say, Orca, "
                                           "speechd-el speak with kokorod)")
     spd.add_argument("action", choices=["install", "uninstall", "status"])

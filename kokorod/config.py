@@ -126,6 +126,11 @@ class Config:
         "chunks daemon-side playback holds before it starts", minimum=1, maximum=16)
     max_queued: int = setting("KOKORO_MAX_QUEUED", 64,
         "utterances waiting in the daemon's speech queue", minimum=1, maximum=10_000)
+    http_port: int = setting("KOKORO_HTTP_PORT", 0,
+        "serve OpenAI's speech API on 127.0.0.1 at this port (0 = off; needs the http "
+        "extra)", minimum=0, maximum=65535)
+    http_token: str = setting("KOKORO_HTTP_TOKEN", "",
+        "when set, HTTP clients must send it as their API key (Authorization: Bearer …)")
     warmup: bool = setting("KOKORO_WARMUP", True, "synthesize once at start", engine=True)
     verbose_logs: bool = setting("KOKORO_VERBOSE_LOGS", False, "debug logging")
 

@@ -55,6 +55,7 @@ class Daemon:
         self._force = False
         self.files = RuntimeFiles(self.socket_path)
         self._keeper: asyncio.Task[None] | None = None
+        self._http: Any = None  # the OpenAI speech API, when KOKORO_HTTP_PORT is set
         self._conn_tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------ startup
@@ -75,6 +76,12 @@ class Daemon:
                                  self.counters)
         self.state = ServerState(self.version, self.requests, self.status, self.reload)
         await self.files.bind(self._accept)
+        if self.config.http_port:
+            from kokorod.http_api import SpeechAPI  # the http extra: only when it is on
+
+            self._http = SpeechAPI(self.requests, self.config.http_token,
+                                   self.config.max_frame_bytes)
+            await self._http.start(self.config.http_port)
         self._keeper = asyncio.get_running_loop().create_task(
             self.files.keep(self._accept, self.config.runtime_check_s, self.request_stop),
             name="runtime-files")
@@ -173,6 +180,8 @@ class Daemon:
         self.requests.shutting_down = True
         if self._keeper is not None:
             self._keeper.cancel()
+        if self._http is not None:
+            await self._http.stop()
         self.files.close_listener()
         deadline = time.monotonic() + self.config.shutdown_grace_s
         self.speech.stop(None, "shutdown")  # the speaker stops with the daemon
