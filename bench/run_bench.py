@@ -46,7 +46,7 @@ class BenchDaemon:
     """A fresh daemon for the run (cold: it has seen no text), or an existing socket."""
 
     def __init__(self, socket_path: str | None, verbose: bool,
-                 home: Path | None = None) -> None:
+                 home: Path | None = None, env: dict[str, str] | None = None) -> None:
         self.proc: subprocess.Popen[bytes] | None = None
         self.tmp: Path | None = None
         if socket_path:
@@ -55,7 +55,7 @@ class BenchDaemon:
             self.tmp = Path(tempfile.mkdtemp(prefix="kb", dir="/tmp"))
             self.tmp.chmod(0o700)
             self.socket = self.tmp / "k.sock"
-            env = dict(os.environ, KOKORO_SOCKET=str(self.socket))
+            env = dict(os.environ, KOKORO_SOCKET=str(self.socket), **(env or {}))
             if home is not None:  # its own sound output: ALSA's file sink (speaker preset)
                 env["HOME"] = str(home)
             out = None if verbose else subprocess.DEVNULL
