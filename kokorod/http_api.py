@@ -116,7 +116,7 @@ class SpeechAPI:
         self._runner: web.AppRunner | None = None
 
     async def start(self, port: int) -> None:
-        self._runner = web.AppRunner(self.app, access_log=None)
+        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", port).start()
         log.info("OpenAI speech API on http://127.0.0.1:%d/v1", port)

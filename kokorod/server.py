@@ -75,13 +75,13 @@ class Daemon:
         self.requests = Requests(self.config, self.engine, self.scheduler, self.speech,
                                  self.counters)
         self.state = ServerState(self.version, self.requests, self.status, self.reload)
-        await self.files.bind(self._accept)
-        if self.config.http_port:
+        if self.config.http_port:  # before the socket: a live socket means all is served
             from kokorod.http_api import SpeechAPI  # the http extra: only when it is on
 
             self._http = SpeechAPI(self.requests, self.config.http_token,
                                    self.config.max_frame_bytes)
             await self._http.start(self.config.http_port)
+        await self.files.bind(self._accept)
         self._keeper = asyncio.get_running_loop().create_task(
             self.files.keep(self._accept, self.config.runtime_check_s, self.request_stop),
             name="runtime-files")
@@ -180,8 +180,6 @@ class Daemon:
         self.requests.shutting_down = True
         if self._keeper is not None:
             self._keeper.cancel()
-        if self._http is not None:
-            await self._http.stop()
         self.files.close_listener()
         deadline = time.monotonic() + self.config.shutdown_grace_s
         self.speech.stop(None, "shutdown")  # the speaker stops with the daemon
@@ -190,6 +188,9 @@ class Daemon:
                 break
             await asyncio.sleep(0.05)
         await self.speech.close()
+        if self._http is not None:  # its streams end like the socket's: cancelled, shutdown
+            self.requests.stop(None, "shutdown")
+            await self._http.stop()
         for conn in list(self.connections):
             await conn.close("shutdown")
         if self._conn_tasks:
