@@ -284,7 +284,7 @@ if seen["pause"].wait(5):  # at the next sentence end
     seen["resume"].wait(5)
     time.sleep(1.0)
 client.cancel()
-seen["cancel"].wait(10)
+seen["cancel"].wait(3)
 client.close()
 print(json.dumps(events))
 """
