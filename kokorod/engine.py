@@ -35,6 +35,7 @@ from kokorod.segment import Segment
 from kokorod.vocoder import Audio, Prepared, Vocoder, WindowSchedule, cut_model
 from kokorod.voices import VoiceTable
 from kokorod_common.protocol import SAMPLE_RATE, ProtocolError
+from kokorod_common.voice_names import DEFAULT_VOICE, describe
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ class Engine:
             raise models.ModelError(f"voices file {self.files.voices} holds no voices")
         names = self.voices.names()
         self.default_voice = config.voice or (
-            voices.DEFAULT_VOICE if voices.DEFAULT_VOICE in names else names[0])
+            DEFAULT_VOICE if DEFAULT_VOICE in names else names[0])
         try:
             self.voices.style(self.default_voice)
         except ProtocolError as exc:
@@ -345,7 +346,7 @@ class Engine:
                 self._active_run.terminate = True
 
     def voice_list(self) -> list[dict[str, str]]:
-        return [voices.describe(name) for name in self.voices.names()]
+        return [describe(name) for name in self.voices.names()]
 
     def status(self) -> dict[str, Any]:
         s = self.stats

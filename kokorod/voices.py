@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 
 from kokorod.voice_packs import VOICE_SHA256
 from kokorod_common.protocol import ErrorCode, ProtocolError
+from kokorod_common.voice_names import describe
 
 V1_VOICES = frozenset(VOICE_SHA256)
 
@@ -27,18 +28,11 @@ MAX_BLEND_VOICES = 8
 MAX_SPEC_CHARS = 512
 _BLEND_CACHE = 32
 
-# Kokoro's naming scheme: first letter = language, second = gender (af_heart: American female).
-LANGS = {
-    "a": "en-us", "b": "en-gb", "e": "es", "f": "fr-fr", "h": "hi", "i": "it", "j": "ja",
-    "p": "pt-br", "z": "cmn",
-}
-GENDERS = {"f": "female", "m": "male"}
 # Languages whose script is not Latin: their voices read Latin-script text as English.
 _NON_LATIN = {"ja", "cmn", "hi"}
 _LATIN_ONLY = re.compile(r"^[\x00-\u024f\u1e00-\u1eff\u2000-\u206f\u20a0-\u20cf]*$")
 _WEIGHT = re.compile(r"^\s*([^:()\s]+)\s*(?::\s*([^()\s]+)|\(\s*([^()\s]+)\s*\))?\s*$")
 FALLBACK_LANG = "en-us"
-DEFAULT_VOICE = "af_heart"  # when installed (the v1.0 voices); else the first installed
 
 
 class VoiceError(ValueError):
@@ -56,16 +50,6 @@ def load_pack(path: Path | str) -> dict[str, Style]:
     if bad:
         raise VoiceError(f"voices file {path}: {', '.join(bad[:5])} are not Kokoro style tables")
     return voices
-
-
-def describe(name: str) -> dict[str, str]:
-    """Language and gender from the voice's prefix; empty where the name says nothing."""
-    prefix = name.split("_", 1)[0]
-    info = {"name": name, "language": "", "gender": ""}
-    if len(prefix) == 2:
-        info["language"] = LANGS.get(prefix[0], "")
-        info["gender"] = GENDERS.get(prefix[1], "")
-    return info
 
 
 def parse_spec(spec: str) -> list[tuple[str, float]]:

@@ -26,19 +26,24 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
 from kokorod_client import sd_protocol as sdp
 from kokorod_client.client import Client, Stream
+from kokorod_common import launcher
 from kokorod_common.messages import ConnectionLost, DaemonError
+from kokorod_common.paths import resolve_socket
 from kokorod_common.protocol import SAMPLE_RATE, SPEED_RANGE
 from kokorod_common.punctuation import ends_sentence
+from kokorod_common.voice_names import V1_VOICES, describe
 
 log = logging.getLogger("sd_kokoro")
 
-START_TIMEOUT_S = 60.0  # INIT waits this long for a daemon to start, then fails cleanly
+START_TIMEOUT_S = 60.0  # the first message waits this long for a daemon that is starting
+INIT_WAIT_S = 3.0  # INIT gives a daemon it started this long to fail (not to load the model)
 SENTENCE_GAP_S = 0.2  # between sentences read as separate requests (trimmed at both ends)
 SAMPLES_PER_CHAR = 1400  # a first guess at speed 1.0, until a sentence has been measured
 _VOICE_TYPES = ("male", "female")
@@ -200,16 +205,28 @@ class Module:
             self.write(sdp.reply(300, "ERR UNKNOWN COMMAND"))
 
     def init(self) -> None:
+        """Connect to kokorod; if it is not running, start it without waiting for its model
+        (speech-dispatcher waits for INIT): Kokoro's own voice list answers meanwhile, and
+        the first message waits for the daemon. A daemon that cannot start at all fails
+        INIT at once, so speech-dispatcher uses another module."""
+        socket = resolve_socket()
         try:
-            self.client = self.connect()
-            self.voices = self.client.voices()
+            if not launcher.socket_is_live(socket):
+                _start_in_background(socket)
+            if launcher.socket_is_live(socket):
+                self.client = self.connect()
+                self.voices = self.client.voices()
+                about = f"kokorod {self.client.server.get('daemon_version')}"
+            else:
+                self.voices = [describe(name) for name in V1_VOICES]
+                about = "kokorod is starting"
         except Exception as exc:  # kokorod cannot start: let the server use another module
             log.error("kokorod is not available: %s", exc)
             self.write(sdp.reply(399, f"kokorod is not available: {exc}".replace("\n", " "),
                                  "ERR CANT INIT MODULE"))
             return
-        self.write(sdp.reply(299, f"kokorod {self.client.server.get('daemon_version')} with "
-                                  f"{len(self.voices)} voices", "OK LOADED SUCCESSFULLY"))
+        self.write(sdp.reply(299, f"{about} with {len(self.voices)} voices",
+                             "OK LOADED SUCCESSFULLY"))
 
     def list_voices(self, filters: list[str]) -> None:
         lang = filters[0].lower() if filters else ""
@@ -267,7 +284,8 @@ class Module:
         if not piece.text.strip():
             return None
         if self.client is None or self.client.router.lost:
-            self.client = self.connect()
+            self.client = self.connect()  # waits for a daemon that is still starting
+            self.voices = self.client.voices()
         return self.client.synthesize(piece.text, fmt="s16", voice=self._voice(),
                                       speed=speed_for(int(self.set.get("rate", "0") or 0)))
 
@@ -331,6 +349,17 @@ class Module:
             if self._stop.is_set():
                 return
             self.write(frame)
+
+
+def _start_in_background(socket: Path) -> None:
+    """Spawn the daemon and give it INIT_WAIT_S: long enough to fail on a bad setting or a
+    missing model (StartError, with its log), not to load the model."""
+    proc = launcher.spawn(socket)
+    try:
+        launcher.wait_ready(socket, proc, INIT_WAIT_S)
+    except launcher.StartError:
+        if proc.poll() is not None and not launcher.instance_lock_held(socket):
+            raise  # it exited: a restart will not help
 
 
 def _connect() -> Client:

@@ -314,3 +314,38 @@ def test_init_fails_cleanly_when_kokorod_cannot_start(run_dir: Path) -> None:
     assert out.stdout.startswith(b"399-") and b"399 ERR CANT INIT MODULE\n" in out.stdout
     assert b"missing.onnx" in out.stdout  # says why
     assert time.monotonic() - started < 30
+
+
+def test_init_answers_at_once_while_kokorod_starts(run_dir: Path, data_dir: Path,
+                                                   tmp_path: Path) -> None:
+    """speech-dispatcher waits for INIT: a cold daemon is started, not waited for; Kokoro's
+    voices are listed meanwhile, and the first message waits for the daemon."""
+    sock = run_dir / "cold.sock"
+    env = {**os.environ, "KOKORO_SOCKET": str(sock), "PYTHONPATH": str(REPO),
+           "KOKORO_DATA_DIR": str(data_dir), "XDG_STATE_HOME": str(tmp_path)}
+    module = subprocess.Popen([sys.executable, "-m", "kokorod_client.sd_kokoro", "none.conf"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+    assert module.stdin is not None and module.stdout is not None
+    try:
+        started = time.monotonic()
+        module.stdin.write(b"INIT\nLIST VOICES\n")
+        module.stdin.flush()
+        out = b""
+        while not out.endswith(b"200 OK VOICE LIST SENT\n"):
+            line = module.stdout.readline()
+            assert line, out[-300:]
+            out += line
+        assert time.monotonic() - started < 10  # not the daemon's whole start
+        assert b"299 OK LOADED SUCCESSFULLY" in out and b"200-af_heart\ten-us\tfemale" in out
+        module.stdin.write(b"SPEAK\n<speak>Now it speaks.</speak>\n.\n")
+        module.stdin.flush()
+        spoken = b""
+        while not spoken.endswith(b"702 END\n"):
+            line = module.stdout.readline()
+            assert line, spoken[-300:]
+            spoken += line
+        assert len(split_audio(spoken)[0]) > 24_000  # over half a second of speech
+    finally:
+        module.kill()
+        subprocess.run([sys.executable, "-m", "kokorod", "stop"], env=env, cwd=REPO,
+                       capture_output=True, timeout=60)

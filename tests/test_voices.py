@@ -284,3 +284,12 @@ def test_without_the_ja_extra_it_says_what_to_install(
         phonemize(JA_TEXT, "ja")
     said = [r for r in caplog.records if "kokorod[ja]" in r.getMessage()]
     assert len(said) == 1  # once, not per sentence
+
+
+def test_the_shared_voice_list_is_the_pinned_one() -> None:
+    """Clients describe the v1.0 voices without a daemon (kokorod_common.voice_names); the
+    daemon pins each file (voice_packs): the two lists must be the same voices."""
+    from kokorod.voice_packs import VOICE_SHA256
+    from kokorod_common.voice_names import V1_VOICES
+
+    assert sorted(V1_VOICES) == sorted(VOICE_SHA256) and len(V1_VOICES) == 54
