@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pytest
@@ -87,6 +88,16 @@ def split_audio(out: bytes) -> tuple[bytes, bytes]:
     return pcm, events + out
 
 
+def read_until(stream: IO[bytes], ending: bytes) -> bytes:
+    """The module's output up to the line `ending` (the server, too, waits for it)."""
+    out = b""
+    while not out.endswith(ending):
+        line = stream.readline()
+        assert line, out[-300:]
+        out += line
+    return out
+
+
 def test_module_alone_speaks_kokorods_audio(daemon: DaemonProc) -> None:
     """The module driven through its pipes as speech-dispatcher would (no server)."""
     script = ("INIT\nAUDIO\naudio_output_method=server\n.\nLIST VOICES\nSET\nrate=0\n"
@@ -98,18 +109,10 @@ def test_module_alone_speaks_kokorods_audio(daemon: DaemonProc) -> None:
     assert module.stdin is not None and module.stdout is not None
     module.stdin.write(script.encode())
     module.stdin.flush()
-    out = b""
-    while not out.endswith(b"702 END\n"):  # the server sends nothing more until then
-        line = module.stdout.readline()
-        assert line, out[-200:]
-        out += line
+    out = read_until(module.stdout, b"702 END\n")  # the server sends nothing more until then
     module.stdin.write(b"KEY\nshift_a\n.\n")  # keys are spoken too
     module.stdin.flush()
-    key = b""
-    while not key.endswith(b"702 END\n"):
-        line = module.stdout.readline()
-        assert line, key[-200:]
-        key += line
+    key = read_until(module.stdout, b"702 END\n")
     assert key.startswith(b"202 OK RECEIVING MESSAGE\n200 OK SPEAKING\n701 BEGIN\n")
     assert len(split_audio(key)[0]) > 0.2 * 24_000 * 2  # "shift a" is heard
     module.stdin.write(b"QUIT\n")
@@ -330,20 +333,12 @@ def test_init_answers_at_once_while_kokorod_starts(run_dir: Path, data_dir: Path
         started = time.monotonic()
         module.stdin.write(b"INIT\nLIST VOICES\n")
         module.stdin.flush()
-        out = b""
-        while not out.endswith(b"200 OK VOICE LIST SENT\n"):
-            line = module.stdout.readline()
-            assert line, out[-300:]
-            out += line
+        out = read_until(module.stdout, b"200 OK VOICE LIST SENT\n")
         assert time.monotonic() - started < 10  # not the daemon's whole start
         assert b"299 OK LOADED SUCCESSFULLY" in out and b"200-af_heart\ten-us\tfemale" in out
         module.stdin.write(b"SPEAK\n<speak>Now it speaks.</speak>\n.\n")
         module.stdin.flush()
-        spoken = b""
-        while not spoken.endswith(b"702 END\n"):
-            line = module.stdout.readline()
-            assert line, spoken[-300:]
-            spoken += line
+        spoken = read_until(module.stdout, b"702 END\n")
         assert len(split_audio(spoken)[0]) > 24_000  # over half a second of speech
     finally:
         module.kill()
