@@ -23,8 +23,6 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-import numpy as np
-
 from kokorod.hashing import sha256_file
 
 NPM_PACKAGE = "kokoro-js"
@@ -162,6 +160,8 @@ def read_voices(tarball: Path) -> dict[str, bytes]:
 def write_pack(voices: dict[str, bytes], target: Path) -> str:
     """The voices as one numpy archive (name → (510, 1, 256) float32), written atomically
     with fixed timestamps so the same voices give the same bytes; returns its sha256."""
+    import numpy as np  # here only: the control commands need no numpy
+
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:

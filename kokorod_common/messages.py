@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # decoding imports numpy when a chunk arrives; control calls need none
+    import numpy as np
 
 from kokorod_common.protocol import PROTOCOL_VERSION, pcm_to_samples
 
