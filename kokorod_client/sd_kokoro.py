@@ -111,9 +111,9 @@ def choose_voice(voices: list[dict[str, Any]], voice_type: str, language: str,
 
 
 def _same_language(voice_lang: str, wanted: str) -> bool:
+    """`en-us` matches only en-us; `en` matches every English voice."""
     voice_lang = voice_lang.lower()
-    return voice_lang == wanted or (voice_lang.split("-")[0] == wanted.split("-")[0] and (
-        "-" not in wanted or voice_lang.startswith(wanted)))
+    return voice_lang == wanted or ("-" not in wanted and voice_lang.split("-")[0] == wanted)
 
 
 class Module:
