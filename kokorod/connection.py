@@ -286,10 +286,8 @@ class Connection:
             error: EngineError | None = None
             try:
                 async for piece in job.pieces():
-                    while job.marks and job.marks[0][0] < samples + piece.size:
-                        sample, char, text = job.marks.pop(0)
-                        await self.send({"op": "mark", "id": req.id, "sample": sample,
-                                         "char": char, "text": text})
+                    while job.marks and job.marks[0]["sample"] < samples + piece.size:
+                        await self.send({"op": "mark", "id": req.id, **job.marks.pop(0)})
                     await self.send({"op": "chunk", "id": req.id, "seq": chunks,
                                      "pcm": samples_to_pcm(piece, req.format),
                                      "samples": int(piece.size)})
@@ -303,6 +301,10 @@ class Connection:
         except asyncio.CancelledError:
             job.cancel()
             raise
+        except Exception as exc:  # a fault of ours: this request ends, the rest go on
+            log.exception("streaming %r failed", req.id)
+            job.cancel("error")
+            final = error_frame(req.id, ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}")
         finally:
             self.jobs.pop(req.id, None)
             self.state.requests.ended(job, final)

@@ -34,6 +34,7 @@ from kokorod.phonemes import Phonemizer, spoken_tokens
 from kokorod.segment import Segment
 from kokorod.vocoder import Audio, Prepared, Vocoder, WindowSchedule, cut_model
 from kokorod.voices import VoiceTable
+from kokorod.words import WordTime, batch_words, shared_out, word_spans
 from kokorod_common.protocol import SAMPLE_RATE, ProtocolError
 from kokorod_common.voice_names import DEFAULT_VOICE, describe
 
@@ -70,9 +71,11 @@ class SegmentAudio:
     that began it: a reload may swap the daemon's engine meanwhile, and the segment
     finishes on the one whose front read it."""
 
-    def __init__(self, engine: Engine, pieces: Iterator[Audio]) -> None:
+    def __init__(self, engine: Engine, pieces: Iterator[Audio],
+                 words: list[WordTime] | None = None) -> None:
         self.engine = engine
         self._pieces = pieces
+        self.words = words if words is not None else []  # taken by the scheduler
 
     def step(self) -> Audio | None:
         return next(self._pieces, None)
@@ -197,19 +200,45 @@ class Engine:
         return [self.vocab[p] for p in phonemes if p in self.vocab]
 
     def _batches(self, text: str, lang: str) -> list[str]:
+        return self._read(text, lang, False)[0]
+
+    def _read(self, text: str, lang: str, words: bool,
+              skip_words: int = 0) -> tuple[list[str], list[list[tuple[int, int, int]]]]:
+        """The batches of `text`'s reading and (`words`) each batch's words, numbered
+        from `skip_words` (the words of a head read before `text`)."""
         phonemes = self.phonemize(text, lang)
-        return split_phonemes(phonemes, MAX_PHONEME_LENGTH) if phonemes else []
+        batches = split_phonemes(phonemes, MAX_PHONEME_LENGTH) if phonemes else []
+        if not (words and batches):
+            return batches, [[] for _ in batches]
+        spans = word_spans(text)
+        readings = self.phonemize.each([text[s:e] for s, e in spans], lang)
+        found = batch_words(phonemes, batches, readings)
+        return batches, [[(w + skip_words, a, b) for w, a, b in ws] for ws in found]
 
     # ------------------------------------------------------------ the two strategies
     def _pieces(self, segment: Segment, voice: Audio, speed: float, lang: str,
-                windows: WindowSchedule | None) -> Iterator[Audio]:
-        """Unguarded: the segment's audio in pieces (windows None: a batch per piece)."""
+                windows: WindowSchedule | None,
+                words: list[WordTime] | None = None) -> Iterator[Audio]:
+        """Unguarded: the segment's audio in pieces (windows None: a batch per piece);
+        `words` (if given) learns where each word is heard before the piece holding it."""
         if self.vocoder is None:
-            yield self._whole_segment(segment, voice, speed, lang)
+            audio = self._whole_segment(segment, voice, speed, lang)
+            if words is not None:
+                words.extend(shared_out(segment, audio.size - int(segment.pause_s
+                                                                  * SAMPLE_RATE)))
+            yield audio
             return
-        for p in self._prepare(segment, voice, speed, lang):
+        emitted = 0
+        for p in self._prepare(segment, voice, speed, lang, words is not None):
+            first = True
             while not p.done:
-                yield self.vocoder.window(p, windows.next_frames() if windows else p.frames)
+                audio = self.vocoder.window(p, windows.next_frames() if windows else p.frames)
+                if first and words is not None:
+                    words.extend(dataclasses.replace(w, sample=w.sample + emitted)
+                                 for w in p.word_times())
+                first = False
+                emitted += audio.size
+                yield audio
 
     def _whole_segment(self, segment: Segment, voice: Audio, speed: float,
                        lang: str) -> Audio:
@@ -230,17 +259,18 @@ class Engine:
                                                 dtype=np.float32)])
 
     def _prepare(self, segment: Segment, voice: Audio, speed: float,
-                 lang: str) -> list[Prepared]:
+                 lang: str, words: bool = False) -> list[Prepared]:
         """Front and source for each batch; a continuation starts after its spoken head."""
         assert self.vocoder is not None
-        batches = self._batches(segment.text, lang)
+        batches, their_words = self._read(segment.text, lang, words)
         skip = None  # tokens of the first batch that an earlier segment spoke
         if segment.spoken:
             if batches and self.vocoder.has_durations:
                 skip = spoken_tokens(batches[0], self.phonemize(segment.spoken, lang),
                                      self.vocab)
             if skip is None:  # the head cannot be placed: read only the rest
-                batches = self._batches(segment.rest, lang)
+                head = len(word_spans(segment.text)) - len(word_spans(segment.rest))
+                batches, their_words = self._read(segment.rest, lang, words, head)
         out: list[Prepared] = []
         for number, batch in enumerate(batches):
             tokens = self._tokens(batch)
@@ -248,6 +278,7 @@ class Engine:
                 continue
             prepared = self.vocoder.prepare(
                 lambda session, tokens=tokens: self._feed(session, tokens, voice, speed))
+            prepared.words = their_words[number]
             if number == 0 and skip is not None:
                 prepared.start_after(skip)
             out.append(prepared)
@@ -261,15 +292,20 @@ class Engine:
         return self.vocoder is not None
 
     def begin(self, segment: Segment, voice: Audio, speed: float, lang: str,
-              windows: WindowSchedule | None = None) -> SegmentAudio:
+              windows: WindowSchedule | None = None, words: bool = False) -> SegmentAudio:
         """The segment's audio piece by piece (nothing runs until the first step): in one
         piece with the whole model; with the streaming vocoder the first step runs the front
-        and the first window, each later step the next window on `windows`' schedule."""
-        return SegmentAudio(self, self._guarded_pieces(segment, voice, speed, lang, windows))
+        and the first window, each later step the next window on `windows`' schedule.
+        `words`: the SegmentAudio's `words` learn where each word is heard, each before
+        the step that returns its first sample."""
+        heard: list[WordTime] | None = [] if words else None
+        return SegmentAudio(self, self._guarded_pieces(segment, voice, speed, lang, windows,
+                                                       heard), heard)
 
     def _guarded_pieces(self, segment: Segment, voice: Audio, speed: float, lang: str,
-                        windows: WindowSchedule | None) -> Iterator[Audio]:
-        pieces = self._pieces(segment, voice, speed, lang, windows)
+                        windows: WindowSchedule | None,
+                        words: list[WordTime] | None = None) -> Iterator[Audio]:
+        pieces = self._pieces(segment, voice, speed, lang, windows, words)
         while True:
             started = time.perf_counter()
             audio = self._guarded(f"segment {segment.index}", next, pieces, None)

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kokorod.engine import EngineError, SegmentAudio
-from kokorod.segment import SegmentStream
+from kokorod.segment import Segment, SegmentStream, clean
 from kokorod.vocoder import Audio, WindowSchedule
+from kokorod.words import SourceMap, Span, WordTime, word_spans
 from kokorod_common.protocol import (
     PRIORITIES,
     SAMPLE_RATE,
@@ -54,9 +55,13 @@ class Job:
     first_audio_at: float | None = None  # first chunk handed to the consumer
     started_at: float | None = None  # first segment picked by the worker
     produced_samples: int = 0
-    # (first sample of the segment's audio, its first character in the spoken text, text):
-    # sent as `mark` frames just before that sample, for `say -i`.
-    marks: list[tuple[int, int, str]] = field(default_factory=list)
+    # `mark` frames' fields (kind, sample, …), in the order of their samples: sent just
+    # before the chunk holding that sample (played: when it is heard).
+    marks: list[dict[str, Any]] = field(default_factory=list)
+    original: str = ""  # the request's text as sent (word marks' spans index it)
+    words: SourceMap | None = field(init=False, default=None)  # with marks: "word"
+    _segment_words: tuple[int, int, list[Span]] = field(init=False, default=(0, 0, []))
+    _last_word_at: int = field(init=False, default=-1)
     chars_taken: int = 0
     synth_s: float = 0.0
     segments: int = 0  # segments begun
@@ -69,6 +74,35 @@ class Job:
     def __post_init__(self) -> None:
         self.stream = SegmentStream(self.request.text)
         self.out = asyncio.Queue(maxsize=SEGMENTS_AHEAD + 1)
+        if self.request.marks == "word":
+            self.words = SourceMap(self.original or self.request.text, clean(self.request.text))
+
+    def begin_segment(self, segment: Segment) -> None:
+        """Marks for a segment about to be synthesized: its own, and (word marks) where
+        its words come from in the request's text."""
+        self.marks.append({"kind": "segment", "sample": self.produced_samples,
+                           "char": self.chars_taken, "text": segment.rest})
+        self.chars_taken += len(segment.rest)
+        if self.words is None:
+            return
+        spans = word_spans(segment.text)
+        head = sum(1 for s, _ in spans if s < len(segment.spoken)) if segment.spoken else 0
+        said = self.words.spans(segment.text[spans[head][0]:] if head < len(spans) else "")
+        self._segment_words = (self.produced_samples, head, said)
+
+    def place_words(self, heard: list[WordTime]) -> None:
+        """Word marks for the segment begun last: where the engine heard its words."""
+        start, head, spans = self._segment_words
+        for w in heard:
+            k = w.word - head
+            sample = start + w.sample
+            if not 0 <= k < len(spans) or sample <= self._last_word_at:
+                continue
+            self._last_word_at = sample
+            a, b = spans[k]
+            self.marks.append({"kind": "word", "sample": int(sample), "samples": int(w.samples),
+                               "span": [int(a), int(b)], "text": self.original[a:b]})
+        heard.clear()
 
     @property
     def active(self) -> bool:

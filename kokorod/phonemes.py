@@ -78,8 +78,22 @@ class Phonemizer:
                 raw = japanese(text)
             else:
                 raw = self._backend(lang).phonemize([text], strip=True, njobs=1)[0]
+        return self._kept(raw)
+
+    def _kept(self, raw: str) -> str:
         phonemes = "".join(p for p in raw if p in self._vocab)
         return " ".join(phonemes.split())
+
+    def each(self, words: list[str], lang: str) -> list[str]:
+        """Each word read on its own (one espeak call for all): where words are among a
+        sentence's phonemes (words.py)."""
+        with self._lock:
+            japanese = self._japanese() if lang == "ja" else None
+            if japanese is not None:
+                raw = [japanese(w) if _JAPANESE.search(w) else w for w in words]
+            else:
+                raw = self._backend(lang).phonemize(words, strip=True, njobs=1)
+        return [self._kept(r) for r in raw]
 
 
 _MARKS = ",;:.!?—–…"

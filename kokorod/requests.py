@@ -80,11 +80,12 @@ class Requests:
         engine = self.engine
         voice = engine.voice_style(req.voice)
         lang = engine.lang_for(req.voice, req.text, req.lang)
+        original = req.text
         req = await self._cleaned(req, lang)
         if req.mode != "queue":
             self.stop(None if req.mode == "stop-all" else client, "interrupted")
         self.counters["requests"] += 1
-        job = Job(req, voice, lang, client)
+        job = Job(req, voice, lang, client, original=original)
         job.note = language_note(message.get("text"), lang)
         return job
 

@@ -125,6 +125,7 @@ class Scheduler:
                 return
             if job.cancelled:
                 return
+            job.place_words(job.segment.words)
             if audio is not None:
                 job.deliver(audio, time.perf_counter() - started)
                 return
@@ -138,11 +139,11 @@ class Scheduler:
             return False
         if job.started_at is None:
             job.started_at = time.perf_counter()
-        job.marks.append((job.produced_samples, job.chars_taken, segment.rest))
-        job.chars_taken += len(segment.rest)
+        job.begin_segment(segment)
         job.segments += 1
         req = job.request
-        job.segment = self.engine.begin(segment, job.voice, req.speed, job.lang, job.windows)
+        job.segment = self.engine.begin(segment, job.voice, req.speed, job.lang, job.windows,
+                                        words=job.words is not None)
         return True
 
     async def _infer(self, job: Job, segment: SegmentAudio) -> Any:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 
 from kokorod import headroom, progress, providers
 from kokorod.config import Config
+from kokorod.words import WordTime
 from kokorod_common import paths
 from kokorod_common.protocol import SAMPLE_RATE
 
@@ -138,6 +139,10 @@ class Prepared:
     next: int = 0  # first frame not yet vocoded
     fade_tail: Audio | None = None  # previous window's overshoot, cross-faded into the next
     peak_rms: float = 0.0  # loudest frame so far: the tail is trimmed relative to the segment
+    words: list[tuple[int, int, int]] = field(default_factory=list)  # (word, tokens from, to)
+    first_token: int = 0  # tokens before it were spoken by an earlier segment
+    origin: int = 0  # first frame of the audio (after an earlier segment's head)
+    lead_trim: int = 0  # samples of silence trimmed off the first window
 
     @property
     def remaining(self) -> int:
@@ -155,7 +160,34 @@ class Prepared:
         # +1: the pad token before the text; features run at a multiple of the duration
         # grid (2 × here), so scale by the ratio.
         done = int(self.durations[:tokens + 1].sum())
-        self.next = min(self.frames - 1, round(done * self.frames / max(1, total)))
+        self.next = self.origin = min(self.frames - 1, round(done * self.frames / max(1, total)))
+        self.first_token = tokens
+
+    def word_times(self) -> list[WordTime]:
+        """Where this batch's words are heard, from its audio's first sample (known once
+        the first window is trimmed): from the frames the model gave each token, or, for
+        a graph that does not say, an even share per token."""
+        if not self.words:
+            return []
+        tokens = max(w[2] for w in self.words) + 2
+        if self.durations is not None and self.durations.size >= 2:
+            per = np.asarray(self.durations, dtype=np.float64)
+        else:
+            per = np.ones(tokens, dtype=np.float64)
+        edges = np.concatenate([[0.0], np.cumsum(per)]) * (self.frames / max(1.0, per.sum()))
+        last = edges.size - 2
+
+        def at(token: int) -> int:  # +1: the pad token before the text
+            frame = edges[min(token + 1, last)]
+            return round((frame - self.origin) * SAMPLES_PER_FRAME) - self.lead_trim
+
+        out = []
+        for word, lo, hi in self.words:
+            if lo < self.first_token:
+                continue
+            start = max(0, at(lo))
+            out.append(WordTime(word, start, max(1, at(hi) - start)))
+        return out
 
 
 class Vocoder:
@@ -227,7 +259,9 @@ class Vocoder:
             _, (start, end) = trim_silence(audio, ref=p.peak_rms or 1.0)
             if end > start:
                 audio = audio[start if first else 0: end if last else audio.size]
+                p.lead_trim = start if first else p.lead_trim
             else:  # nothing but silence at an edge of the segment
+                p.lead_trim = audio.size if first else p.lead_trim
                 audio = audio[:0]
         if last and p.pause_s:
             audio = np.concatenate([audio, np.zeros(int(p.pause_s * SAMPLE_RATE), np.float32)])

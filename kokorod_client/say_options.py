@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from kokorod_client import __version__
+from kokorod_client.subtitles import FORMATS as SUBTITLE_FORMATS
 from kokorod_common.protocol import PRIORITIES, SPEED_RANGE, TEXT_FORMATS
 
 PROG = "kokoro-say"
@@ -59,6 +60,7 @@ examples:
   kokoro-say -v af_bella -r 200 -o hi.aiff Hello
   kokoro-say -o hi.raw --data-format=LEF32 Hello
   kokoro-say -f README.md --progress
+  kokoro-say -o talk.wav --subtitles talk.vtt -f talk.txt
   git log -1 --format=%s | kokoro-say -i
 
 environment:
@@ -109,8 +111,11 @@ def check_combination(args: argparse.Namespace) -> None:
     rules = [
         (args.daemon_play and args.output_file, "--daemon-play plays in the daemon; -o "
          "writes a file here: choose one"),
-        (args.daemon_play and (args.interactive or args.progress or args.audio_device),
-         "-i, --progress and -a follow local playback; --daemon-play has none"),
+        (args.daemon_play and (args.interactive or args.progress or args.audio_device
+                               or args.subtitles),
+         "-i, --progress, --subtitles and -a follow local playback; --daemon-play has none"),
+        (args.subtitles and not str(args.subtitles).lower().endswith(SUBTITLE_FORMATS),
+         f"--subtitles writes {', '.join(SUBTITLE_FORMATS)} files (from the extension)"),
         ((args.data_format or args.file_format) and not args.output_file,
          "--data-format and --file-format describe the -o file; there is none"),
         (args.rate is not None and args.speed is not None, "-r and --speed both set the "
@@ -129,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
         usage=f"{PROG} [-v voice] [-r rate] [-o outfile [--file-format=fmt] "
-              "[--data-format=fmt]] [-a device] [-f file | string ...] [-i] [--progress]",
+              "[--data-format=fmt]] [-a device] [-f file | string ...] [-i] [--progress] "
+              "[--subtitles file]",
         description=f"{PROG} - convert text to audible speech\n\n{DESCRIPTION}",
         epilog=EPILOG,
     )
@@ -151,7 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-a", "--audio-device", metavar="device",
                    help="output device, by number or (part of the) name; '?' lists them")
     p.add_argument("-i", "--interactive", action="store_true",
-                   help="print each sentence as it is spoken")
+                   help="show the text as it is spoken: on a terminal each word is "
+                        "highlighted as it is heard, elsewhere a line per sentence")
+    p.add_argument("--subtitles", metavar="file",
+                   help="write subtitles timed to the audio: .vtt, .srt, or .json (every "
+                        "word's start and end in seconds)")
     p.add_argument("--progress", action="store_true",
                    help="show a progress bar of the text spoken so far (on standard error)")
     p.add_argument("-l", "--lang", metavar="lang",

@@ -1,6 +1,6 @@
 """Where kokoro-say's audio goes and what it shows meanwhile: the player (or a file, the
-fallback without a sound device), `-i` sentences and the `--progress` bar, both moved by
-the audio actually heard."""
+fallback without a sound device), `-i` (sentences, or on a terminal the word being
+spoken) and the `--progress` bar, all moved by the audio actually heard; subtitles."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import sys
 import time
 from typing import Any
 
+from kokorod_client import subtitles
 from kokorod_client.audiofile import AudioFileWriter, UnsupportedFormat
 from kokorod_client.client import Client, Stream
+from kokorod_client.highlight import WordHighlighter
 from kokorod_client.say_options import PROG, SayError, text_format_for
 from kokorod_client.timeline import Timeline
 from kokorod_common.player import DeviceStalled, NoAudioDevice, Player, SinkFactory
@@ -96,10 +98,18 @@ class Output:
 
 
 class Feedback:
-    """-i and --progress: sentences printed and a bar advanced as the audio is heard."""
+    """-i, --progress and --subtitles: sentences printed (on a terminal: the word being
+    spoken highlighted in place), a bar advanced as the audio is heard, subtitles
+    written from the word marks at the end."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.timeline = Timeline(self._say if args.interactive else None)
+    def __init__(self, args: argparse.Namespace, text: str) -> None:
+        self.highlighter: WordHighlighter | None = None
+        if args.interactive and sys.stdout.isatty():
+            self.highlighter = WordHighlighter(text, sys.stdout)
+        self.subtitles: str | None = args.subtitles
+        self.text = text
+        self.timeline = Timeline(self._say if args.interactive and not self.highlighter else None,
+                                 self.highlighter.word if self.highlighter else None)
         self.bar: Any = None
         self.open_line = False  # a sentence was printed in part
         if args.progress:
@@ -108,6 +118,11 @@ class Feedback:
             self.bar = tqdm(total=1, unit="char", file=sys.stderr, desc=PROG, leave=True,
                             mininterval=0.25,
                             bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}")
+
+    @property
+    def marks(self) -> str | None:
+        """The marks to ask for: word marks when a word is shown or written."""
+        return "word" if self.highlighter or self.subtitles else None
 
     def _say(self, text: str, ends: bool) -> None:
         print(text, end="\n" if ends else " ", flush=True)
@@ -132,6 +147,13 @@ class Feedback:
     def done(self, total_samples: int) -> None:
         self.timeline.finish(total_samples)
         self.timeline.advance(total_samples)
+        if self.highlighter is not None:
+            self.highlighter.close()
+        if self.subtitles is not None:
+            try:
+                subtitles.write(self.subtitles, self.text, self.timeline.words, total_samples)
+            except OSError as exc:
+                raise SayError(f"cannot write {self.subtitles}: {exc.strerror}") from None
         if self.open_line:
             print(flush=True)
         if self.bar is not None:
@@ -143,12 +165,12 @@ def speak(args: argparse.Namespace, client: Client, text: str, speed: float,
           sink: SinkFactory | None, started: float) -> dict[str, Any]:
     # Ask first, then open the audio device while the daemon synthesizes: PortAudio's
     # start-up (device enumeration) then overlaps the wait instead of adding to it.
+    feedback = Feedback(args, text)
     stream: Stream = client.synthesize(
         text, voice=args.voice, speed=speed, lang=args.lang, chunk_ms=args.chunk_ms,
         text_format=text_format_for(args), priority=args.priority,
         mode="interrupt" if args.interrupt else None,
-        normalize=False if args.no_normalize else None)
-    feedback = Feedback(args)
+        normalize=False if args.no_normalize else None, marks=feedback.marks)
     stream.on_mark = feedback.timeline.add
     try:
         output = Output(args, sink)

@@ -1,5 +1,8 @@
 """Which part of the text is being heard: for `kokoro-say -i` and `--progress`.
 
+Word marks (requests with marks: "word") are exact: each is reported once its
+first sample has been heard.
+
 The daemon sends a `mark` before each segment's audio (its first sample and
 its text). Within a segment, a sentence's start is placed by its share of the
 segment's characters between this mark and the next (or the end): close
@@ -31,15 +34,22 @@ class _Sentence:
 class Timeline:
     """Feed marks as they arrive and the played position as it advances."""
 
-    def __init__(self, on_sentence: Callable[[str, bool], None] | None = None) -> None:
+    def __init__(self, on_sentence: Callable[[str, bool], None] | None = None,
+                 on_word: Callable[[Mark], None] | None = None) -> None:
         self.on_sentence = on_sentence
+        self.on_word = on_word  # word marks (marks: "word"), each as it is heard
         self.marks: list[Mark] = []
+        self.words: list[Mark] = []
+        self._words_said = 0
         self.sentences: list[_Sentence] = []
         self.end_sample: int | None = None
         self.total_chars: int | None = None  # the spoken text's length (from `start`)
         self._said = 0
 
     def add(self, mark: Mark) -> None:
+        if mark.kind == "word":
+            self.words.append(mark)
+            return
         index = len(self.marks)
         self.marks.append(mark)
         offset = 0
@@ -71,7 +81,11 @@ class Timeline:
         return span[0] + int((span[1] - span[0]) * s.offset / length)
 
     def advance(self, played: int) -> None:
-        """Report every sentence whose audio has started by sample `played`."""
+        """Report every word and sentence whose audio has started by sample `played`."""
+        while self._words_said < len(self.words) and self.words[self._words_said].sample <= played:
+            if self.on_word is not None:
+                self.on_word(self.words[self._words_said])
+            self._words_said += 1
         while self._said < len(self.sentences):
             start = self._start_of(self.sentences[self._said])
             if start is None or start > played:

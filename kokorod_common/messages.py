@@ -37,8 +37,11 @@ class Mark:
     """Where a piece of the spoken text starts in the audio (sent before that sample)."""
 
     sample: int  # offset in the request's audio
-    char: int  # offset in the spoken (cleaned) text
-    text: str
+    char: int  # segment marks: offset in the spoken (cleaned) text
+    text: str  # segment: the spoken text from here; word: the word as the request wrote it
+    kind: str = "segment"  # or "word" (requests with marks: "word")
+    samples: int = 0  # word: how long it is heard
+    span: tuple[int, int] | None = None  # word: where it is in the request's text
 
 
 @dataclass
@@ -62,6 +65,10 @@ def stream_item(frame: dict[str, Any], fmt: str) -> Chunk | End | Mark | None:
     `playing`."""
     op = raise_if_error(frame).get("op")
     if op == "mark":
+        if frame.get("kind") == "word":
+            a, b = frame["span"]
+            return Mark(int(frame["sample"]), int(a), str(frame["text"]), "word",
+                        int(frame.get("samples", 0)), (int(a), int(b)))
         return Mark(int(frame["sample"]), int(frame["char"]), str(frame["text"]))
     if op == "chunk":
         pcm = frame["pcm"]

@@ -30,6 +30,7 @@ TEXT_FORMATS = ("plain", "markdown", "code")
 # speech-dispatcher's priorities, highest first (see kokorod/speech_queue.py for the rules)
 PRIORITIES = ("important", "message", "text", "notification")
 MODES = ("queue", "interrupt", "stop-all")
+MARKS = ("segment", "word")  # a mark per segment, or per word as well
 STOP_SCOPES = ("client", "all")
 CHUNK_MS_RANGE = (20, 500)
 SPEED_RANGE = (0.5, 2.0)
@@ -56,6 +57,7 @@ class ErrorCode:
     BAD_TEXT_FORMAT = "bad_text_format"
     BAD_PRIORITY = "bad_priority"
     BAD_MODE = "bad_mode"
+    BAD_MARKS = "bad_marks"
     NO_AUDIO_DEVICE = "no_audio_device"  # play: true, but the daemon has no output device
     BUSY = "busy"  # too many requests in flight
     ENGINE_ERROR = "engine_error"  # inference failed for this request
@@ -176,6 +178,7 @@ class SynthesizeRequest:
     priority: str = "text"
     mode: str = "queue"
     play: bool = False  # the daemon plays the audio itself instead of streaming it back
+    marks: str = "segment"  # "word": a mark per word too, with its span in `text`
 
     def to_message(self) -> dict[str, Any]:
         fields = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
@@ -321,6 +324,7 @@ def parse_synthesize(
         priority=priority,
         mode=mode,
         play=typed_field(message, "play", (bool,), False),
+        marks=_choice(message, "marks", MARKS, "segment", ErrorCode.BAD_MARKS),
     )
 
 

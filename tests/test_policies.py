@@ -43,6 +43,7 @@ class Steps:
     def __init__(self, log: list[str], tag: str, pieces: int) -> None:
         self.log, self.tag, self.left = log, tag, pieces
         self.interrupted = False
+        self.words: list[Any] = []
 
     def step(self) -> np.ndarray | None:
         if self.left == 0:
@@ -63,7 +64,7 @@ class StandInEngine:
         self.begun: list[Steps] = []
 
     def begin(self, segment: Segment, voice: Any, speed: float, lang: str,
-              windows: Any = None) -> Steps:
+              windows: Any = None, words: bool = False) -> Steps:
         steps = Steps(self.log, segment.rest.split()[0], 2)
         self.begun.append(steps)
         return steps

@@ -1,0 +1,90 @@
+"""Subtitle files from word marks: WebVTT (.vtt), SubRip (.srt), or every word's start and
+end as JSON (.json). Cues follow the text's sentences, split where one would run past
+two lines of 42 characters or 7 seconds; their text is the request's own."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from kokorod_client.highlight import units
+from kokorod_common.messages import Mark
+from kokorod_common.protocol import SAMPLE_RATE
+
+FORMATS = (".vtt", ".srt", ".json")
+MAX_CUE_CHARS = 84
+MAX_CUE_S = 7.0
+
+
+@dataclass(frozen=True)
+class Word:
+    text: str
+    start: float  # seconds
+    end: float
+    span: tuple[int, int]
+
+
+def words_of(marks: list[Mark]) -> list[Word]:
+    out = []
+    for m in marks:
+        if m.kind == "word" and m.span is not None:
+            out.append(Word(m.text, m.sample / SAMPLE_RATE, (m.sample + m.samples) / SAMPLE_RATE,
+                            m.span))
+    return out
+
+
+def cues(text: str, words: list[Word]) -> list[tuple[float, float, str]]:
+    """(start, end, text) per cue: a sentence, or the part of it that fits."""
+    bounds = [b for _, b in units(text)]
+    out: list[tuple[float, float, str]] = []
+    group: list[Word] = []
+
+    def flush(last: bool) -> None:
+        if not group:
+            return
+        a, b = group[0].span[0], group[-1].span[1]
+        while last and b < len(text) and not text[b].isspace():  # its closing punctuation
+            b += 1
+        out.append((group[0].start, group[-1].end, " ".join(text[a:b].split())))
+        group.clear()
+
+    for w in words:
+        if group:
+            sentence_ended = any(group[-1].span[1] <= e <= w.span[0] for e in bounds)
+            too_long = (w.span[1] - group[0].span[0] > MAX_CUE_CHARS
+                        or w.end - group[0].start > MAX_CUE_S)
+            if sentence_ended or too_long:
+                flush(sentence_ended)
+        group.append(w)
+    flush(True)
+    return out
+
+
+def _clock(seconds: float, sep: str) -> str:
+    ms = round(seconds * 1000)
+    h, ms = divmod(ms, 3_600_000)
+    m, ms = divmod(ms, 60_000)
+    s, ms = divmod(ms, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+
+
+def render(path: str, text: str, marks: list[Mark], total_samples: int) -> str:
+    words = words_of(marks)
+    suffix = Path(path).suffix.lower()
+    if suffix == ".json":
+        return json.dumps({
+            "duration": round(total_samples / SAMPLE_RATE, 3),
+            "words": [{"text": w.text, "start": round(w.start, 3), "end": round(w.end, 3),
+                       "span": list(w.span)} for w in words]}, ensure_ascii=False, indent=1)
+    sep = "." if suffix == ".vtt" else ","
+    blocks = []
+    for n, (start, end, line) in enumerate(cues(text, words), 1):
+        timing = f"{_clock(start, sep)} --> {_clock(end, sep)}"
+        blocks.append(f"{timing}\n{line}" if suffix == ".vtt" else f"{n}\n{timing}\n{line}")
+    head = "WEBVTT\n\n" if suffix == ".vtt" else ""
+    return head + "\n\n".join(blocks) + "\n"
+
+
+def write(path: str, text: str, marks: list[Mark], total_samples: int) -> None:
+    Path(path).write_text(render(path, text, marks, total_samples), encoding="utf-8")
