@@ -119,8 +119,8 @@ class SourceMap:
                 placed = i2
         self._next += placed
         self._said += n
-        return [span for span, token in zip(out, tokens) if token[0].isalnum()
-                or token[0] == "_"]
+        return [span for span, token in zip(out, tokens, strict=True)
+                if token[0].isalnum() or token[0] == "_"]
 
 
 def _letters(phonemes: str) -> tuple[str, list[int]]:
