@@ -65,3 +65,22 @@ def wer(reference: str, hypothesis: str) -> float:
         for j, h in enumerate(hyp, 1):
             prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
     return row[-1] / max(1, len(ref))
+
+
+def align(samples: Any, text: str) -> list[tuple[str, float, float]]:
+    """(word, start s, end s) for each word of `text` as PocketSphinx places it in 24 kHz
+    float audio (forced alignment to the text; silences left out)."""
+    from pocketsphinx import Decoder
+
+    pcm = np.clip(to_16k(samples) * 32767, -32768, 32767).astype("<i2").tobytes()
+    decoder = Decoder(samprate=RATE_ASR, bestpath=False, loglevel="FATAL")
+    decoder.set_align_text(" ".join(words(text)))
+    for second in (False, True):  # the first pass finds the words, the second times them
+        if second:
+            decoder.set_alignment()
+        decoder.start_utt()
+        decoder.process_raw(pcm, full_utt=True)
+        decoder.end_utt()
+    frame = 1 / 100  # PocketSphinx counts 10 ms frames
+    return [(w.name.split("(")[0], w.start * frame, (w.start + w.duration) * frame)
+            for w in decoder.get_alignment() if not w.name.startswith(("<", "["))]

@@ -18,6 +18,7 @@ request waits for one window, not a whole segment.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,6 +51,11 @@ DURATIONS = "/encoder/Cast_output_0"
 SAMPLES_PER_FRAME = SAMPLE_RATE // 80  # 12.5 ms of audio
 HARMONIC_FRAMES_PER_FRAME = 60
 LAYOUT_VERSION = 2
+# The decoder sounds a token a little before its slot in the durations: the first
+# sound of a text comes a median 30 ms before its first word's slot (energy onset, 50
+# renderings, 5 voices) and PocketSphinx places words 78 ms early (bench/word_timing.py);
+# word marks are moved this much earlier.
+WORD_LEAD_FRAMES = 4  # 50 ms
 
 PARTS = {
     "front": (["tokens", "style", "speed"], [FEATURES, STYLE, F0]),
@@ -178,8 +184,8 @@ class Prepared:
         last = edges.size - 2
 
         def at(token: int) -> int:  # +1: the pad token before the text
-            frame = edges[min(token + 1, last)]
-            return round((frame - self.origin) * SAMPLES_PER_FRAME) - self.lead_trim
+            frame = edges[min(token + 1, last)] - WORD_LEAD_FRAMES
+            return math.floor((frame - self.origin) * SAMPLES_PER_FRAME + 0.5) - self.lead_trim
 
         out = []
         for word, lo, hi in self.words:

@@ -31,6 +31,7 @@ _SPOKEN_SYMBOLS = "#%&@+=<>/\\|~^"  # symbols cleanup may have said in words
 
 
 Span = tuple[int, int]
+_PHONEME_WORD = re.compile(r"(?:^|(?<=[\s,;:.!?—…]))([ˈˌ]?[^\W\d_])")
 
 
 def word_spans(text: str) -> list[Span]:
@@ -141,16 +142,29 @@ def phoneme_spans(readings: Sequence[str], phonemes: str) -> list[Span | None]:
         for k in range(block.size):
             mapped[block.a + k] = where[block.b + k]
     starts: list[int | None] = []
-    at = 0
+    lasts: list[int] = []  # each word's last phoneme found (-1: none)
+    at, latest = 0, -1
     for part in parts:
         hits = [m for m in mapped[at:at + len(part)] if m >= 0]
         at += len(part)
         start = hits[0] if hits else None
         while start and phonemes[start - 1] in _STRESS:
             start -= 1
-        if start is not None and any(s is not None and s >= start for s in starts):
+        if start is not None and start <= latest:
             start = None  # read out of order: no place of its own
+        latest = start if start is not None else latest
         starts.append(start)
+        lasts.append(hits[-1] if start is not None else -1)
+    # A word read differently alone ("a" alone is the letter's name) takes the phoneme
+    # word that begins between its neighbours, if there is one.
+    for k, start in enumerate(starts):
+        if start is None:
+            lo = max([*lasts[:k], -1]) + 1
+            hi = next((s for s in starts[k + 1:] if s is not None), len(phonemes))
+            gap = _PHONEME_WORD.search(phonemes, lo, hi)
+            if gap is not None and (gap.start(1) > 0 or k == 0):
+                starts[k] = gap.start(1)
+                lasts[k] = gap.start(1)
     # A word ends where the next one starts, less the spaces and marks between them
     # (espeak's reading of a word in context differs from its own at the edges).
     out: list[Span | None] = []
