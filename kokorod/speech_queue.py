@@ -278,15 +278,29 @@ class SpeechQueue:
         finally:
             announce.cancel()
         utt.played_samples = player.buffer.stats.samples_played
+        if job.request.marks == "word" and not job.cancelled:
+            await self._marks_heard(utt, utt.played_samples)
         await self._close_player()  # silence first: `end` means the device has stopped
         await self._finish(utt, chunks=chunks, error=error)
 
     @staticmethod
     async def _announce(utt: Utterance, player: Any) -> None:
-        """`playing` goes out when the first sound reaches the device, not before."""
+        """`playing` goes out when the first sound reaches the device, not before; then
+        (marks: "word") each mark as its sample is played."""
         while player.buffer.stats.first_sound_at is None:
             await asyncio.sleep(POLL_S)
         await utt.send({"op": "playing", "id": utt.job.request.id})
+        if utt.job.request.marks != "word":
+            return
+        while True:
+            await SpeechQueue._marks_heard(utt, player.buffer.heard())
+            await asyncio.sleep(POLL_S)
+
+    @staticmethod
+    async def _marks_heard(utt: Utterance, played: int) -> None:
+        job = utt.job
+        while job.marks and job.marks[0]["sample"] < played:
+            await utt.send({"op": "mark", "id": job.request.id, **job.marks.pop(0)})
 
     async def _feed(self, job: Job, player: Any) -> tuple[EngineError | None, int]:
         """Hand the job's audio to the player until it has played out (or was cancelled)."""

@@ -58,7 +58,7 @@ class Output:
     def position(self) -> int:
         """Samples heard so far (written, for a file)."""
         if self.player is not None:
-            return self.player.buffer.stats.samples_played
+            return self.player.buffer.heard()
         return self.writer.samples if self.writer is not None else 0
 
     def feed(self, seq: int, samples: Any, tick: Any) -> None:

@@ -85,6 +85,12 @@ class JitterBuffer:
         self.paused = False  # read() gives silence and keeps its place
         self._last_arrival: float | None = None
         self.last_read_at: float | None = None  # the device's last callback
+        # The playing clock, (time, samples) where it (re)started: heard() runs at the
+        # sample rate from there, capped by what the device was handed (so a gap in the
+        # audio holds it); a pause stops it. A device may take a second of audio in a
+        # burst of callbacks, or (ALSA's null device) all of it at once.
+        self._clock: tuple[float, int] | None = None
+        self._heard = 0  # where the clock stopped (paused)
         self.drained = threading.Event()
 
     def push(self, seq: int, samples: np.ndarray) -> None:
@@ -137,12 +143,32 @@ class JitterBuffer:
         with self._lock:
             return (self._ready_samples - self._head_offset) / SAMPLE_RATE
 
+    def heard(self) -> int:
+        """Samples heard by now: the time sound has been flowing, at the sample rate, but
+        never more than the device was handed (a device that takes a second of audio in a
+        burst of callbacks is not heard a second at a time)."""
+        with self._lock:
+            return self._heard_now()
+
+    def _heard_now(self) -> int:
+        if self._clock is None:
+            return self._heard
+        at, base = self._clock
+        flowing = int((self.clock() - at) * SAMPLE_RATE)
+        return max(self._heard, min(self.stats.samples_played, base + flowing))
+
+    def _stop_clock(self) -> None:
+        if self._clock is not None:
+            self._heard = self._heard_now()
+            self._clock = None
+
     def read(self, out: np.ndarray) -> bool:
         """Fill `out` (1-D float32); returns False once everything has been played."""
         frames = out.shape[0]
         with self._lock:
             self.last_read_at = self.clock()
             if self.paused:
+                self._stop_clock()
                 out[:] = 0
                 return True
             if not self._playing:
@@ -165,6 +191,8 @@ class JitterBuffer:
                     self._head_offset = 0
             if filled and self.stats.first_sound_at is None:
                 self.stats.first_sound_at = self.clock()
+            if filled and self._clock is None:
+                self._clock = (self.last_read_at, self._heard)
             self.stats.samples_played += filled
             if filled < frames:
                 out[filled:] = 0

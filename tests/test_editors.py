@@ -43,7 +43,7 @@ def test_emacs_package_speaks_a_region_and_stops_it(speaker: Speaker) -> None:
                   "-l", "kokoro-tests.el", "-f", "ert-run-tests-batch-and-exit"], speaker)
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
-    assert "Ran 7 tests, 7 results as expected" in out, out
+    assert "Ran 9 tests, 9 results as expected" in out, out
     assert_speech_landed(speaker)
 
 
@@ -53,5 +53,5 @@ def test_neovim_plugin_speaks_a_region_and_stops_it(speaker: Speaker) -> None:
                   "-c", f"luafile {EDITORS / 'nvim' / 'tests' / 'kokoro_test.lua'}"], speaker)
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
-    assert "8 tests, 0 failed" in out, out
+    assert "10 tests, 0 failed" in out, out
     assert_speech_landed(speaker)

@@ -66,11 +66,20 @@ nil means $KOKORO_SOCKET, else the path `kokorod socket' prints (asked once)."
 nil: it waits in the daemon's queue."
   :type 'boolean)
 
+(defcustom kokoro-highlight-words t
+  "Non-nil: highlight each word of a spoken region or buffer as it is heard."
+  :type 'boolean)
+
+(defface kokoro-word '((t :inherit highlight))
+  "The word being spoken (see `kokoro-highlight-words').")
+
 (defvar kokoro--process nil "The connection to the daemon.")
 (defvar kokoro--pending (unibyte-string) "Bytes received and not yet a whole frame.")
 (defvar kokoro--next-id 0)
 (defvar kokoro--requests (make-hash-table :test 'equal)
   "Request id → the last frame the daemon sent for it.")
+(defvar kokoro--highlights (make-hash-table :test 'equal)
+  "Request id → (START-MARKER . OVERLAY): where its text starts, its word highlight.")
 (defvar kokoro-event-functions nil
   "Functions called with every frame from the daemon (an alist with symbol keys).")
 
@@ -234,10 +243,34 @@ Maps become alists with symbol keys, arrays vectors, bin unibyte strings."
 (defun kokoro--dispatch (frame)
   (let ((id (alist-get 'id frame))
         (op (alist-get 'op frame)))
-    (when id (puthash id frame kokoro--requests))
+    (if (equal op "mark")  ; not a state of the request: a word being heard
+        (kokoro--highlight id frame)
+      (when id (puthash id frame kokoro--requests)))
+    (when (member op '("end" "error"))
+      (kokoro--unhighlight id))
     (when (equal op "error")
       (message "kokoro: %s [%s]" (alist-get 'message frame) (alist-get 'code frame)))
     (run-hook-with-args 'kokoro-event-functions frame)))
+
+(defun kokoro--highlight (id frame)
+  "Move request ID's word highlight to the word of mark FRAME."
+  (let ((entry (gethash id kokoro--highlights))
+        (span (alist-get 'span frame)))
+    (when (and entry span (equal (alist-get 'kind frame) "word")
+               (buffer-live-p (marker-buffer (car entry))))
+      (let* ((start (marker-position (car entry)))
+             (overlay (or (cdr entry)
+                          (setcdr entry (make-overlay start start (marker-buffer (car entry)))))))
+        (overlay-put overlay 'face 'kokoro-word)
+        (move-overlay overlay (+ start (aref span 0)) (+ start (aref span 1)))))))
+
+(defun kokoro--unhighlight (id)
+  "Request ID is over: its highlight goes."
+  (let ((entry (gethash id kokoro--highlights)))
+    (when entry
+      (when (cdr entry) (delete-overlay (cdr entry)))
+      (set-marker (car entry) nil)
+      (remhash id kokoro--highlights))))
 
 (defun kokoro--sentinel (proc _event)
   (unless (process-live-p proc)
@@ -313,22 +346,29 @@ OPS defaults to the final frames (end, error).  Returns that frame, or nil."
         ((derived-mode-p 'prog-mode) "code")
         (t "plain")))
 
-(defun kokoro-speak-string (text &optional text-format)
-  "Speak TEXT through the daemon; return the request id."
+(defun kokoro-speak-string (text &optional text-format start)
+  "Speak TEXT through the daemon; return the request id.
+START, a buffer position where TEXT is (from `kokoro-speak-region'), has its words
+highlighted as they are heard (see `kokoro-highlight-words')."
   (interactive "sSay: ")
   (when (string-empty-p (string-trim text))
     (user-error "kokoro: nothing to say"))
-  (kokoro--request
-   "synthesize"
-   `((text . ,text) (play . t) (text_format . ,(or text-format "plain"))
-     (speed . ,(float kokoro-speed)) (priority . ,kokoro-priority)
-     (mode . ,(if kokoro-interrupt "interrupt" "queue"))
-     ,@(when kokoro-voice `((voice . ,kokoro-voice))))))
+  (let* ((words (and start kokoro-highlight-words))
+         (id (kokoro--request
+              "synthesize"
+              `((text . ,text) (play . t) (text_format . ,(or text-format "plain"))
+                (speed . ,(float kokoro-speed)) (priority . ,kokoro-priority)
+                (mode . ,(if kokoro-interrupt "interrupt" "queue"))
+                ,@(when words '((marks . "word")))
+                ,@(when kokoro-voice `((voice . ,kokoro-voice)))))))
+    (when words
+      (puthash id (cons (copy-marker start) nil) kokoro--highlights))
+    id))
 
 (defun kokoro-speak-region (beg end)
   "Speak the region from BEG to END; return the request id."
   (interactive "r")
-  (kokoro-speak-string (buffer-substring-no-properties beg end) (kokoro-text-format)))
+  (kokoro-speak-string (buffer-substring-no-properties beg end) (kokoro-text-format) beg))
 
 (defun kokoro-speak-buffer ()
   "Speak the whole buffer; return the request id."

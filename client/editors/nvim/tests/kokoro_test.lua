@@ -93,6 +93,61 @@ test("rst and tex are read as prose, not as code", function()
   eq(k.text_format(0), "plain")
 end)
 
+--- The highlighted word of request `id` as { row, col, text }, or nil.
+local function highlighted()
+  local marks = vim.api.nvim_buf_get_extmarks(0, k.namespace, 0, -1, { details = true })
+  if #marks == 0 then
+    return nil
+  end
+  local _, row, col, details = unpack(marks[1])
+  local line = vim.api.nvim_buf_get_lines(0, row, row + 1, false)[1]
+  return { row = row, col = col, text = line:sub(col + 1, details.end_col) }
+end
+
+test("words are highlighted as they are heard, in order, and cleared at the end", function()
+  buffer({ "Not spoken.", "Seven small birds sang on the old stone wall.", "Then they flew away." })
+  vim.cmd("2,3KokoroSpeak")
+  local id, seen = k.last_speech, {}
+  vim.wait(120000, function()
+    local now = highlighted()
+    local last = seen[#seen]
+    if now and (not last or now.row ~= last.row or now.col ~= last.col) then
+      table.insert(seen, now)
+    end
+    return k.state_of(id) == "end" or k.state_of(id) == "error"
+  end, 10)
+  eq(k.state_of(id), "end", "final frame")
+  assert(#seen >= 6, "words highlighted: " .. vim.inspect(seen))
+  eq(seen[1].text, "Seven", "first word")
+  eq(seen[1].row, 1, "first row")
+  for i, w in ipairs(seen) do
+    assert(w.text:match("^%a+$"), "not a word: " .. vim.inspect(w))
+    if i > 1 then
+      local p = seen[i - 1]
+      assert(w.row > p.row or (w.row == p.row and w.col > p.col), "out of order: " .. vim.inspect(seen))
+    end
+  end
+  eq(seen[#seen].row, 2, "the second line is reached")
+  vim.wait(500, function() return highlighted() == nil end, 10)
+  eq(highlighted(), nil, "highlight after the end")
+end)
+
+test("a characterwise selection is highlighted where it is; stop clears it", function()
+  local line = ("Skip this. " .. ("Words of a long selection are spoken here. "):rep(10))
+  buffer({ line })
+  vim.cmd("normal! 0fWv$\27")
+  vim.cmd("'<,'>KokoroSpeak")
+  local id = k.last_speech
+  assert(vim.wait(120000, function() return highlighted() ~= nil end, 10), "no highlight")
+  local first = highlighted()
+  eq(first.text, "Words", "first word")
+  eq(first.col, 11, "its column")
+  vim.cmd("KokoroStop")
+  eq(k.wait(id, 30000).reason, "stopped", "reason")
+  vim.wait(500, function() return highlighted() == nil end, 10)
+  eq(highlighted(), nil, "highlight after stop")
+end)
+
 test("pause and resume reply", function()
   eq(k.pause().paused, true, "paused")
   eq(k.resume().paused, false, "resumed")

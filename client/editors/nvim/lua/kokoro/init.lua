@@ -16,10 +16,14 @@ M.config = {
   speed = 1.0,
   priority = "text", -- important | message | text | notification
   interrupt = true, -- new speech stops this editor's current speech
+  highlight = true, -- highlight each word of spoken lines or selections as it is heard
 }
 
 local uv = vim.loop
-local state = { pipe = nil, pending = "", next_id = 0, requests = {} }
+local state = { pipe = nil, pending = "", next_id = 0, requests = {}, highlights = {} }
+local ns = vim.api.nvim_create_namespace("kokoro_words")
+M.namespace = ns
+vim.api.nvim_set_hl(0, "KokoroWord", { default = true, link = "IncSearch" })
 M._state = state
 
 -- ------------------------------------------------------------------ frames
@@ -43,10 +47,77 @@ function M.frame(message)
   return be32(#body) .. body
 end
 
+--- The byte offset (0-based) of character `chars` of UTF-8 `text`.
+local function byte_of(text, chars)
+  local b, n = 1, 0
+  while n < chars and b <= #text do
+    local c = text:byte(b)
+    b = b + (c >= 0xF0 and 4 or c >= 0xE0 and 3 or c >= 0xC0 and 2 or 1)
+    n = n + 1
+  end
+  return b - 1
+end
+
+--- Row and column (0-based) in the buffer of byte `offset` of text spoken from `where`.
+local function position(where, offset)
+  local row, col, line_start = where.row, nil, 0
+  for i = 1, offset do
+    if where.text:byte(i) == 10 then
+      row, line_start = row + 1, i
+    end
+  end
+  col = offset - line_start
+  if row == where.row or where.block then
+    col = col + where.col
+  end
+  return row, col
+end
+
+--- A word mark: the request's highlight moves to that word (scheduled: a libuv callback
+--- may not touch buffers).
+local function highlight(id, frame)
+  local where = state.highlights[id]
+  if not where or frame.kind ~= "word" or type(frame.span) ~= "table" then
+    return
+  end
+  vim.schedule(function()
+    if state.highlights[id] ~= where or not vim.api.nvim_buf_is_valid(where.buf) then
+      return
+    end
+    local r0, c0 = position(where, byte_of(where.text, frame.span[1]))
+    local r1, c1 = position(where, byte_of(where.text, frame.span[2]))
+    if r1 ~= r0 then -- a span across a line break: up to the end of its first line
+      r1, c1 = r0, #(vim.api.nvim_buf_get_lines(where.buf, r0, r0 + 1, false)[1] or "")
+    end
+    where.mark = vim.api.nvim_buf_set_extmark(where.buf, ns, r0, c0, {
+      id = where.mark, end_row = r1, end_col = c1, hl_group = "KokoroWord",
+    })
+  end)
+end
+
+local function unhighlight(id)
+  local where = state.highlights[id]
+  state.highlights[id] = nil
+  if where then
+    vim.schedule(function()
+      if vim.api.nvim_buf_is_valid(where.buf) and where.mark then
+        vim.api.nvim_buf_del_extmark(where.buf, ns, where.mark)
+      end
+    end)
+  end
+end
+
 local function dispatch(frame)
   local id = frame.id
+  if frame.op == "mark" then -- not a state of the request: a word being heard
+    highlight(id, frame)
+    return
+  end
   if id ~= nil and id ~= vim.NIL then
     state.requests[id] = frame
+  end
+  if frame.op == "end" or frame.op == "error" then
+    unhighlight(id)
   end
   if frame.op == "error" then
     vim.schedule(function()
@@ -181,7 +252,9 @@ function M.text_format(buf)
   return "code"
 end
 
---- Speak `text`; returns the request id. `opts` may override the config fields.
+--- Speak `text`; returns the request id. `opts` may override the config fields;
+--- `opts.where = { buf, row, col, block }` (0-based; `block`: every line starts at
+--- `col`) says where the text is in a buffer, whose words are then highlighted.
 function M.speak(text, opts)
   opts = vim.tbl_extend("force", M.config, opts or {})
   if not text or vim.trim(text) == "" then
@@ -199,14 +272,25 @@ function M.speak(text, opts)
   if opts.voice then
     fields.voice = opts.voice
   end
+  local where = opts.highlight and opts.where
+  if where then
+    fields.marks = "word"
+  end
   M.last_speech = M.request("synthesize", fields)
+  if where then
+    state.highlights[M.last_speech] = vim.tbl_extend("force", where, {
+      buf = where.buf == 0 and vim.api.nvim_get_current_buf() or where.buf, text = text,
+    })
+  end
   return M.last_speech
 end
 
 --- Speak lines `first`..`last` (1-based, inclusive) of the current buffer.
 function M.speak_lines(first, last)
   local lines = vim.api.nvim_buf_get_lines(0, first - 1, last, false)
-  return M.speak(table.concat(lines, "\n"), { text_format = M.text_format(0) })
+  return M.speak(table.concat(lines, "\n"), {
+    text_format = M.text_format(0), where = { buf = 0, row = first - 1, col = 0 },
+  })
 end
 
 --- The last byte of the character that starts at byte `col` of `line`: a selection that
@@ -228,15 +312,18 @@ function M.speak_visual()
   if #lines == 0 then
     return nil
   end
+  local where = { buf = 0, row = s[2] - 1, col = 0 }
   if mode == "v" then
     lines[#lines] = lines[#lines]:sub(1, char_end(lines[#lines], e[3]))
     lines[1] = lines[1]:sub(s[3])
+    where.col = s[3] - 1
   elseif mode == "\22" then -- blockwise
     for i, line in ipairs(lines) do
       lines[i] = line:sub(s[3], char_end(line, e[3]))
     end
+    where.col, where.block = s[3] - 1, true
   end
-  return M.speak(table.concat(lines, "\n"), { text_format = M.text_format(0) })
+  return M.speak(table.concat(lines, "\n"), { text_format = M.text_format(0), where = where })
 end
 
 local function control(op, fields)
