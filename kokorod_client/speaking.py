@@ -7,7 +7,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from kokorod_client import subtitles
@@ -16,6 +18,7 @@ from kokorod_client.client import Client, Stream
 from kokorod_client.highlight import WordHighlighter
 from kokorod_client.say_options import PROG, SayError, text_format_for
 from kokorod_client.timeline import Timeline
+from kokorod_common.messages import Mark
 from kokorod_common.player import DeviceStalled, NoAudioDevice, Player, SinkFactory
 
 FALLBACK_WAV = "kokoro-say.wav"
@@ -108,6 +111,8 @@ class Feedback:
             self.highlighter = WordHighlighter(text, sys.stdout)
         self.subtitles: str | None = args.subtitles
         self.text = text
+        self._lock = threading.Lock()  # ticks come from the reader and the ticker thread
+        self.live = bool(args.interactive or args.progress)  # shows something while heard
         self.timeline = Timeline(self._say if args.interactive and not self.highlighter else None,
                                  self.highlighter.word if self.highlighter else None)
         self.bar: Any = None
@@ -137,7 +142,38 @@ class Feedback:
             self.bar.total = int(chars)
             self.timeline.total_chars = int(chars)
 
+    def add(self, mark: Mark) -> None:
+        with self._lock:
+            self.timeline.add(mark)
+
+    def ticking(self, position: Callable[[], int]) -> contextlib.AbstractContextManager[None]:
+        """While in it, a thread moves the feedback along every TICK_S / 2 (chunks arrive
+        in bursts, a window of audio at a time; the words must move as they are heard)."""
+        stop = threading.Event()
+
+        def run() -> None:
+            while not stop.wait(TICK_S / 2):
+                self.tick(position())
+
+        @contextlib.contextmanager
+        def scope() -> Iterator[None]:
+            thread = threading.Thread(target=run, name="say-feedback", daemon=True)
+            if self.live:
+                thread.start()
+            try:
+                yield
+            finally:
+                stop.set()
+                if thread.is_alive():
+                    thread.join()
+
+        return scope()
+
     def tick(self, played: int) -> None:
+        with self._lock:
+            self._tick(played)
+
+    def _tick(self, played: int) -> None:
         self.timeline.advance(played)
         if self.bar is not None and self.timeline.total_chars:
             heard = min(self.timeline.total_chars, self.timeline.chars_at(played))
@@ -171,7 +207,7 @@ def speak(args: argparse.Namespace, client: Client, text: str, speed: float,
         text_format=text_format_for(args), priority=args.priority,
         mode="interrupt" if args.interrupt else None,
         normalize=False if args.no_normalize else None, marks=feedback.marks)
-    stream.on_mark = feedback.timeline.add
+    stream.on_mark = feedback.add
     try:
         output = Output(args, sink)
     except BaseException:
@@ -185,14 +221,15 @@ def speak(args: argparse.Namespace, client: Client, text: str, speed: float,
         feedback.tick(output.position())
 
     try:
-        for chunk in stream:
-            if first_chunk is None:
-                first_chunk = time.perf_counter()
-                feedback.started(stream)
-            total += chunk.samples.size
-            output.feed(chunk.seq, chunk.samples, tick)
-        feedback.timeline.finish(total)
-        output.finish(tick)
+        with feedback.ticking(output.position):
+            for chunk in stream:
+                if first_chunk is None:
+                    first_chunk = time.perf_counter()
+                    feedback.started(stream)
+                total += chunk.samples.size
+                output.feed(chunk.seq, chunk.samples, tick)
+            feedback.timeline.finish(total)
+            output.finish(tick)
         feedback.done(total)
     except KeyboardInterrupt:
         output.abort()

@@ -25,12 +25,14 @@ class Word:
     span: tuple[int, int]
 
 
-def words_of(marks: list[Mark]) -> list[Word]:
+def words_of(marks: list[Mark], total_samples: int) -> list[Word]:
+    """The word marks as words; the last one's length (the model's, with the silence it
+    ends in) is cut at the end of the audio."""
     out = []
     for m in marks:
         if m.kind == "word" and m.span is not None:
-            out.append(Word(m.text, m.sample / SAMPLE_RATE, (m.sample + m.samples) / SAMPLE_RATE,
-                            m.span))
+            end = min(m.sample + m.samples, total_samples)
+            out.append(Word(m.text, m.sample / SAMPLE_RATE, end / SAMPLE_RATE, m.span))
     return out
 
 
@@ -70,7 +72,7 @@ def _clock(seconds: float, sep: str) -> str:
 
 
 def render(path: str, text: str, marks: list[Mark], total_samples: int) -> str:
-    words = words_of(marks)
+    words = words_of(marks, total_samples)
     suffix = Path(path).suffix.lower()
     if suffix == ".json":
         return json.dumps({

@@ -245,6 +245,7 @@ def test_interrupt_cancels_own_streamed_request(quiet: Speaker) -> None:
 @pytest.mark.parametrize(("field", "value", "code"), [
     ("priority", "urgent", "bad_priority"), ("mode", "later", "bad_mode"),
     ("text_format", "html", "bad_text_format"), ("play", "yes", "bad_request"),
+    ("marks", "syllable", "bad_marks"), ("marks", 1, "bad_request"),
     ("normalize", 1, "bad_request"),
 ])
 def test_bad_fields_get_typed_errors(quiet: Speaker, field: str, value: Any,
