@@ -124,6 +124,9 @@ class Config:
         "output device for daemon-side playback (`play: true`); empty = system default")
     playback_prebuffer: int = setting("KOKORO_PLAYBACK_PREBUFFER", 2,
         "chunks daemon-side playback holds before it starts", minimum=1, maximum=16)
+    audio_cache_mb: int = setting("KOKORO_AUDIO_CACHE_MB", 32,
+        "audio of short requests kept for repeats (\"Build finished\"); 0 = off",
+        minimum=0, maximum=4096)
     max_queued: int = setting("KOKORO_MAX_QUEUED", 64,
         "utterances waiting in the daemon's speech queue", minimum=1, maximum=10_000)
     http_port: int = setting("KOKORO_HTTP_PORT", 0,

@@ -14,9 +14,9 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from kokorod.engine import EngineError, SegmentAudio
+from kokorod.engine import EngineError
 from kokorod.segment import Segment, SegmentStream, clean
 from kokorod.vocoder import Audio, WindowSchedule
 from kokorod.words import SourceMap, Span, WordTime, word_spans
@@ -34,6 +34,15 @@ DEFAULT_CHUNK_MS = 50
 
 class Cancelled:
     """Sentinel put in a job's queue when it is cancelled."""
+
+
+class Pieces(Protocol):
+    """A segment's audio a step at a time: engine.SegmentAudio, or the audio cache's."""
+
+    words: list[WordTime]
+
+    def step(self) -> Audio | None: ...
+    def interrupt(self) -> None: ...
 
 
 def _nothing() -> None:
@@ -65,7 +74,7 @@ class Job:
     chars_taken: int = 0
     synth_s: float = 0.0
     segments: int = 0  # segments begun
-    segment: SegmentAudio | None = None  # the one in progress
+    segment: Pieces | None = None  # the one in progress
     windows: WindowSchedule = field(default_factory=WindowSchedule)
     cancelled: bool = False
     reason: str = ""  # why it was cancelled: cancelled, stopped, interrupted, …

@@ -19,6 +19,7 @@ _espeak_log = logging.getLogger("kokorod.phonemizer")
 _espeak_log.setLevel(logging.ERROR)
 
 _MAX_LANG_BACKENDS = 8
+_CACHED_READINGS = 2048
 _JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uff66-\uff9f]")  # kana and kanji
 
 
@@ -33,6 +34,12 @@ class Phonemizer:
         self._backends: OrderedDict[str, Any] = OrderedDict()
         self._ja: Any = None  # the Japanese reader: None not tried yet, False unavailable
         self._lock = threading.Lock()  # espeak holds process-global state
+        # Segments read again (repeated phrases; a cut sentence's head, read once alone
+        # and once within the whole sentence): (text, lang) → phonemes.
+        self._cache: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
 
     def _backend(self, lang: str) -> Any:
         backend = self._backends.get(lang)
@@ -72,6 +79,27 @@ class Phonemizer:
         return self._ja or None
 
     def __call__(self, text: str, lang: str) -> str:
+        key = (text, lang)
+        with self._cache_lock:
+            kept = self._cache.get(key)
+            if kept is not None:
+                self._cache.move_to_end(key)
+                self.hits += 1
+                return kept
+            self.misses += 1
+        phonemes = self._read(text, lang)
+        with self._cache_lock:
+            self._cache[key] = phonemes
+            while len(self._cache) > _CACHED_READINGS:
+                self._cache.popitem(last=False)
+        return phonemes
+
+    def status(self) -> dict[str, object]:
+        asked = self.hits + self.misses
+        return {"entries": len(self._cache), "hits": self.hits, "misses": self.misses,
+                "hit_rate": round(self.hits / asked, 3) if asked else None}
+
+    def _read(self, text: str, lang: str) -> str:
         with self._lock:
             japanese = self._japanese() if lang == "ja" and _JAPANESE.search(text) else None
             if japanese is not None:

@@ -21,9 +21,11 @@ import time
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
+from kokorod import audio_cache
+from kokorod.audio_cache import AudioCache
 from kokorod.config import Config
-from kokorod.engine import Engine, EngineError, SegmentAudio
-from kokorod.job import Job
+from kokorod.engine import Engine, EngineError
+from kokorod.job import Job, Pieces
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,9 @@ class Scheduler:
         self._task: asyncio.Task[None] | None = None
         self._rr = 0
         self.busy = False  # a piece is being synthesized (maybe of a cancelled request)
-        self._running: tuple[Job, SegmentAudio] | None = None
+        self.cache = AudioCache(config.audio_cache_mb * 1024 * 1024)
+        self._cache_engine = engine
+        self._running: tuple[Job, Pieces] | None = None
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -141,12 +145,18 @@ class Scheduler:
             job.started_at = time.perf_counter()
         job.begin_segment(segment)
         job.segments += 1
-        req = job.request
-        job.segment = self.engine.begin(segment, job.voice, req.speed, job.lang, job.windows,
-                                        words=job.words is not None)
+        req, engine, words = job.request, self.engine, job.words is not None
+        if self._cache_engine is not engine:  # reloaded: voices may differ by the same name
+            self.cache.clear()
+            self._cache_engine = engine
+        key = audio_cache.key_for(segment, job.stream.exhausted(), engine.files.sha256,
+                                  req.voice or engine.default_voice, req.speed, job.lang,
+                                  words, engine.streaming)
+        job.segment = self.cache.begin(key, lambda: engine.begin(
+            segment, job.voice, req.speed, job.lang, job.windows, words=words))
         return True
 
-    async def _infer(self, job: Job, segment: SegmentAudio) -> Any:
+    async def _infer(self, job: Job, segment: Pieces) -> Any:
         """One step of the segment on the worker thread."""
         self.busy = True
         self._running = (job, segment)

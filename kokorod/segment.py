@@ -236,6 +236,10 @@ class SegmentStream:
         self._index += 1
         return Segment(self._continue, CUT_PAUSE_S, 0)
 
+    def exhausted(self) -> bool:
+        """No segment is left (the last one handed out was the text's end)."""
+        return not self._continue and self._peek() is None
+
     def __iter__(self) -> Iterator[Segment]:  # the default rule, for tests and tools
         while (seg := self.next(FIRST_CHARS, MAX_CHARS)) is not None:
             yield seg

@@ -231,6 +231,8 @@ class Daemon:
             "speech": self.speech.snapshot(),
             "scheduler": {"first_segment_chars": self.config.first_segment_chars,
                           "segment_chars": self.config.segment_chars},
+            "caches": {"audio": self.scheduler.cache.status(),
+                       "phonemes": self.engine.phonemize.status()},
         }
 
 

@@ -59,6 +59,10 @@ class Steps:
 class StandInEngine:
     """begin() like Engine's: the tag is the segment's first word, two steps a segment."""
 
+    files = type("Files", (), {"sha256": "stand-in"})()
+    default_voice = "af_heart"
+    streaming = True
+
     def __init__(self) -> None:
         self.log: list[str] = []
         self.begun: list[Steps] = []
@@ -78,7 +82,7 @@ def run_scheduler(*jobs: Job) -> list[str]:
     """Submit the jobs (in this order) before the worker starts; read them all; the order
     in which their steps ran."""
     engine = StandInEngine()
-    config = Config(first_segment_chars=20, segment_chars=40)
+    config = Config(first_segment_chars=20, segment_chars=40, audio_cache_mb=0)
 
     async def main() -> list[str]:
         sched = Scheduler(engine, config, ThreadPoolExecutor(1))  # type: ignore[arg-type]
@@ -105,7 +109,7 @@ def picks(sched: Scheduler, n: int) -> list[Job | None]:
 
 
 def policy_only(*jobs: Job) -> Scheduler:
-    sched = Scheduler(StandInEngine(), Config(), ThreadPoolExecutor(1))  # type: ignore[arg-type]
+    sched = Scheduler(StandInEngine(), Config(audio_cache_mb=0), ThreadPoolExecutor(1))  # type: ignore[arg-type]
     for job in jobs:
         sched.submit(job)
     return sched
@@ -166,7 +170,7 @@ def test_the_worker_serves_priority_before_arrival() -> None:
 def test_a_job_nobody_reads_is_paused_at_its_queue_limit() -> None:
     async def main() -> tuple[int, int]:
         engine = StandInEngine()
-        sched = Scheduler(engine, Config(segment_chars=40),  # type: ignore[arg-type]
+        sched = Scheduler(engine, Config(segment_chars=40, audio_cache_mb=0),  # type: ignore[arg-type]
                           ThreadPoolExecutor(1))
         sched.start()
         job = make_job(sentences("idle", 10))
@@ -184,7 +188,7 @@ def test_a_job_nobody_reads_is_paused_at_its_queue_limit() -> None:
 def test_cancel_wakes_the_scheduler_and_stops_the_running_step() -> None:
     async def main() -> tuple[bool, bool]:
         engine = StandInEngine()
-        sched = Scheduler(engine, Config(segment_chars=40),  # type: ignore[arg-type]
+        sched = Scheduler(engine, Config(segment_chars=40, audio_cache_mb=0),  # type: ignore[arg-type]
                           ThreadPoolExecutor(1))
         job = make_job(sentences("gone", 3))
         sched.submit(job)

@@ -114,6 +114,16 @@ def test_vocoder_off_uses_the_whole_model(data_dir: Path) -> None:
     audio = engine.synthesize(Segment("Whole model.", 0.0, 0), engine.voice_style(None), 1.0,
                               "en-us")
     assert 0.5 < audio.size / 24000 < 3
+    # without the front's durations, words are placed by their share of the text
+    heard = engine.begin(Segment("Three words here.", 0.0, 0), engine.voice_style(None), 1.0,
+                         "en-us", words=True)
+    pieces = []
+    while (piece := heard.step()) is not None:
+        pieces.append(piece)
+    size = sum(p.size for p in pieces)
+    assert [w.word for w in heard.words] == [0, 1, 2]
+    starts = [w.sample for w in heard.words]
+    assert starts[0] == 0 and starts == sorted(set(starts)) and starts[-1] < size
 
 
 def test_a_graph_that_cannot_be_cut_is_used_whole(tmp_path: Path,
@@ -128,3 +138,30 @@ def test_a_graph_that_cannot_be_cut_is_used_whole(tmp_path: Path,
     model = tmp_path / "other.onnx"
     onnx.save(helper.make_model(graph), str(model))
     assert vocoder_module.cut_model(model, "0" * 64) is None
+
+
+DURATION_TEXTS = [
+    "Hi.",
+    "Numbers like three hundred and twelve, or a quarter past nine, take their time.",
+    "She sells sea shells by the sea shore; the shells she sells are surely sea shells!",
+    "Well, well, well... what have we here? A question, an exclamation, and a pause!",
+    " ".join(["A long paragraph goes on and on, clause after clause, so that its phonemes "
+              "need more than one batch of the model."] * 6),
+]
+
+
+@pytest.mark.parametrize("speed", [1.0, 1.7])
+def test_front_durations_add_up_to_each_batch_of_audio(engine: Engine, speed: float) -> None:
+    """The durations the front returns (word marks' timing) are the frames the decoder
+    expanded: two feature frames per duration unit, 300 samples per frame."""
+    voice = engine.voice_style(None)
+    vocoder = engine.vocoder
+    assert vocoder is not None and vocoder.has_durations
+    batches = 0
+    for text in DURATION_TEXTS:
+        for p in engine.prepare(Segment(text, 0.0, 0), voice, speed, "en-us"):
+            assert p.durations is not None and (p.durations > 0).sum() > 2
+            assert 2 * int(p.durations.sum()) == p.frames
+            assert vocoder.whole(p).size == p.frames * vocoder_module.SAMPLES_PER_FRAME
+            batches += 1
+    assert batches > len(DURATION_TEXTS)  # the long paragraph took several batches
