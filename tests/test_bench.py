@@ -35,7 +35,7 @@ def test_bench_smoke(daemon: DaemonProc, tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     cmd = [sys.executable, str(REPO / "bench" / "run_bench.py"), "--socket", str(daemon.socket),
            "--preset", "short", "--preset", "first-sentence", "--preset", "soak",
-           "--duration", "3", "--trials", "2", "--memory", "--concurrency", "2",
+           "--duration", "2", "--trials", "1", "--memory", "--concurrency", "2",
            "--concurrency-preset", "short", "--compare", "--cold-trials", "1", "--stream",
            "--json", str(out)]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO,
@@ -47,14 +47,14 @@ def test_bench_smoke(daemon: DaemonProc, tmp_path: Path) -> None:
     assert report["daemon"]["model_sha256"]
     short = report["presets"]["short"]
     s = short["kokorod"]["summary"]
-    assert s["ttfa_s"]["n"] == 2 and s["ttfa_s"]["min"] > 0
+    assert s["ttfa_s"]["n"] == 1 and s["ttfa_s"]["min"] > 0
     assert s["rtf"]["min"] > 0 and s["seq_complete"] is True
-    assert s["underruns"]["n"] == 2
+    assert s["underruns"]["n"] == 1
     for anchor in ("one_shot", "create_stream", "cold_process"):
         assert short["anchors"][anchor]["summary"]["ttfa_s"]["min"] > 0
     assert short["ratios"]["one_shot"]["ttfa_p50"] > 0
     e2e = short["kokoro_say"]["summary"]["e2e_first_sound_s"]
-    assert e2e["n"] == 2 and e2e["min"] > 0
+    assert e2e["n"] == 1 and e2e["min"] > 0
     assert report["first_sentence"]["ratio_p95_long_over_short"] > 0
     assert report["concurrency"]["errors"] == [] and report["concurrency"]["clients"] == 2
     assert report["soak"]["requests"] >= 1 and report["soak"]["audio_s"] > 0

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from kokorod_common.protocol import (
     HEADER,
+    MARKS,
     MODES,
     PRIORITIES,
     TEXT_FORMATS,
@@ -133,12 +134,13 @@ requests = st.fixed_dictionaries(
               "priority": msgpack_values | st.sampled_from(["important", "notification"]),
               "mode": msgpack_values | st.sampled_from(["interrupt", "stop-all"]),
               "play": msgpack_values, "normalize": msgpack_values,
+              "marks": msgpack_values | st.just("word"),
               "scope": msgpack_values | st.just("all"), "client_name": msgpack_values},
 )
 DOCUMENTED = ErrorCode.all()
 
 
-# 8,000 byte strings here + 1,500 structured requests below: 9,500 fuzz cases a run.
+# 8,000 byte strings here + 700 structured requests below: 8,700 fuzz cases a run.
 @settings(max_examples=8000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=256))
 def test_fuzz_decoder_raises_only_protocol_errors(data: bytes) -> None:
@@ -155,7 +157,7 @@ def test_fuzz_decoder_raises_only_protocol_errors(data: bytes) -> None:
                 break
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=700, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(requests)
 def test_fuzz_request_validation(message: dict[str, Any]) -> None:
     try:
@@ -171,6 +173,7 @@ def test_fuzz_request_validation(message: dict[str, Any]) -> None:
             assert 0.5 <= req.speed <= 2.0 and 20 <= req.chunk_ms <= 500
             assert req.priority in PRIORITIES and req.mode in MODES
             assert req.text_format in TEXT_FORMATS and isinstance(req.play, bool)
+            assert req.marks in MARKS
         if decoded["op"] == "stop":
             scope, name = parse_stop_scope(decoded)
             assert scope in ("client", "all") and (name is None or isinstance(name, str))

@@ -229,7 +229,7 @@ def test_reload_to_whole_model_mid_segment_finishes_the_stream(run_dir: Path,
             text = " ".join(["This sentence is long enough that its audio comes in several "
                              "windows, one after another, and somewhere in the middle of them "
                              "the engine is swapped for one that no longer has the cut model, "
-                             "while the windows of this segment are still being made."] * 4)
+                             "while the windows of this segment are still being made."] * 2)
             conn.send({"op": "synthesize", "id": 1, "text": text})
             frames = [conn.recv()]
             while frames[-1]["op"] != "chunk":

@@ -194,8 +194,6 @@ def test_word_marks_cost_nothing_in_the_audio(daemon: DaemonProc) -> None:
 ALIGN = [
     "A gentle wind moved through the tall grass. The farmer watched from his porch.",
     "Our neighbor fixed the broken fence on Monday, and then he painted it green.",
-    "Keep your phone in your pocket while you walk across the busy street.",
-    "The teacher asked the students to open their books and read the first page.",
     "We heard music coming from the house next door, so we knocked to say hello.",
 ]
 
