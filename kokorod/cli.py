@@ -116,8 +116,18 @@ def _format_status(s: dict[str, Any]) -> str:
                    f"{e.get('failures')} failures, "
                    f"{e.get('rebuilds')} rebuilds"),
         ("speech", _format_speech(s.get("speech") or {})),
+        ("caches", _format_caches(s.get("caches") or {})),
     ]
     return "\n".join(f"{k:<12} {v}" for k, v in rows)
+
+
+def _format_caches(caches: dict[str, Any]) -> str:
+    """Hit rates of the audio cache (repeated short requests) and the phoneme cache."""
+    def one(name: str, c: dict[str, Any]) -> str:
+        rate = "–" if c.get("hit_rate") is None else f"{100 * c['hit_rate']:.0f} %"
+        size = f", {c['bytes'] / 2**20:.1f} MiB" if "bytes" in c else ""
+        return f"{name} {c.get('hits', 0)} hits / {c.get('misses', 0)} misses ({rate}{size})"
+    return "; ".join(one(n, c) for n, c in caches.items()) or "–"
 
 
 def _format_requests(s: dict[str, Any]) -> str:

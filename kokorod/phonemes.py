@@ -117,8 +117,10 @@ class Phonemizer:
         sentence's phonemes (words.py)."""
         with self._lock:
             japanese = self._japanese() if lang == "ja" else None
-            if japanese is not None:
-                raw = [japanese(w) if _JAPANESE.search(w) else w for w in words]
+            if japanese is not None:  # as __call__ reads them: kana/kanji by Kokoro's reader
+                raw = [japanese(w) if _JAPANESE.search(w)
+                       else self._backend(lang).phonemize([w], strip=True, njobs=1)[0]
+                       for w in words]
             else:
                 raw = self._backend(lang).phonemize(words, strip=True, njobs=1)
         return [self._kept(r) for r in raw]

@@ -4,10 +4,11 @@ long requests are not kept, and `status` counts hits apart from everything else.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
-from helpers import DaemonProc, raw_conn
+from helpers import DaemonProc, kokorod_cli, raw_conn
 
 from kokorod.audio_cache import MAX_CHARS, AudioCache, Entry, key_for
 from kokorod.segment import Segment
@@ -45,6 +46,9 @@ def test_a_repeated_short_request_is_served_from_the_cache(daemon: DaemonProc) -
     other, _ = request(daemon, text, voice="bf_emma")
     assert faster != first and other != first
     assert caches(daemon)["audio"]["hits"] == after["hits"]
+    shown = kokorod_cli("status", env=daemon.env).stdout
+    assert re.search(r"caches\s+audio \d+ hits / \d+ misses \(\d+ %, [\d.]+ MiB\); "
+                     r"phonemes \d+ hits", shown), shown
 
 
 def test_word_marks_come_back_with_the_cached_audio(daemon: DaemonProc) -> None:

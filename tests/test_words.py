@@ -181,6 +181,14 @@ def test_word_marks_cover_each_word_once_in_order_before_their_audio(
     assert samples[-1] < frames[-1]["samples"]
 
 
+def test_japanese_gets_a_mark_per_run_of_text(daemon: DaemonProc) -> None:
+    text = "こんにちは、世界。今日は いい天気ですね。"
+    words = [f for f in word_stream(daemon, text, voice="jf_alpha")
+             if f["op"] == "mark" and f.get("kind") == "word"]
+    assert [w["text"] for w in words] == ["こんにちは", "世界", "今日は", "いい天気ですね"]
+    assert [w["sample"] for w in words] == sorted({w["sample"] for w in words})
+
+
 def test_word_marks_cost_nothing_in_the_audio(daemon: DaemonProc) -> None:
     text = "The same words, with and without word marks, make the same sound."
     with_marks = [f for f in word_stream(daemon, text) if f["op"] == "chunk"]
