@@ -160,10 +160,18 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 3
     status.pop("op", None)
     status.pop("id", None)
+    if args.verbose:  # the session ops too
+        for op in ("session-status", "optimization-status"):
+            reply = control.call(path, op, client_name="kokorod-status")
+            status[op.replace("-", "_")] = {k: v for k, v in reply.items()
+                                            if k not in ("op", "id")}
     if args.json:
         print(json.dumps({"running": True, **status}, indent=2))
     else:
         print(_format_status(status))
+        for key in ("session_status", "optimization_status"):
+            if key in status:
+                print(f"\n{key.replace('_', ' ')}:\n{json.dumps(status[key], indent=2)}")
     return 0
 
 
@@ -256,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("stop", help="stop the background daemon").set_defaults(func=cmd_stop)
     status = sub.add_parser("status", help="is it running, and how is it doing")
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--verbose", "-v", action="store_true",
+                        help="also each inference session and what is optimised how")
     status.set_defaults(func=cmd_status)
     sub.add_parser("config", help="show the effective settings").set_defaults(func=cmd_config)
     sub.add_parser("socket", help="print the socket path (for editor plugins and scripts)"

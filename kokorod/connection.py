@@ -14,7 +14,7 @@ import itertools
 import logging
 from typing import Any
 
-from kokorod import peercred
+from kokorod import peercred, session_ops
 from kokorod.engine import EngineError
 from kokorod.job import Job, final_frame
 from kokorod.speech_queue import Utterance
@@ -124,7 +124,7 @@ class Connection:
     async def dispatch(self, message: dict[str, Any]) -> None:
         try:
             op = check_op(message)
-            handler = getattr(self, f"op_{op}")
+            handler = getattr(self, f"op_{op.replace('-', '_')}")
             await handler(message)
         except ProtocolError as exc:
             self.state.counters["refused"] += 1
@@ -189,11 +189,25 @@ class Connection:
     async def op_status(self, message: dict[str, Any]) -> None:
         await self.send({"op": "status", "id": check_id(message), **self.state.status()})
 
+    async def op_session_status(self, message: dict[str, Any]) -> None:
+        await self.send({"op": "session-status", "id": check_id(message),
+                         **session_ops.session_status(self.state.engine)})
+
+    async def op_optimization_status(self, message: dict[str, Any]) -> None:
+        caches = self.state.status().get("caches", {})
+        await self.send({"op": "optimization-status", "id": check_id(message),
+                         **session_ops.optimization_status(self.state.engine, caches)})
+
+    async def op_session_reset(self, message: dict[str, Any]) -> None:
+        """New sessions and empty caches (a reload that rebuilds); connections stay."""
+        self._reload(check_id(message), True, "session-reset")
+
     async def op_reload(self, message: dict[str, Any]) -> None:
         """Re-read settings and the model choice (`kokorod model use`); replies when swapped."""
-        rid = check_id(message)
-        rebuild = typed_field(message, "rebuild", (bool,), False)
+        self._reload(check_id(message), typed_field(message, "rebuild", (bool,), False),
+                     "reload")
 
+    def _reload(self, rid: Any, rebuild: bool, reply: str) -> None:
         async def run() -> None:
             try:
                 result = await self.state.reload(rebuild)
@@ -201,7 +215,7 @@ class Connection:
                 self.state.counters["refused"] += 1
                 await self.send_quietly(error_frame(rid, ErrorCode.RELOAD_FAILED, str(exc)))
                 return
-            await self.send_quietly({"op": "reload", "id": rid, **result})
+            await self.send_quietly({"op": reply, "id": rid, **result})
 
         task = asyncio.get_running_loop().create_task(run(), name="reload-op")
         self.tasks.add(task)

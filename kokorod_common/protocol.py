@@ -191,7 +191,8 @@ def request_frame(op: str, rid: int | str, **fields: Any) -> dict[str, Any]:
 
 
 REQUEST_OPS = ("hello", "synthesize", "cancel", "voices", "status", "ping", "reload",
-               "stop", "pause", "resume", "queue")
+               "stop", "pause", "resume", "queue", "session-status", "optimization-status",
+               "session-reset")
 
 
 def check_id(message: dict[str, Any]) -> int | str:

@@ -1,0 +1,43 @@
+"""Session ops: each inference session's health, what is optimised how, and a reset
+that rebuilds the sessions and empties the caches while connections stay."""
+
+from __future__ import annotations
+
+from helpers import DaemonProc, kokorod_cli, raw_conn
+
+
+def test_session_and_optimization_status(daemon: DaemonProc) -> None:
+    with raw_conn(daemon.socket) as c:
+        c.send({"op": "session-status", "id": 1})
+        sessions = c.recv()
+        c.send({"op": "optimization-status", "id": 2})
+        optimised = c.recv()
+    assert sessions["op"] == "session-status" and sessions["id"] == 1
+    assert set(sessions["sessions"]) == {"front", "source", "gen"}
+    assert all(s["providers"][-1] == "CPUExecutionProvider" for s in sessions["sessions"].values())
+    assert sessions["schedule"]["first_window_frames"] == 80 and sessions["failures"] >= 0
+    assert optimised["op"] == "optimization-status"
+    assert optimised["quantized"] is True and optimised["streaming_vocoder"] is True
+    assert optimised["word_durations"] is True and optimised["threads"] >= 1
+    assert set(optimised["caches"]) == {"audio", "phonemes"}
+    shown = kokorod_cli("status", "--verbose", env=daemon.env).stdout
+    assert "session status:" in shown and "optimization status:" in shown, shown
+
+
+def test_session_reset_rebuilds_and_empties_the_caches(daemon: DaemonProc) -> None:
+    with raw_conn(daemon.socket) as c:
+        for rid in (1, 2):  # a repeat: kept in the audio cache
+            c.send({"op": "synthesize", "id": rid, "text": "Reset check, one two."})
+            assert c.until_final(rid)[-1]["op"] == "end"
+        c.send({"op": "status", "id": 3})
+        assert c.recv()["caches"]["audio"]["entries"] >= 1
+        c.send({"op": "session-reset", "id": 4})
+        reply = c.recv()
+        assert reply["op"] == "session-reset" and reply["rebuilt"] is True, reply
+        c.send({"op": "status", "id": 5})
+        after = c.recv()  # the same connection serves on
+        assert after["caches"]["audio"]["entries"] == 0
+        phonemes = after["caches"]["phonemes"]  # a new engine: its warm-up reading only
+        assert phonemes["hits"] == 0 and phonemes["entries"] <= 1
+        c.send({"op": "synthesize", "id": 6, "text": "Reset check, one two."})
+        assert c.until_final(6)[-1]["op"] == "end"
