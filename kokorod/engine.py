@@ -278,7 +278,7 @@ class Engine:
                 continue
             prepared = self.vocoder.prepare(
                 lambda session, tokens=tokens: self._feed(session, tokens, voice, speed))
-            prepared.words = their_words[number]
+            prepared.words, prepared.tokens = their_words[number], len(tokens)
             if number == 0 and skip is not None:
                 prepared.start_after(skip)
             out.append(prepared)

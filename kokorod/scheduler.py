@@ -35,7 +35,7 @@ class Scheduler:
     `executor` is the worker (injectable: tests run the policy without a model)."""
 
     def __init__(self, engine: Engine, config: Config, executor: Executor | None = None) -> None:
-        self.engine = engine
+        self._engine = engine
         self.config = config
         self._jobs: list[Job] = []
         self._wake = asyncio.Event()
@@ -44,8 +44,19 @@ class Scheduler:
         self._rr = 0
         self.busy = False  # a piece is being synthesized (maybe of a cancelled request)
         self.cache = AudioCache(config.audio_cache_mb * 1024 * 1024)
-        self._cache_engine = engine
         self._running: tuple[Job, Pieces] | None = None
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @engine.setter
+    def engine(self, engine: Engine) -> None:
+        """A reload's new engine: the kept audio goes (a voice may sound different by the
+        same name)."""
+        if engine is not self._engine:
+            self.cache.clear()
+        self._engine = engine
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -146,9 +157,6 @@ class Scheduler:
         job.begin_segment(segment)
         job.segments += 1
         req, engine, words = job.request, self.engine, job.words is not None
-        if self._cache_engine is not engine:  # reloaded: voices may differ by the same name
-            self.cache.clear()
-            self._cache_engine = engine
         key = audio_cache.key_for(segment, job.stream.exhausted(), engine.files.sha256,
                                   req.voice or engine.default_voice, req.speed, job.lang,
                                   words, engine.streaming)

@@ -153,7 +153,6 @@ class Daemon:
                     raise ReloadError(f"the new engine failed: {exc}; the current model "
                                       "keeps serving") from None
                 self.engine = self.requests.engine = self.scheduler.engine = engine
-                self.scheduler.cache.clear()  # a voice may sound different by the same name
             self.config = self.requests.config = self.scheduler.config = new
             self.speech.device, self.speech.max_queued = new.audio_device, new.max_queued
             self.speech.prebuffer = new.playback_prebuffer

@@ -146,6 +146,7 @@ class Prepared:
     fade_tail: Audio | None = None  # previous window's overshoot, cross-faded into the next
     peak_rms: float = 0.0  # loudest frame so far: the tail is trimmed relative to the segment
     words: list[tuple[int, int, int]] = field(default_factory=list)  # (word, tokens from, to)
+    tokens: int = 0  # the batch's tokens (without the pads)
     first_token: int = 0  # tokens before it were spoken by an earlier segment
     origin: int = 0  # first frame of the audio (after an earlier segment's head)
     lead_trim: int = 0  # samples of silence trimmed off the first window
@@ -175,11 +176,10 @@ class Prepared:
         a graph that does not say, an even share per token."""
         if not self.words:
             return []
-        tokens = max(w[2] for w in self.words) + 2
         if self.durations is not None and self.durations.size >= 2:
             per = np.asarray(self.durations, dtype=np.float64)
         else:
-            per = np.ones(tokens, dtype=np.float64)
+            per = np.ones(max(self.tokens, max(w[2] for w in self.words)) + 2, np.float64)
         edges = np.concatenate([[0.0], np.cumsum(per)]) * (self.frames / max(1.0, per.sum()))
         last = edges.size - 2
 
@@ -265,9 +265,11 @@ class Vocoder:
             _, (start, end) = trim_silence(audio, ref=p.peak_rms or 1.0)
             if end > start:
                 audio = audio[start if first else 0: end if last else audio.size]
-                p.lead_trim = start if first else p.lead_trim
+                if first:
+                    p.lead_trim = start
             else:  # nothing but silence at an edge of the segment
-                p.lead_trim = audio.size if first else p.lead_trim
+                if first:
+                    p.lead_trim = audio.size
                 audio = audio[:0]
         if last and p.pause_s:
             audio = np.concatenate([audio, np.zeros(int(p.pause_s * SAMPLE_RATE), np.float32)])

@@ -146,7 +146,8 @@ class Feedback:
         with self._lock:
             self.timeline.add(mark)
 
-    def ticking(self, position: Callable[[], int]) -> contextlib.AbstractContextManager[None]:
+    @contextlib.contextmanager
+    def ticking(self, position: Callable[[], int]) -> Iterator[None]:
         """While in it, a thread moves the feedback along every TICK_S / 2 (chunks arrive
         in bursts, a window of audio at a time; the words must move as they are heard)."""
         stop = threading.Event()
@@ -155,19 +156,15 @@ class Feedback:
             while not stop.wait(TICK_S / 2):
                 self.tick(position())
 
-        @contextlib.contextmanager
-        def scope() -> Iterator[None]:
-            thread = threading.Thread(target=run, name="say-feedback", daemon=True)
-            if self.live:
-                thread.start()
-            try:
-                yield
-            finally:
-                stop.set()
-                if thread.is_alive():
-                    thread.join()
-
-        return scope()
+        thread = threading.Thread(target=run, name="say-feedback", daemon=True)
+        if self.live:
+            thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            if thread.is_alive():
+                thread.join()
 
     def tick(self, played: int) -> None:
         with self._lock:
