@@ -28,9 +28,10 @@ import texts  # noqa: E402
 from metrics import lsd  # noqa: E402
 
 from kokorod import engine as engine_module  # noqa: E402
+from kokorod import windows as window_plan  # noqa: E402
 from kokorod.config import load  # noqa: E402
 from kokorod.segment import Segment  # noqa: E402
-from kokorod.vocoder import SAMPLES_PER_FRAME, WindowSchedule  # noqa: E402
+from kokorod.vocoder import SAMPLES_PER_FRAME  # noqa: E402
 
 
 def measure(engine: engine_module.Engine, text: str) -> tuple[dict[str, Any], np.ndarray,
@@ -40,12 +41,13 @@ def measure(engine: engine_module.Engine, text: str) -> tuple[dict[str, Any], np
     assert vocoder is not None
     voice = engine.voice_style(None)
     p = engine.prepare(Segment(text, 0.0, 0), voice, 1.0, "en-us")[0]
-    whole = vocoder.whole(p)
-    windows = WindowSchedule()
+    whole = vocoder.whole(p)[p.origin * SAMPLES_PER_FRAME:]  # the windows start there
+    windows = window_plan.Windows(engine.schedule)
     pieces, seams = [], []
     while not p.done:
         pieces.append(vocoder.window(p, windows.next_frames(), trim=False))
-        seams.append(p.next * SAMPLES_PER_FRAME)
+        windows.spent(pieces[-1].size, p.span)
+        seams.append((p.next - p.origin) * SAMPLES_PER_FRAME)
     windowed = np.concatenate(pieces)
     jumps = np.abs(np.diff(windowed))
     seam_jump = max((jumps[s - 3:s + 3].max() for s in seams[:-1]), default=0.0)
@@ -79,8 +81,9 @@ def main() -> int:
         sf.write(args.out / f"{i}-whole.wav", whole, 24000, subtype="PCM_16")
         sf.write(args.out / f"{i}-windowed.wav", windowed, 24000, subtype="PCM_16")
         print(json.dumps(row))
-    report = {"machine": machine.describe(REPO), "context_frames": engine_module.WINDOW_CONTEXT,
-              "fade_frames": engine_module.FADE_FRAMES, "results": results,
+    report = {"machine": machine.describe(REPO), "context_frames": window_plan.WINDOW_CONTEXT,
+              "fade_frames": window_plan.FADE_FRAMES, "schedule": engine.schedule.status(),
+              "results": results,
               "command": "python " + " ".join(sys.argv)}
     (args.out / "quality.json").write_text(json.dumps(report, indent=2))
     return 0

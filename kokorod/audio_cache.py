@@ -14,14 +14,12 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kokorod import vocoder
 from kokorod.engine import SegmentAudio
 from kokorod.segment import Segment
 from kokorod.vocoder import Audio
 from kokorod.words import WordTime
 
 MAX_CHARS = 200  # longer requests are not kept: they are rarely repeated word for word
-SCHEDULE = (vocoder.FIRST_WINDOW_FRAMES, vocoder.WINDOW_GROWTH, vocoder.MAX_WINDOW_FRAMES)
 
 
 @dataclass
@@ -116,10 +114,11 @@ class AudioCache:
 
 
 def key_for(segment: Segment, alone: bool, model: str, voice: str, speed: float, lang: str,
-            words: bool, streaming: bool) -> Hashable | None:
+            words: bool, schedule: Hashable) -> Hashable | None:
     """The cache key of a request's first segment, or None when it is not kept (not the
-    request's only segment, or too long)."""
+    request's only segment, or too long). `schedule`: the engine's window plan (False:
+    the whole model)."""
     if not alone or segment.index != 0 or len(segment.text) > MAX_CHARS:
         return None
     return (model, voice, round(speed, 4), lang, segment.text, segment.pause_s, words,
-            streaming, SCHEDULE)
+            schedule)

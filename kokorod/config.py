@@ -19,6 +19,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from kokorod import windows
 from kokorod_common import paths
 from kokorod_common.protocol import CHUNK_MS_RANGE, DEFAULT_MAX_FRAME
 
@@ -50,14 +51,16 @@ class Setting:
     minimum: float | None = None
     maximum: float | None = None
     engine: bool = False
+    check: Callable[[str], object] | None = None  # raises ValueError for a bad value
 
 
 def setting(env: str, default: Any, help: str, *, choices: tuple[str, ...] | None = None,
             minimum: float | None = None, maximum: float | None = None,
-            engine: bool = False) -> Any:
+            engine: bool = False, check: Callable[[str], object] | None = None) -> Any:
     """A Config field and how it is set (read back as SETTINGS)."""
     return field(default=default, metadata={"setting": dict(
-        env=env, help=help, choices=choices, minimum=minimum, maximum=maximum, engine=engine)})
+        env=env, help=help, choices=choices, minimum=minimum, maximum=maximum, engine=engine,
+        check=check)})
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,10 @@ class Config:
     streaming_vocoder: bool = setting("KOKORO_STREAMING_VOCODER", True,
         "vocode the first audio in short windows (first audio independent of sentence "
         "length); 0 = whole segments", engine=True)
+    window_schedule: str = setting("KOKORO_WINDOW_SCHEDULE", "auto",
+        "the streaming vocoder's windows: auto (planned from this machine's costs, measured "
+        "at the first start), N (first window of N 12.5 ms frames, fixed growth) or what "
+        "`kokorod tune` writes", engine=True, check=windows.parse)
     chunk_ms: int = setting("KOKORO_CHUNK_MS", 50,
         "default chunk length in ms", minimum=CHUNK_MS_RANGE[0], maximum=CHUNK_MS_RANGE[1])
     first_segment_chars: int = setting("KOKORO_FIRST_SEGMENT_CHARS", 100,
@@ -193,6 +200,11 @@ def _convert(setting: Setting, raw: Any, origin: str) -> Any:
                 f"{where}: {value!r} is not allowed; use one of {', '.join(setting.choices)}"
             )
         value = match
+    if setting.check is not None:
+        try:
+            setting.check(value)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
     lo, hi = setting.minimum, setting.maximum
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         raise ConfigError(f"{where}: {value} is out of range; allowed {lo} to {hi}")

@@ -28,12 +28,13 @@ from kokoro_onnx.config import MAX_PHONEME_LENGTH
 from kokoro_onnx.tokenizer import Tokenizer
 from kokoro_onnx.trim import trim as trim_silence
 
-from kokorod import headroom, heap, models, providers, voices
+from kokorod import calibrate, headroom, heap, models, providers, voices
 from kokorod.config import Config
 from kokorod.phonemes import Phonemizer, spoken_tokens
 from kokorod.segment import Segment
-from kokorod.vocoder import Audio, Prepared, Vocoder, WindowSchedule, cut_model
+from kokorod.vocoder import Audio, Prepared, Vocoder, cut_model
 from kokorod.voices import VoiceTable
+from kokorod.windows import LEAD_FRAMES, Schedule, Windows
 from kokorod.words import WordTime, batch_words, shared_out, word_spans
 from kokorod_common.protocol import SAMPLE_RATE, ProtocolError
 from kokorod_common.voice_names import DEFAULT_VOICE, describe
@@ -87,7 +88,8 @@ class SegmentAudio:
 class Engine:
     """Owns the sessions, voices and phonemizer; thread-safe for one caller."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, schedule: Schedule | None = None) -> None:
+        """`schedule`: the window plan to keep (a reload keeps the daemon's)."""
         self.config = config
         self.files = models.resolve(config.model_path, config.voices_path)
         try:
@@ -118,6 +120,7 @@ class Engine:
         self.vocoder: Vocoder | None = None  # its three parts (streaming vocoder)
         self.cpu_only = False  # CoreML failed: everything on CPU
         self.provider = self._build()
+        self.schedule = calibrate.schedule_for(self, schedule)
 
     # ------------------------------------------------------------ sessions
     def _build(self) -> providers.ProviderChoice:
@@ -217,7 +220,7 @@ class Engine:
 
     # ------------------------------------------------------------ the two strategies
     def _pieces(self, segment: Segment, voice: Audio, speed: float, lang: str,
-                windows: WindowSchedule | None,
+                windows: Windows | None,
                 words: list[WordTime] | None = None) -> Iterator[Audio]:
         """Unguarded: the segment's audio in pieces (windows None: a batch per piece);
         `words` (if given) learns where each word is heard before the piece holding it."""
@@ -230,13 +233,16 @@ class Engine:
             return
         emitted = 0
         for p in self._prepare(segment, voice, speed, lang, words is not None):
-            first = True
+            if windows is not None:
+                windows.front(p.frames)
             while not p.done:
+                start = p.next
                 audio = self.vocoder.window(p, windows.next_frames() if windows else p.frames)
-                if first and words is not None:
+                if windows is not None:
+                    windows.spent(audio.size, p.span)
+                if start == p.origin and words is not None:
                     words.extend(dataclasses.replace(w, sample=w.sample + emitted)
                                  for w in p.word_times())
-                first = False
                 emitted += audio.size
                 yield audio
 
@@ -258,9 +264,10 @@ class Engine:
         return np.concatenate([*parts, np.zeros(int(segment.pause_s * SAMPLE_RATE),
                                                 dtype=np.float32)])
 
-    def _prepare(self, segment: Segment, voice: Audio, speed: float,
-                 lang: str, words: bool = False) -> list[Prepared]:
-        """Front and source for each batch; a continuation starts after its spoken head."""
+    def _prepare(self, segment: Segment, voice: Audio, speed: float, lang: str,
+                 words: bool = False) -> Iterator[Prepared]:
+        """The front of each batch, each when its audio is next; the audio starts just
+        before the first token (a continuation: after its spoken head)."""
         assert self.vocoder is not None
         batches, their_words = self._read(segment.text, lang, words)
         skip = None  # tokens of the first batch that an earlier segment spoke
@@ -271,7 +278,7 @@ class Engine:
             if skip is None:  # the head cannot be placed: read only the rest
                 head = len(word_spans(segment.text)) - len(word_spans(segment.rest))
                 batches, their_words = self._read(segment.rest, lang, words, head)
-        out: list[Prepared] = []
+        last = max((n for n, b in enumerate(batches) if self._tokens(b)), default=-1)
         for number, batch in enumerate(batches):
             tokens = self._tokens(batch)
             if not tokens:
@@ -281,10 +288,11 @@ class Engine:
             prepared.words, prepared.tokens = their_words[number], len(tokens)
             if number == 0 and skip is not None:
                 prepared.start_after(skip)
-            out.append(prepared)
-        if out:
-            out[-1].pause_s = segment.pause_s
-        return out
+            else:
+                prepared.start_after(0, LEAD_FRAMES)
+            if number == last:
+                prepared.pause_s = segment.pause_s
+            yield prepared
 
     # ------------------------------------------------------------ public
     @property
@@ -292,7 +300,7 @@ class Engine:
         return self.vocoder is not None
 
     def begin(self, segment: Segment, voice: Audio, speed: float, lang: str,
-              windows: WindowSchedule | None = None, words: bool = False) -> SegmentAudio:
+              windows: Windows | None = None, words: bool = False) -> SegmentAudio:
         """The segment's audio piece by piece (nothing runs until the first step): in one
         piece with the whole model; with the streaming vocoder the first step runs the front
         and the first window, each later step the next window on `windows`' schedule.
@@ -303,7 +311,7 @@ class Engine:
                                                        heard), heard)
 
     def _guarded_pieces(self, segment: Segment, voice: Audio, speed: float, lang: str,
-                        windows: WindowSchedule | None,
+                        windows: Windows | None,
                         words: list[WordTime] | None = None) -> Iterator[Audio]:
         pieces = self._pieces(segment, voice, speed, lang, windows, words)
         while True:
@@ -325,8 +333,8 @@ class Engine:
     def prepare(self, segment: Segment, voice: Audio, speed: float,
                 lang: str) -> list[Prepared]:
         """The streaming vocoder's batches for a segment, to vocode by hand (tools, tests)."""
-        return self._guarded(f"segment {segment.index}", self._prepare,  # type: ignore[no-any-return]
-                             segment, voice, speed, lang)
+        return self._guarded(f"segment {segment.index}",  # type: ignore[no-any-return]
+                             lambda: list(self._prepare(segment, voice, speed, lang)))
 
     def voice_style(self, name: str | None) -> Audio:
         """A voice or a blend ("af_bella:0.6,af_sky:0.4"); typed errors for bad specs."""
@@ -399,6 +407,7 @@ class Engine:
             "onnxruntime": ort.__version__,
             "warmup_seconds": round(self.warmup_seconds, 3),
             "streaming_vocoder": self.streaming,
+            "window_schedule": self.schedule.status() if self.streaming else None,
             "segments": s.segments,
             "audio_seconds": round(s.audio_seconds, 3),
             "busy_seconds": round(s.busy_seconds, 3),

@@ -18,7 +18,8 @@ from typing import Any, Protocol
 
 from kokorod.engine import EngineError
 from kokorod.segment import Segment, SegmentStream, clean
-from kokorod.vocoder import Audio, WindowSchedule
+from kokorod.vocoder import Audio
+from kokorod.windows import Windows
 from kokorod.words import SourceMap, Span, WordTime, word_spans
 from kokorod_common.protocol import (
     PRIORITIES,
@@ -75,7 +76,7 @@ class Job:
     synth_s: float = 0.0
     segments: int = 0  # segments begun
     segment: Pieces | None = None  # the one in progress
-    windows: WindowSchedule = field(default_factory=WindowSchedule)
+    windows: Windows | None = None  # the request's window plan, from its first segment's engine
     cancelled: bool = False
     reason: str = ""  # why it was cancelled: cancelled, stopped, interrupted, …
     exhausted: bool = False  # all segments handed out

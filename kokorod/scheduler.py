@@ -26,6 +26,7 @@ from kokorod.audio_cache import AudioCache
 from kokorod.config import Config
 from kokorod.engine import Engine, EngineError
 from kokorod.job import Job, Pieces
+from kokorod.windows import Windows
 
 log = logging.getLogger(__name__)
 
@@ -157,11 +158,14 @@ class Scheduler:
         job.begin_segment(segment)
         job.segments += 1
         req, engine, words = job.request, self.engine, job.words is not None
+        if job.windows is None:
+            job.windows = Windows(engine.schedule)
+        windows = job.windows
         key = audio_cache.key_for(segment, job.stream.exhausted(), engine.files.sha256,
                                   req.voice or engine.default_voice, req.speed, job.lang,
-                                  words, engine.streaming)
+                                  words, engine.streaming and engine.schedule.key())
         job.segment = self.cache.begin(key, lambda: engine.begin(
-            segment, job.voice, req.speed, job.lang, job.windows, words=words))
+            segment, job.voice, req.speed, job.lang, windows, words=words))
         return True
 
     async def _infer(self, job: Job, segment: Pieces) -> Any:

@@ -147,7 +147,7 @@ class Daemon:
             changed = changed or any(getattr(old, n) != getattr(new, n) for n in ENGINE_SETTINGS)
             if changed:
                 try:
-                    engine = await loop.run_in_executor(None, Engine, new)
+                    engine = await loop.run_in_executor(None, Engine, new, self.engine.schedule)
                 except Exception as exc:
                     log.error("reload: the new engine failed (%s); keeping the current one", exc)
                     raise ReloadError(f"the new engine failed: {exc}; the current model "

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kokorod import providers, vocoder
+from kokorod import providers
 from kokorod.engine import Engine
 
 
@@ -22,20 +22,12 @@ def _sessions(engine: Engine) -> dict[str, Any]:
             for name, s in parts.items()}
 
 
-def schedule() -> dict[str, Any]:
-    return {"first_window_frames": vocoder.FIRST_WINDOW_FRAMES,
-            "window_growth": vocoder.WINDOW_GROWTH,
-            "max_window_frames": vocoder.MAX_WINDOW_FRAMES,
-            "frame_ms": 1000 * vocoder.SAMPLES_PER_FRAME / 24_000,
-            "calibrated": False}  # fixed for every machine (not measured here yet)
-
-
 def session_status(engine: Engine) -> dict[str, Any]:
     s = engine.stats
     return {"sessions": _sessions(engine), "failures": s.failures,
             "consecutive_failures": s.consecutive_failures, "rebuilds": s.rebuilds,
             "interrupted": s.interrupted, "last_error": s.last_error,
-            "warmup_seconds": round(engine.warmup_seconds, 3), "schedule": schedule()}
+            "warmup_seconds": round(engine.warmup_seconds, 3), "schedule": engine.schedule.status()}
 
 
 def optimization_status(engine: Engine, caches: dict[str, Any]) -> dict[str, Any]:
@@ -47,6 +39,6 @@ def optimization_status(engine: Engine, caches: dict[str, Any]) -> dict[str, Any
             "quantized": providers.quantized(engine.files.model),
             "streaming_vocoder": engine.streaming,
             "word_durations": bool(engine.vocoder and engine.vocoder.has_durations),
-            "schedule": schedule(), "caches": caches,
+            "schedule": engine.schedule.status(), "caches": caches,
             "coreml": "CPU is the default: CoreML's first request was measured far slower "
                       "than CPU's, and a quantized model stays on CPU"}

@@ -10,9 +10,11 @@ source is computed for the whole batch first so the sine phase stays continuous.
 The model is cut once per model file (onnx.utils.Extractor at the tensors named
 below) and cached; a model whose graph lacks them is used whole.
 
-Windows follow a fixed schedule per request (`WindowSchedule`), so one text
+Windows follow a plan fixed for the daemon's life (windows.py), so one text
 always gives the same audio; each window is one turn of the scheduler, so a new
-request waits for one window, not a whole segment.
+request waits for one window, not a whole segment. A request's first window needs
+only the source up to its end (the source is causal: the same samples as the
+whole's), so the rest of the source is left to the second window.
 """
 
 from __future__ import annotations
@@ -33,6 +35,12 @@ from numpy.typing import NDArray
 
 from kokorod import headroom, progress, providers
 from kokorod.config import Config
+from kokorod.windows import (
+    FADE_FRAMES,
+    MIN_REST_FRAMES,
+    MIN_TAIL_FRAMES,
+    WINDOW_CONTEXT,
+)
 from kokorod.words import WordTime
 from kokorod_common import paths
 from kokorod_common.protocol import SAMPLE_RATE
@@ -63,14 +71,8 @@ PARTS = {
     "gen": ([FEATURES, STYLE, HARMONICS], ["audio"]),
 }
 
-# ---------------------------------------------------------------- windows (frames)
-WINDOW_CONTEXT = 8  # either side of a window: keeps the convolutions' view
-FADE_FRAMES = 2  # overshoot cross-faded into the next window
-MIN_TAIL_FRAMES = 80  # the last window keeps speech in it: a window of silence alone
-# would be normalised (instance norm over the window) into audible noise
-FIRST_WINDOW_FRAMES = 80  # 1 s: the first audio of a request, vocoded on its own
-WINDOW_GROWTH = 1.25
-MAX_WINDOW_FRAMES = 400  # 5 s: bounds how long a new request waits behind a window
+# Windows (frames): windows.py plans them; the vocoder runs them.
+SOURCE_MARGIN = 2  # frames of F0 past a window its source needs to equal the whole's
 
 
 @dataclass(frozen=True)
@@ -116,30 +118,17 @@ def cut_model(model: Path, sha256: str) -> CutFiles | None:
     return files
 
 
-class WindowSchedule:
-    """Frames of a request's next window: two of FIRST_WINDOW_FRAMES, then each
-    WINDOW_GROWTH times the last, up to MAX_WINDOW_FRAMES. On a CPU at RTF ~0.7 each
-    window (with its context) is ready before the audio ahead of it has played; the
-    cap bounds how long a new request waits. One schedule per request, across its
-    segments, so the same text always gives the same windows."""
-
-    def __init__(self) -> None:
-        self.windows = 0  # windows handed out so far
-
-    def next_frames(self) -> int:
-        grown = FIRST_WINDOW_FRAMES * WINDOW_GROWTH ** max(0, self.windows - 1)
-        self.windows += 1
-        return min(MAX_WINDOW_FRAMES, int(grown))
-
-
 @dataclass
 class Prepared:
     """One phoneme batch after the front and the source, and how far it is vocoded."""
 
     features: NDArray[np.float32]  # (1, 512, frames)
     style: NDArray[np.float32]
-    harmonics: NDArray[np.float32]  # (1, 22, frames * 60 + 1), whole: phase stays continuous
+    # The source, (1, 22, n * 60 + 1) for the first n frames: run whole for the batch (the
+    # phase stays continuous), after (maybe) a prefix for the first window.
+    harmonics: NDArray[np.float32] | None
     frames: int
+    f0: NDArray[np.float32] | None = None  # kept until the whole source is run
     durations: NDArray[np.int64] | None = None  # frames per token (in duration units)
     pause_s: float = 0.0  # silence after the last window (end of the segment)
     next: int = 0  # first frame not yet vocoded
@@ -150,6 +139,7 @@ class Prepared:
     first_token: int = 0  # tokens before it were spoken by an earlier segment
     origin: int = 0  # first frame of the audio (after an earlier segment's head)
     lead_trim: int = 0  # samples of silence trimmed off the first window
+    span: int = 0  # frames the last window ran the generator over (context included)
 
     @property
     def remaining(self) -> int:
@@ -159,15 +149,18 @@ class Prepared:
     def done(self) -> bool:
         return self.next >= self.frames
 
-    def start_after(self, tokens: int) -> None:
-        """Begin the audio after the first `tokens` tokens (spoken by an earlier segment)."""
+    def start_after(self, tokens: int, lead: int = 0) -> None:
+        """Begin the audio `lead` frames before the first token after the first `tokens`
+        (tokens=0: skip the silence the model puts before the text, which the first
+        window's trim would drop anyway; tokens>0: an earlier segment spoke them)."""
         if self.durations is None:
             return
         total = int(self.durations.sum())
         # +1: the pad token before the text; features run at a multiple of the duration
         # grid (2 × here), so scale by the ratio.
         done = int(self.durations[:tokens + 1].sum())
-        self.next = self.origin = min(self.frames - 1, round(done * self.frames / max(1, total)))
+        at = min(self.frames - 1, round(done * self.frames / max(1, total)))
+        self.next = self.origin = max(0, at - lead)
         self.first_token = tokens
 
     def word_times(self) -> list[WordTime]:
@@ -219,17 +212,38 @@ class Vocoder:
         return cls(sessions, run_options), choice
 
     def prepare(self, feed: Callable[[ort.InferenceSession], dict[str, Any]]) -> Prepared:
-        """`feed(session)`: the front's inputs (tokens, style, speed) for its session."""
+        """`feed(session)`: the front's inputs (tokens, style, speed) for its session. The
+        source runs when a window first needs it (`_harmonics`)."""
         front = self.parts["front"]
         features, style, f0, *durations = front.run(None, feed(front), self._run_options)
-        harmonics = self.parts["source"].run(None, {F0: f0}, self._run_options)[0]
-        return Prepared(features, style, harmonics, int(features.shape[2]),
+        return Prepared(features, style, None, int(features.shape[2]), f0,
                         np.asarray(durations[0]).ravel() if durations else None)
+
+    def _harmonics(self, p: Prepared, hi: int) -> NDArray[np.float32]:
+        """The source through frame `hi`. The batch's first window gets only the source up
+        to its end (the source is causal: those samples equal the whole's, tested), so its
+        audio comes sooner; a later window gets the whole."""
+        k = HARMONIC_FRAMES_PER_FRAME
+        have = 0 if p.harmonics is None else p.harmonics.shape[2] // k
+        if p.harmonics is not None and (p.f0 is None or hi + SOURCE_MARGIN <= have):
+            return p.harmonics
+        assert p.f0 is not None
+        upto = hi + SOURCE_MARGIN
+        f0 = p.f0[:, :, :upto] if p.harmonics is None and upto + MIN_TAIL_FRAMES < p.frames \
+            else p.f0
+        p.harmonics = self.parts["source"].run(None, {F0: f0}, self._run_options)[0]
+        if f0 is p.f0:
+            p.f0 = None
+        return p.harmonics
+
+    def whole_source(self, p: Prepared) -> None:
+        self._harmonics(p, p.frames)
 
     def whole(self, p: Prepared) -> Audio:
         """The generator over the whole batch at once (what the windows are measured by)."""
+        harmonics = self._harmonics(p, p.frames)
         out = self.parts["gen"].run(None, {FEATURES: p.features, STYLE: p.style,
-                                           HARMONICS: p.harmonics}, self._run_options)[0]
+                                           HARMONICS: harmonics}, self._run_options)[0]
         return np.asarray(out, dtype=np.float32).ravel()
 
     def window(self, p: Prepared, frames: int, trim: bool = True) -> Audio:
@@ -237,11 +251,14 @@ class Vocoder:
         trimmed at the batch's edges (unless `trim` is False: sample for sample against
         `whole`), its pause appended after the last window."""
         a = p.next
-        b = p.frames if p.frames - (a + frames) < MIN_TAIL_FRAMES else a + frames
+        b = p.frames if p.frames - (a + frames) < MIN_REST_FRAMES else a + frames
         lo, hi = max(0, a - WINDOW_CONTEXT), min(p.frames, b + WINDOW_CONTEXT)
+        if b == p.frames:  # the last window sees at least MIN_TAIL_FRAMES (more context)
+            lo = max(0, min(lo, p.frames - MIN_TAIL_FRAMES))
         k = HARMONIC_FRAMES_PER_FRAME
         feed = {FEATURES: p.features[:, :, lo:hi], STYLE: p.style,
-                HARMONICS: p.harmonics[:, :, lo * k: hi * k + 1]}
+                HARMONICS: self._harmonics(p, hi)[:, :, lo * k: hi * k + 1]}
+        p.span = hi - lo
         out = self.parts["gen"].run(None, feed, self._run_options)[0]
         n = SAMPLES_PER_FRAME
         full = np.asarray(out, dtype=np.float32).ravel()

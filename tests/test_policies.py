@@ -17,7 +17,6 @@ from kokorod.job import Job, final_frame
 from kokorod.scheduler import Scheduler
 from kokorod.segment import Segment
 from kokorod.speech_queue import SpeechQueue, Utterance
-from kokorod.vocoder import FIRST_WINDOW_FRAMES, MAX_WINDOW_FRAMES, WindowSchedule
 from kokorod_common.player import DeviceStalled
 from kokorod_common.protocol import SAMPLE_RATE, ErrorCode, SynthesizeRequest
 
@@ -200,16 +199,6 @@ def test_cancel_wakes_the_scheduler_and_stops_the_running_step() -> None:
 
     interrupted, queued_sentinel = asyncio.run(main())
     assert interrupted and queued_sentinel
-
-
-def test_window_schedule_is_fixed_and_bounded() -> None:
-    windows = WindowSchedule()
-    frames = [windows.next_frames() for _ in range(20)]
-    assert frames[:2] == [FIRST_WINDOW_FRAMES, FIRST_WINDOW_FRAMES]
-    assert all(b >= a for a, b in itertools.pairwise(frames))
-    assert max(frames) == MAX_WINDOW_FRAMES
-    again = WindowSchedule()
-    assert [again.next_frames() for _ in range(20)] == frames  # same text, same windows
 
 
 # ---------------------------------------------------------------- final frames

@@ -1,0 +1,118 @@
+"""The window plan: the first window from this machine's costs, later windows from a model
+of playback — deterministic, bounded, and never planned to starve the listener."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kokorod import windows
+from kokorod.config import ConfigError, load
+from kokorod.windows import (
+    FRAME_S,
+    MAX_WINDOW_S,
+    MIN_WINDOW_FRAMES,
+    SAMPLE_RATE,
+    WINDOW_CONTEXT,
+    Costs,
+    Schedule,
+    Windows,
+)
+
+# This machine kind's two CPUs (ms per frame of the generator: Xeon ~3.6, EPYC ~2×).
+XEON = Costs(0.0036, 0.016, 0.035, 0.00047)
+EPYC = Costs(0.0075, 0.03, 0.07, 0.001)
+
+
+def run(schedule: Schedule, batches: list[int]) -> list[tuple[int, float, float]]:
+    """Plays the plan out on batches of these frame counts: (frames, ahead before the
+    window, its modelled cost) per window, as the engine reports to Windows."""
+    w = Windows(schedule)
+    costs = schedule.costs
+    assert costs is not None
+    out = []
+    for frames in batches:
+        w.front(frames)
+        done = 0
+        while done < frames:
+            n = w.next_frames()
+            if frames - (done + n) < windows.MIN_REST_FRAMES:
+                n = frames - done
+            span = max(n + 2 * WINDOW_CONTEXT, windows.MIN_TAIL_FRAMES + WINDOW_CONTEXT) \
+                if done + n == frames else n + 2 * WINDOW_CONTEXT
+            cost = w._pending_s + costs.gen(span)
+            out.append((n, w.ahead_s, cost))
+            w.spent(n * int(FRAME_S * SAMPLE_RATE), span)
+            done += n
+    return out
+
+
+def test_slower_cpu_gets_a_larger_first_window() -> None:
+    fast, slow = windows.from_costs(XEON), windows.from_costs(EPYC)
+    assert MIN_WINDOW_FRAMES <= fast.first < slow.first <= windows.MAX_FIRST_FRAMES
+    assert fast.first % 8 == 0 and slow.first % 8 == 0
+    # the slower CPU's windows are capped sooner: a window's cost bounds another's wait
+    assert slow.max_frames < fast.max_frames
+    assert EPYC.gen(slow.max_frames + 2 * WINDOW_CONTEXT) <= MAX_WINDOW_S + 0.01
+
+
+@settings(max_examples=200, deadline=None)
+@given(per_frame=st.floats(0.001, 0.009), per_call=st.floats(0.0, 0.05),
+       front_call=st.floats(0.0, 0.1), front_frame=st.floats(0.0, 0.001),
+       batches=st.lists(st.integers(20, 1500), min_size=1, max_size=5))
+def test_later_windows_fit_in_the_audio_ahead(per_frame: float, per_call: float,
+                                              front_call: float, front_frame: float,
+                                              batches: list[int]) -> None:
+    """Every window after the first is planned within SAFETY × the audio modelled ahead
+    (or is the smallest window, where nothing fits), on any machine and any text."""
+    schedule = windows.from_costs(Costs(per_frame, per_call, front_call, front_frame))
+    plan = run(schedule, batches)
+    assert plan[0][0] <= max(schedule.first, batches[0])
+    for n, ahead, cost in plan[1:]:
+        assert n <= schedule.max_frames + windows.MIN_REST_FRAMES
+        if n > MIN_WINDOW_FRAMES + windows.MIN_REST_FRAMES:  # chosen, not the floor
+            assert cost - schedule.costs.gen(windows.MIN_TAIL_FRAMES  # type: ignore[union-attr]
+                                             + WINDOW_CONTEXT) <= schedule.safety * ahead \
+                or cost <= schedule.safety * ahead + 1e-9
+    assert run(schedule, batches) == plan  # the same text gives the same windows
+
+
+def test_first_window_leaves_time_for_the_next() -> None:
+    for costs in (XEON, EPYC):
+        s = windows.from_costs(costs)
+        ahead = (s.first - windows.LEAD_FRAMES) * FRAME_S
+        assert costs.tail() <= s.safety * ahead
+        assert costs.front(s.first) + costs.gen(MIN_WINDOW_FRAMES + 2 * WINDOW_CONTEXT) \
+            <= s.safety * ahead
+
+
+def test_fixed_schedule_without_costs_grows_to_the_cap() -> None:
+    w = Windows(windows.FIXED)
+    frames = [w.next_frames() for _ in range(20)]
+    assert frames[:2] == [windows.FALLBACK_FIRST] * 2
+    assert max(frames) == windows.MAX_WINDOW_FRAMES
+    assert frames == sorted(frames)
+
+
+def test_config_values_round_trip_and_bad_ones_are_refused() -> None:
+    s = windows.from_costs(XEON)
+    back = windows.parse(s.text())
+    assert back is not None and back.first == s.first and back.source == "config"
+    assert back.costs is not None and abs(back.costs.gen_frame_s - XEON.gen_frame_s) < 1e-6
+    assert windows.parse("auto") is None and windows.parse("") is None
+    assert windows.parse("48") == Schedule(48, None, "config")
+    for bad in ("x", "4", "100000", "48:1,2", "48:-1,0,0,0", "48:0,1,1,1", "48:nan,1,1,1"):
+        with pytest.raises(ValueError):
+            windows.parse(bad)
+        with pytest.raises(ConfigError, match="KOKORO_WINDOW_SCHEDULE"):
+            load({"KOKORO_WINDOW_SCHEDULE": bad})
+
+
+def test_saved_schedule_is_reused_only_for_its_machine(store: object) -> None:
+    s = windows.from_costs(EPYC, machine="cpu A|model|threads=2")
+    windows.save("cpu A|model|threads=2", s)
+    kept = windows.saved("cpu A|model|threads=2")
+    assert kept is not None and kept.first == s.first and kept.source == "saved"
+    assert kept.costs == EPYC
+    assert windows.saved("cpu B|model|threads=2") is None
