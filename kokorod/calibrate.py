@@ -6,7 +6,7 @@ provider and onnxruntime, and kept in the data dir; `kokorod tune` measures agai
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import onnxruntime as ort
 
@@ -15,8 +15,9 @@ from kokorod.segment import Segment
 from kokorod.windows import WINDOW_CONTEXT, Costs, Schedule
 
 if TYPE_CHECKING:
-    from kokorod.engine import Engine
     from kokorod.vocoder import Prepared
+
+Engine = Any  # kokorod.engine.Engine, which calls in here (not imported: no cycle)
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,8 @@ SPANS = (16, 64)  # window frames measured (context added)
 def key(engine: Engine) -> str:
     return "|".join([windows.cpu_model(), engine.files.sha256[:16],
                      f"threads={providers.thread_count(engine.config)}",
+                     f"inter={engine.config.inter_op_threads}",
+                     f"graph={engine.config.graph_optimization}",
                      engine.provider.provider, f"onnxruntime={ort.__version__}",
                      f"v{windows.CALIBRATION_VERSION}"])
 

@@ -11,7 +11,7 @@ import textwrap
 import time
 from typing import Any
 
-from kokorod import __version__, logs, model_cli
+from kokorod import __version__, logs, model_cli, tune
 from kokorod.config import SETTINGS, Config, ConfigError, load, origins
 from kokorod.models import ModelError
 from kokorod_common import control, launcher
@@ -282,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     spd.add_argument("action", choices=["install", "uninstall", "status"])
     spd.set_defaults(func=cmd_speechd)
     model_cli.add_parser(sub)
+    tune.add_parser(sub)
     return p
 
 

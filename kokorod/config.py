@@ -7,6 +7,7 @@ table in README and the error messages all come from the same place.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -27,6 +28,7 @@ PROVIDERS = ("auto", "cpu", "coreml")
 COREML_COMPUTE_UNITS = ("CPUOnly", "CPUAndGPU", "CPUAndNeuralEngine", "ALL")
 COREML_MODEL_FORMATS = ("MLProgram", "NeuralNetwork")
 COREML_SPECIALIZATIONS = ("FastPrediction", "Default")
+GRAPH_OPTIMIZATIONS = ("all", "extended", "basic", "off")
 # The kokoro-onnx release that publishes the v1.0 model files (see models.CATALOG).
 MODEL_BASE_URL = "https://github.com/thewh1teagle/kokoro-onnx/releases/download/model-files-v1.0"
 _TRUE = ("1", "true", "yes", "on")
@@ -86,6 +88,11 @@ class Config:
         "execution provider", choices=PROVIDERS, engine=True)
     threads: int = setting("KOKORO_THREADS", 0,
         "intra-op threads, 0 = one per core", minimum=0, maximum=256, engine=True)
+    inter_op_threads: int = setting("KOKORO_INTER_OP_THREADS", 1,
+        "1 = run a graph's nodes one at a time; N > 1 = in parallel on N threads",
+        minimum=1, maximum=64, engine=True)
+    graph_optimization: str = setting("KOKORO_GRAPH_OPTIMIZATION", "all",
+        "onnxruntime's graph optimisation level", choices=GRAPH_OPTIMIZATIONS, engine=True)
     memory_arena_size_mb: int = setting("KOKORO_MEMORY_ARENA_SIZE_MB", 0,
         "0 = per-session CPU arena; N = one shared arena capped at N MB "
         "(either is shrunk after every run)", minimum=0, maximum=65536, engine=True)
@@ -232,6 +239,31 @@ def read_config_file(path: Path) -> dict[str, Any]:
             f"known: {', '.join(sorted(known))}"
         )
     return data
+
+
+def write_settings(path: Path, values: Mapping[str, Any]) -> None:
+    """Set these keys in the config file, keeping its other lines (and comments)."""
+    def toml(value: Any) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, (int, float)):
+            return repr(value)
+        return json.dumps(str(value))  # a TOML basic string
+
+    lines = path.read_text().splitlines() if path.exists() else []
+    left = dict(values)
+    out = []
+    for line in lines:
+        key = line.split("=", 1)[0].strip()
+        if "=" in line and key in left:
+            out.append(f"{key} = {toml(left.pop(key))}")
+        else:
+            out.append(line)
+    out += [f"{key} = {toml(value)}" for key, value in left.items()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("\n".join(out) + "\n")
+    tmp.replace(path)
 
 
 def origins(environ: Mapping[str, str] | None = None,

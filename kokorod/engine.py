@@ -86,7 +86,7 @@ class SegmentAudio:
 
 
 class Engine:
-    """Owns the sessions, voices and phonemizer; thread-safe for one caller."""
+    """Owns the sessions, voices, phonemizer and window plan; thread-safe for one caller."""
 
     def __init__(self, config: Config, schedule: Schedule | None = None) -> None:
         """`schedule`: the window plan to keep (a reload keeps the daemon's)."""
@@ -202,9 +202,6 @@ class Engine:
     def _tokens(self, phonemes: str) -> list[int]:
         return [self.vocab[p] for p in phonemes if p in self.vocab]
 
-    def _batches(self, text: str, lang: str) -> list[str]:
-        return self._read(text, lang, False)[0]
-
     def _read(self, text: str, lang: str, words: bool,
               skip_words: int = 0) -> tuple[list[str], list[list[tuple[int, int, int]]]]:
         """The batches of `text`'s reading and (`words`) each batch's words, numbered
@@ -250,7 +247,7 @@ class Engine:
                        lang: str) -> Audio:
         assert self.whole is not None
         parts = []
-        for batch in self._batches(segment.rest, lang):  # the whole model cannot skip a head
+        for batch in self._read(segment.rest, lang, False)[0]:  # the whole model cannot skip a head
             tokens = self._tokens(batch)
             if not tokens:
                 continue
@@ -301,18 +298,17 @@ class Engine:
 
     def begin(self, segment: Segment, voice: Audio, speed: float, lang: str,
               windows: Windows | None = None, words: bool = False) -> SegmentAudio:
-        """The segment's audio piece by piece (nothing runs until the first step): in one
-        piece with the whole model; with the streaming vocoder the first step runs the front
-        and the first window, each later step the next window on `windows`' schedule.
-        `words`: the SegmentAudio's `words` learn where each word is heard, each before
-        the step that returns its first sample."""
+        """The segment's audio piece by piece (nothing runs until the first step): one piece
+        with the whole model; with the streaming vocoder a window a step, on `windows`'
+        plan. `words`: the SegmentAudio's `words` learn where each word is heard, each
+        before the step that returns its first sample."""
         heard: list[WordTime] | None = [] if words else None
         return SegmentAudio(self, self._guarded_pieces(segment, voice, speed, lang, windows,
                                                        heard), heard)
 
     def _guarded_pieces(self, segment: Segment, voice: Audio, speed: float, lang: str,
-                        windows: Windows | None,
-                        words: list[WordTime] | None = None) -> Iterator[Audio]:
+                        windows: Windows | None, words: list[WordTime] | None = None
+                        ) -> Iterator[Audio]:
         pieces = self._pieces(segment, voice, speed, lang, windows, words)
         while True:
             started = time.perf_counter()

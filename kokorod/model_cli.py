@@ -26,7 +26,7 @@ def _print_rows(rows: list[dict[str, Any]]) -> None:
     print("(* = active)")
 
 
-def _tell_daemon(config: Config) -> None:
+def tell_daemon(config: Config, client_name: str = "kokorod-model") -> None:
     """Swap the running daemon onto the new choice, or say when it takes effect."""
     if config.model_path or config.voices_path:
         print("note: KOKORO_MODEL_PATH / KOKORO_VOICES_PATH are set and override this choice",
@@ -36,7 +36,7 @@ def _tell_daemon(config: Config) -> None:
         print("kokorod is not running; the choice applies at its next start")
         return
     try:
-        reply = control.call(path, "reload", client_name="kokorod-model", timeout=300)
+        reply = control.call(path, "reload", client_name=client_name, timeout=300)
     except DaemonError as exc:
         print(f"kokorod could not switch: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
@@ -81,14 +81,14 @@ def cmd_fetch(args: argparse.Namespace) -> int:
             models.use(name)
             print(f"now using {path.name}")
     if args.use:
-        _tell_daemon(config)
+        tell_daemon(config)
     return 0
 
 
 def cmd_use(args: argparse.Namespace) -> int:
     kind = models.use(args.name)
     print(f"active {kind}: {args.name}")
-    _tell_daemon(load(socket=args.socket))
+    tell_daemon(load(socket=args.socket))
     return 0
 
 

@@ -162,13 +162,20 @@ def thread_count(config: Config, platform: str = sys.platform,
     return os.cpu_count() or 1
 
 
+GRAPH_LEVELS = {"all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+                "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+                "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+                "off": ort.GraphOptimizationLevel.ORT_DISABLE_ALL}
+
+
 def session_options(config: Config) -> ort.SessionOptions:
     """Options for a long-lived session fed inputs of ever-changing length."""
     so = ort.SessionOptions()
     so.intra_op_num_threads = thread_count(config)
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.inter_op_num_threads = config.inter_op_threads
+    so.execution_mode = ort.ExecutionMode.ORT_PARALLEL if config.inter_op_threads > 1 \
+        else ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = GRAPH_LEVELS[config.graph_optimization]
     # Every request has a new input length; memory patterns would be planned
     # (and kept) per shape, so they only grow memory here.
     so.enable_mem_pattern = False

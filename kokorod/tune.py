@@ -1,0 +1,187 @@
+"""`kokorod tune`: measure this machine's settings and keep the fastest.
+
+Each candidate (threads, streaming vocoder on/off, graph optimisation, inter-op
+parallelism, another installed model) gets its own engine, its window plan measured
+afresh, then the time to a new short text's first audio (median of several texts the
+engine has not read) and the real-time factor of a paragraph streamed to its end.
+The winner has the lowest first audio among those that keep up (RTF ≤ MAX_RTF); its
+settings go into the config file (not with --dry-run) and a running daemon reloads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gc
+import json
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from kokorod import windows
+from kokorod.config import Config, ConfigError, config_file_path, load, write_settings
+from kokorod_common.protocol import SAMPLE_RATE
+
+# onnxruntime and the engine load only when tuning runs (not for `kokorod --help`)
+
+MAX_RTF = 0.8  # a setting must make audio this much faster than it plays
+SHORT = ["Your build finished just now.", "Three new messages are waiting.",
+         "The meeting moved to Thursday.", "Remember to water the ferns.",
+         "The printer ran out of paper.", "Someone is ringing the bell.",
+         "Backup completed without errors."]
+PARAGRAPH = ("The town woke slowly that morning. A thin fog lay over the harbour, and the "
+             "gulls seemed to have agreed to wait until it lifted. Down by the slipway two "
+             "fishermen argued softly about the weather, while a dog watched them patiently.")
+TUNED = ("threads", "streaming_vocoder", "graph_optimization", "inter_op_threads",
+         "window_schedule")
+
+
+@dataclass
+class Result:
+    name: str
+    changes: dict[str, Any]
+    first_audio_ms: float | None = None
+    rtf: float | None = None
+    schedule: str = ""
+    error: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def keeps_up(self) -> bool:
+        return self.rtf is not None and self.rtf <= MAX_RTF
+
+
+def candidates(config: Config) -> list[tuple[str, dict[str, Any]]]:
+    cores = os.cpu_count() or 1
+    out: list[tuple[str, dict[str, Any]]] = [("as configured", {})]
+    for n in sorted({1, 2, cores} - {config.threads}):
+        if n <= cores:
+            out.append((f"{n} thread{'s' if n > 1 else ''}", {"threads": n}))
+    out.append(("streaming vocoder off", {"streaming_vocoder": False}))
+    for level in ("extended", "basic"):
+        if level != config.graph_optimization:
+            out.append((f"graph optimisation {level}", {"graph_optimization": level}))
+    if cores > 1:
+        out.append(("inter-op parallel (2)", {"inter_op_threads": 2}))
+    from kokorod import models
+
+    current = models.resolve(config.model_path, config.voices_path).model
+    for row in models.inventory():
+        if row["kind"] == "model" and row["installed"] and row["path"] != str(current):
+            out.append((f"model {row['name']}", {"model_path": row["path"]}))
+    return out
+
+
+def measure(config: Config, name: str, changes: dict[str, Any], texts: int) -> Result:
+    from kokorod import calibrate
+    from kokorod.engine import Engine
+    from kokorod.segment import Segment
+
+    result = Result(name, changes)
+    try:
+        engine = Engine(dataclasses.replace(config, **changes, window_schedule="80"))
+    except Exception as exc:  # a candidate that cannot load is reported, not fatal
+        result.error = f"{type(exc).__name__}: {exc}"[:200]
+        return result
+    if engine.streaming:
+        engine.schedule = windows.from_costs(calibrate.measure(engine))
+        result.schedule = engine.schedule.text()
+    voice = engine.voice_style(None)
+    firsts = []
+    for i, text in enumerate(SHORT[:texts]):
+        plan = windows.Windows(engine.schedule) if engine.streaming else None
+        started = time.perf_counter()
+        pieces = engine.begin(Segment(text, 0.0, i), voice, 1.0, "en-us", plan)
+        pieces.step()
+        firsts.append(time.perf_counter() - started)
+        while pieces.step() is not None:
+            pass
+    started, samples = time.perf_counter(), 0
+    plan = windows.Windows(engine.schedule) if engine.streaming else None
+    pieces = engine.begin(Segment(PARAGRAPH, 0.0, 0), voice, 1.0, "en-us", plan)
+    while (audio := pieces.step()) is not None:
+        samples += audio.size
+    result.rtf = round((time.perf_counter() - started) / max(1, samples) * SAMPLE_RATE, 3)
+    result.first_audio_ms = round(1000 * statistics.median(firsts), 1)
+    result.settings = {"threads": engine.config.threads or os.cpu_count() or 1,
+                       "streaming_vocoder": engine.streaming,
+                       "graph_optimization": engine.config.graph_optimization,
+                       "inter_op_threads": engine.config.inter_op_threads}
+    if engine.streaming:
+        result.settings["window_schedule"] = result.schedule
+    if "model_path" in changes:
+        result.settings["model_path"] = changes["model_path"]
+    del engine, pieces
+    gc.collect()
+    return result
+
+
+def best(results: list[Result]) -> Result | None:
+    ok = [r for r in results if not r.error and r.keeps_up]
+    return min(ok, key=lambda r: (r.first_audio_ms, r.rtf)) if ok else None
+
+
+def table(results: list[Result], winner: Result | None) -> str:
+    rows = [f"{'candidate':<28} {'first audio':>12} {'RTF':>6}  window plan"]
+    for r in results:
+        mark = "*" if r is winner else " "
+        if r.error:
+            rows.append(f"{mark}{r.name:<27} failed: {r.error}")
+            continue
+        rows.append(f"{mark}{r.name:<27} {r.first_audio_ms:>9.1f} ms {r.rtf:>6.3f}  "
+                    f"{r.schedule or '(whole segments)'}")
+    return "\n".join(rows)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = load(socket=args.socket)
+    except ConfigError as exc:
+        print(f"kokorod tune: {exc}", file=sys.stderr)
+        return 2
+    print(f"kokorod tune on {windows.cpu_model()}, {os.cpu_count()} cores "
+          f"({'dry run: ' if args.dry_run else ''}{args.texts} short texts per candidate)",
+          flush=True)
+    results = []
+    chosen_names = [n.lower() for n in args.only or []]
+    for name, changes in candidates(config):
+        if chosen_names and not any(name.lower().startswith(n) for n in chosen_names):
+            continue
+        print(f"  measuring: {name} …", flush=True)
+        results.append(measure(config, name, changes, args.texts))
+    winner = best(results)
+    print(table(results, winner))
+    report = {"cpu": windows.cpu_model(), "cores": os.cpu_count(),
+              "results": [dataclasses.asdict(r) for r in results],
+              "best": winner.name if winner else None}
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(report, fh, indent=2)
+    if winner is None:
+        print(f"no candidate kept up (RTF ≤ {MAX_RTF}); the config is left as it is")
+        return 1
+    chosen = {k: v for k, v in winner.settings.items() if k in TUNED or k == "model_path"}
+    print(f"best: {winner.name} → " + ", ".join(f"{k} = {v}" for k, v in chosen.items()))
+    if args.dry_run:
+        print("dry run: nothing written")
+        return 0
+    path = config_file_path()
+    write_settings(path, chosen)
+    print(f"written to {path}")
+    from kokorod.model_cli import tell_daemon
+    tell_daemon(load(socket=args.socket), "kokorod-tune")
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("tune", help="measure this machine's settings and keep the fastest")
+    p.add_argument("--dry-run", action="store_true", help="print the table, write nothing")
+    p.add_argument("--texts", type=int, default=5, choices=range(1, len(SHORT) + 1),
+                   metavar=f"1…{len(SHORT)}", help="short texts timed per candidate")
+    p.add_argument("--json", metavar="FILE", help="also write the measurements here")
+    p.add_argument("--only", action="append", metavar="NAME",
+                   help="measure only candidates whose name starts so (repeatable)")
+    p.set_defaults(func=run)
