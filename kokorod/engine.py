@@ -130,6 +130,7 @@ class Engine:
         config = dataclasses.replace(self.config, provider="cpu") if self.cpu_only else \
             self.config
         self.whole = self.vocoder = None
+        self._inputs: dict[int, tuple[str, bool]] = {}  # per session: token input, int speed
         cut = cut_model(self.files.model, self.files.sha256) if config.streaming_vocoder \
             else None
         if cut is not None:
@@ -189,14 +190,17 @@ class Engine:
 
     def _feed(self, session: ort.InferenceSession, tokens: list[int], voice: Audio,
               speed: float) -> dict[str, Any]:
-        inputs = {i.name: i for i in session.get_inputs()}
-        token_name = "input_ids" if "input_ids" in inputs else "tokens"
-        speed_type = inputs["speed"].type if "speed" in inputs else "tensor(float)"
+        kinds = self._inputs.get(id(session))
+        if kinds is None:  # read once per session (a call costs more than the dict)
+            inputs = {i.name: i for i in session.get_inputs()}
+            kinds = self._inputs[id(session)] = (
+                "input_ids" if "input_ids" in inputs else "tokens",
+                "int" in (inputs["speed"].type if "speed" in inputs else "float"))
         style = voice[min(len(tokens), len(voice)) - 1]
         return {
-            token_name: np.array([[0, *tokens, 0]], dtype=np.int64),
+            kinds[0]: np.array([[0, *tokens, 0]], dtype=np.int64),
             "style": np.asarray(style, dtype=np.float32).reshape(1, -1),
-            "speed": np.array([speed], dtype=np.int32 if "int" in speed_type else np.float32),
+            "speed": np.array([speed], dtype=np.int32 if kinds[1] else np.float32),
         }
 
     def _tokens(self, phonemes: str) -> list[int]:
@@ -255,7 +259,8 @@ class Engine:
                                  self._run_options)[0]
             audio = np.asarray(out, dtype=np.float32).ravel()
             if audio.size:
-                parts.append(_trim(headroom.soft_limit(audio)))
+                trimmed = trim_silence(headroom.soft_limit(audio))[0]
+                parts.append(np.ascontiguousarray(trimmed, dtype=np.float32))
         if not parts:
             return np.zeros(0, dtype=np.float32)
         return np.concatenate([*parts, np.zeros(int(segment.pause_s * SAMPLE_RATE),
@@ -413,8 +418,3 @@ class Engine:
             "rebuilds": s.rebuilds,
             "last_error": s.last_error,
         }
-
-
-def _trim(audio: Audio) -> Audio:
-    trimmed, _ = trim_silence(audio)
-    return np.ascontiguousarray(trimmed, dtype=np.float32)

@@ -3,7 +3,8 @@
 Kokoro gives each piece it is handed its own prosody, so a cut is heard: pieces
 are whole sentences wherever possible. `SegmentStream.next()` applies the rule:
 
-- the first segment is the first sentence; only when that sentence is longer than
+- the first segment is the first sentence (a tiny one, "Hi.", with those after it up
+  to `first_chars`); only when that sentence is longer than
   `first_chars` (its front, ~10 % of the compute and proportional to its length,
   would delay first audio) it ends at a clause mark (comma, semicolon, colon,
   dash), where a listener hears a pause anyway — the last one within `first_chars`,
@@ -34,6 +35,10 @@ from kokorod_common.punctuation import CLAUSE_END, SENTENCE_END, SENTENCE_END_CL
 FIRST_CHARS = 100  # defaults of KOKORO_FIRST_SEGMENT_CHARS / KOKORO_SEGMENT_CHARS
 MAX_CHARS = 300
 MIN_PIECE_CHARS = 12  # a clause cut leaves at least this much on either side
+# A first sentence shorter than this is read together with the sentences after it (up to
+# first_chars): on its own its audio (~0.5 s) would run out before the next one's front
+# and first window were done; together they take one front call.
+TINY_FIRST_CHARS = 12
 # Added to what trimming leaves at a sentence join (~0.25 s of quiet tail and onset):
 # 0.15 gave joins of 0.35–0.41 s where kokoro-onnx reading the sentences together pauses
 # 0.40–0.51 s (bench/prosody.py); 0.25 made them 0.45–0.51 s and the text 7 % longer.
@@ -227,6 +232,8 @@ class SegmentStream:
         if item is None:
             return self.take(max_chars)
         sentence = item[0]
+        if len(sentence) < TINY_FIRST_CHARS:  # "Hi." alone plays out before the next
+            return self.take(first_chars)  # sentence's front is done: read them together
         cut = first_cut(sentence, first_chars, max_chars)
         if cut is None:
             return self.take(min(len(sentence), max_chars))  # the first sentence alone

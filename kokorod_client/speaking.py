@@ -10,16 +10,18 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kokorod_client import subtitles
-from kokorod_client.audiofile import AudioFileWriter, UnsupportedFormat
 from kokorod_client.client import Client, Stream
 from kokorod_client.highlight import WordHighlighter
 from kokorod_client.say_options import PROG, SayError, text_format_for
 from kokorod_client.timeline import Timeline
-from kokorod_common.messages import Mark
+from kokorod_common.messages import Chunk, Mark
 from kokorod_common.player import DeviceStalled, NoAudioDevice, Player, SinkFactory
+
+if TYPE_CHECKING:  # numpy: imported only when writing a file
+    from kokorod_client.audiofile import AudioFileWriter
 
 FALLBACK_WAV = "kokoro-say.wav"
 MAX_AHEAD_S = 20.0  # audio held by the player before we stop reading the socket
@@ -52,6 +54,8 @@ class Output:
                 self.notice = (f"{PROG}: {exc}; wrote the audio to {path} instead "
                                "(use -o FILE to choose the file)")
         if path is not None:
+            from kokorod_client.audiofile import AudioFileWriter, UnsupportedFormat  # numpy
+
             try:
                 self.writer = AudioFileWriter(path, file_format=args.file_format,
                                               data_format=args.data_format)
@@ -64,15 +68,15 @@ class Output:
             return self.player.buffer.heard()
         return self.writer.samples if self.writer is not None else 0
 
-    def feed(self, seq: int, samples: Any, tick: Any) -> None:
+    def feed(self, chunk: Chunk, tick: Any) -> None:
         if self.player is not None:
-            self.player.feed(seq, samples)
+            self.player.feed(chunk.seq, chunk.f32)
             while self.player.backlogged(MAX_AHEAD_S):
                 self._check()
                 tick()
                 time.sleep(TICK_S)
         elif self.writer is not None:
-            self.writer.write(samples)
+            self.writer.write(chunk.samples)
         tick()
 
     def finish(self, tick: Any) -> None:
@@ -223,8 +227,8 @@ def speak(args: argparse.Namespace, client: Client, text: str, speed: float,
                 if first_chunk is None:
                     first_chunk = time.perf_counter()
                     feedback.started(stream)
-                total += chunk.samples.size
-                output.feed(chunk.seq, chunk.samples, tick)
+                total += chunk.size
+                output.feed(chunk, tick)
             feedback.timeline.finish(total)
             output.finish(tick)
         feedback.done(total)

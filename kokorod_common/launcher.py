@@ -17,8 +17,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import psutil
-
 from kokorod_common import paths
 
 # The first start assembles the model and may install the voices (first_run.py).
@@ -152,6 +150,8 @@ def ensure_running(socket_path: Path, timeout: float = DEFAULT_START_TIMEOUT) ->
 
 def daemon_pid(socket_path: Path) -> int | None:
     """The pid in the pid file, if that process is alive and is a kokorod."""
+    import psutil  # here: a client that only speaks does not load it (~10 ms)
+
     try:
         pid = int(paths.pid_file(socket_path).read_text().strip())
         proc = psutil.Process(pid)
@@ -168,6 +168,8 @@ def stop(socket_path: Path, timeout: float = 15.0) -> int | None:
     if pid is None:
         return None
     os.kill(pid, signal.SIGTERM)
+    import psutil
+
     try:
         psutil.Process(pid).wait(timeout)
     except psutil.TimeoutExpired:

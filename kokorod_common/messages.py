@@ -27,9 +27,27 @@ class ConnectionLost(ConnectionError):
 
 @dataclass(frozen=True)
 class Chunk:
+    """A chunk as sent; nothing is decoded until asked (a player takes the f32 bytes as
+    they are, so a client that only speaks never imports numpy)."""
+
     seq: int
-    samples: np.ndarray  # float32 mono at sample_rate
     pcm: bytes  # the bytes as sent (f32 or s16 little-endian)
+    fmt: str = "f32"
+
+    @property
+    def size(self) -> int:
+        """Samples in the chunk."""
+        return len(self.pcm) // (4 if self.fmt == "f32" else 2)
+
+    @property
+    def samples(self) -> np.ndarray:
+        """float32 mono at the sample rate (imports numpy)."""
+        return pcm_to_samples(self.pcm, self.fmt)
+
+    @property
+    def f32(self) -> bytes:
+        """float32 little-endian bytes, what the player plays."""
+        return self.pcm if self.fmt == "f32" else self.samples.astype("<f4").tobytes()
 
 
 @dataclass(frozen=True)
@@ -71,8 +89,7 @@ def stream_item(frame: dict[str, Any], fmt: str) -> Chunk | End | Mark | None:
                         int(frame.get("samples", 0)), (int(a), int(b)))
         return Mark(int(frame["sample"]), int(frame["char"]), str(frame["text"]))
     if op == "chunk":
-        pcm = frame["pcm"]
-        return Chunk(int(frame["seq"]), pcm_to_samples(pcm, fmt), pcm)
+        return Chunk(int(frame["seq"]), frame["pcm"], fmt)
     if op == "end":
         return End(int(frame.get("chunks", 0)), int(frame.get("samples", 0)),
                    float(frame["audio_seconds"]), bool(frame["cancelled"]),

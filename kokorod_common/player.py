@@ -17,11 +17,14 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kokorod_common.protocol import SAMPLE_RATE
+
+if TYPE_CHECKING:  # the player itself needs no numpy: it moves float32 bytes
+    import numpy as np
+
+F32 = 4  # bytes per sample
 
 STALL_AFTER_S = 5.0  # a started device that asks for nothing this long has stopped
 
@@ -74,11 +77,11 @@ class JitterBuffer:
         self.clock = clock
         self.stats = PlaybackStats()
         self._lock = threading.Lock()
-        self._ready: deque[np.ndarray] = deque()
+        self._ready: deque[bytes] = deque()  # float32 LE, in order
         self._ready_chunks = 0
         self._ready_samples = 0
         self._head_offset = 0
-        self._early: dict[int, np.ndarray] = {}
+        self._early: dict[int, bytes] = {}
         self._next_seq = 0
         self._playing = False
         self._finished = False
@@ -93,7 +96,9 @@ class JitterBuffer:
         self._heard = 0  # where the clock stopped (paused)
         self.drained = threading.Event()
 
-    def push(self, seq: int, samples: np.ndarray) -> None:
+    def push(self, seq: int, samples: bytes | memoryview | np.ndarray) -> None:
+        """`samples`: float32 little-endian bytes (as the daemon sends them), or an array."""
+        samples = as_f32_bytes(samples)
         now = self.clock()
         with self._lock:
             st = self.stats
@@ -106,7 +111,7 @@ class JitterBuffer:
                 st.duplicates += 1
                 return
             st.chunks += 1
-            st.samples_in += samples.size
+            st.samples_in += len(samples) // F32
             if seq != self._next_seq:
                 st.reordered += 1
                 self._early[seq] = samples
@@ -115,10 +120,10 @@ class JitterBuffer:
             while self._next_seq in self._early:
                 self._append(self._early.pop(self._next_seq))
 
-    def _append(self, samples: np.ndarray) -> None:
-        self._ready.append(np.asarray(samples, dtype=np.float32))
+    def _append(self, samples: bytes) -> None:
+        self._ready.append(samples)
         self._ready_chunks += 1
-        self._ready_samples += samples.size
+        self._ready_samples += len(samples) // F32
         self._next_seq += 1
 
     def finish(self) -> None:
@@ -129,7 +134,7 @@ class JitterBuffer:
             for seq in sorted(self._early):
                 self._ready.append(self._early.pop(seq))
                 self._ready_chunks += 1
-                self._ready_samples += self._ready[-1].size
+                self._ready_samples += len(self._ready[-1]) // F32
             if not self._ready_samples:
                 self.drained.set()
 
@@ -162,32 +167,36 @@ class JitterBuffer:
             self._heard = self._heard_now()
             self._clock = None
 
-    def read(self, out: np.ndarray) -> bool:
-        """Fill `out` (1-D float32); returns False once everything has been played."""
-        frames = out.shape[0]
+    def read(self, out: Any) -> bool:
+        """Fill `out` (a writable buffer of float32 samples: a device's raw buffer or a
+        1-D float32 array); returns False once everything has been played."""
+        dst = memoryview(out).cast("B")
+        frames = len(dst) // F32
         with self._lock:
             self.last_read_at = self.clock()
             if self.paused:
                 self._stop_clock()
-                out[:] = 0
+                dst[:] = bytes(len(dst))
                 return True
             if not self._playing:
                 if self._ready_chunks >= self.prebuffer or (self._finished and self._ready):
                     self._playing = True
                 else:
-                    out[:] = 0
+                    dst[:] = bytes(len(dst))
                     return not self.drained.is_set()
             filled = 0
             while filled < frames and self._ready:
                 head = self._ready[0]
-                take = min(frames - filled, head.size - self._head_offset)
-                out[filled:filled + take] = head[self._head_offset:self._head_offset + take]
+                size = len(head) // F32
+                take = min(frames - filled, size - self._head_offset)
+                dst[filled * F32:(filled + take) * F32] = \
+                    head[self._head_offset * F32:(self._head_offset + take) * F32]
                 filled += take
                 self._head_offset += take
-                if self._head_offset >= head.size:
+                if self._head_offset >= size:
                     self._ready.popleft()
                     self._ready_chunks -= 1
-                    self._ready_samples -= head.size
+                    self._ready_samples -= size
                     self._head_offset = 0
             if filled and self.stats.first_sound_at is None:
                 self.stats.first_sound_at = self.clock()
@@ -195,7 +204,7 @@ class JitterBuffer:
                 self._clock = (self.last_read_at, self._heard)
             self.stats.samples_played += filled
             if filled < frames:
-                out[filled:] = 0
+                dst[filled * F32:] = bytes((frames - filled) * F32)
                 if self._finished:
                     self.drained.set()
                     return False
@@ -206,6 +215,17 @@ class JitterBuffer:
             return True
 
 
+def as_f32_bytes(samples: bytes | memoryview | np.ndarray) -> bytes:
+    """float32 little-endian bytes of `samples` (bytes pass through as they are)."""
+    if isinstance(samples, bytes):
+        return samples
+    if isinstance(samples, (bytearray, memoryview)):
+        return bytes(samples)
+    import numpy as np
+
+    return np.ascontiguousarray(samples, dtype="<f4").tobytes()
+
+
 class Sink(Protocol):
     """What the player needs from an output: start pulling, stop, close."""
 
@@ -214,7 +234,7 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
-SinkFactory = Callable[[Callable[[np.ndarray], bool], int], Sink]
+SinkFactory = Callable[[Callable[[Any], bool], int], Sink]  # (fill, rate): fill(buffer)
 
 
 def stream_settings(platform: str = sys.platform) -> dict[str, Any]:
@@ -247,14 +267,14 @@ def sounddevice_sink(device: int | str | None = None) -> SinkFactory:
     except OSError as exc:  # PortAudio library not installed
         raise NoAudioDevice(f"PortAudio is not available ({exc})") from None
 
-    def factory(fill: Callable[[np.ndarray], bool], samplerate: int) -> Sink:
-        def callback(outdata: np.ndarray, frames: int, _time: Any, _status: Any) -> None:
-            if not fill(outdata[:, 0]):
+    def factory(fill: Callable[[Any], bool], samplerate: int) -> Sink:
+        def callback(outdata: Any, frames: int, _time: Any, _status: Any) -> None:
+            if not fill(outdata):  # a raw buffer of float32 mono: no numpy on this path
                 raise sd.CallbackStop
 
         try:
-            return sd.OutputStream(samplerate=samplerate, channels=1, dtype="float32",
-                                   device=device, callback=callback, **stream_settings())
+            return sd.RawOutputStream(samplerate=samplerate, channels=1, dtype="float32",
+                                      device=device, callback=callback, **stream_settings())
         except Exception as exc:  # PortAudioError, or ValueError for a device not found
             why = ("there is no default output device" if "device -1" in str(exc)
                    else f"no usable audio output device ({exc})")
@@ -282,7 +302,7 @@ class Player:
             self._started_at = self.buffer.clock()
             self._sink.start()
 
-    def feed(self, seq: int, samples: np.ndarray) -> None:
+    def feed(self, seq: int, samples: bytes | memoryview | np.ndarray) -> None:
         self.buffer.push(seq, samples)
         self._start_when_ready()
 

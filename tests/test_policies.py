@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from kokorod import windows
 from kokorod.config import Config
 from kokorod.job import Job, final_frame
 from kokorod.scheduler import Scheduler
@@ -61,6 +62,7 @@ class StandInEngine:
     files = type("Files", (), {"sha256": "stand-in"})()
     default_voice = "af_heart"
     streaming = True
+    schedule = windows.FIXED
 
     def __init__(self) -> None:
         self.log: list[str] = []

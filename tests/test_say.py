@@ -479,3 +479,18 @@ def test_a_text_too_big_for_one_request_is_refused_cleanly(daemon: DaemonProc,
     result = say(["--no-autostart", "-o", str(tmp_path / "x.wav"), "-f", str(big)], daemon.env)
     assert result.returncode == 1 and "split the text" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_say_speaks_without_importing_numpy(daemon: DaemonProc, tmp_path: Path) -> None:
+    """The speaking client's hot path moves the daemon's float32 bytes to PortAudio's raw
+    stream as they are: numpy (~100 ms of start-up) is never imported."""
+    home, capture = alsa_home(tmp_path)
+    code = ("import sys\nfrom kokorod_client.say import run\n"
+            f"rc = run(['--no-autostart', {SHORT!r}])\n"
+            "print('numpy loaded:', 'numpy' in sys.modules, file=sys.stderr)\nsys.exit(rc)")
+    result = subprocess.run([sys.executable, "-c", code], env={**daemon.env, "HOME": str(home)},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "numpy loaded: False", result.stderr
+    played = without_silence(read_alsa_capture(capture))
+    assert played.size > 0.5 * 24_000  # it really played, through the raw stream

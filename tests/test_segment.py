@@ -153,3 +153,13 @@ def test_property_rule_is_deterministic_and_keeps_every_word(text: str) -> None:
     assert first == again
     assert all(0 < len(s) <= 300 for s in first)
     assert "".join(re.sub(r"\s", "", s) for s in first) == re.sub(r"\s", "", clean(text))
+
+
+def test_a_tiny_first_sentence_is_read_with_the_next() -> None:
+    """"Hi." alone would play out before the next sentence's front and first window are
+    done; it is read together with what follows, up to the first segment's budget."""
+    assert rule("Hi. How are you doing today? I hope well.") == [
+        "Hi. How are you doing today? I hope well."]
+    assert rule("Yes. " + "This sentence is long enough to go past the first budget, "
+                "so it is read on its own after the tiny one, word by word.")[0] == "Yes."
+    assert rule("Ok.") == ["Ok."]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -40,28 +41,26 @@ def test_tune_measures_real_engines_and_writes_the_winner(tmp_path: Path) -> Non
     config = tmp_path / "kokorod.toml"
     config.write_text("# kept\n")
     report = tmp_path / "tune.json"
-    env = {"KOKORO_CONFIG": str(config), "KOKORO_SOCKET": str(tmp_path / "none.sock")}
-    cmd = [sys.executable, "-m", "kokorod", "tune", "--texts", "2", "--json", str(report),
-           "--only", "as configured", "--only", "streaming vocoder off"]
-    import os
-    full_env = {**os.environ, **env}
-    dry = subprocess.run([*cmd, "--dry-run"], env=full_env, capture_output=True, text=True,
-                         timeout=300)
+    env = {**os.environ, "KOKORO_CONFIG": str(config),
+           "KOKORO_SOCKET": str(tmp_path / "none.sock")}
+    cmd = [sys.executable, "-m", "kokorod", "tune", "--texts", "1", "--json", str(report)]
+    dry = subprocess.run([*cmd, "--dry-run", "--only", "as configured"], env=env,
+                         capture_output=True, text=True, timeout=300)
     assert dry.returncode == 0, dry.stderr
     assert "dry run: nothing written" in dry.stdout and config.read_text() == "# kept\n"
+    assert "as configured" in dry.stdout and "first audio" in dry.stdout
+    (streamed,) = json.loads(report.read_text())["results"]
+    assert 0 < streamed["rtf"] < 5 and streamed["first_audio_ms"] > 0
+    assert streamed["schedule"] and streamed["settings"]["streaming_vocoder"] is True
+    real = subprocess.run([*cmd, "--only", "streaming vocoder off"], env=env,
+                          capture_output=True, text=True, timeout=300)
     data = json.loads(report.read_text())
-    assert data["cpu"] and [r["name"] for r in data["results"]] == [
-        "as configured", "streaming vocoder off"]
-    streamed, whole = data["results"]
-    assert 0 < streamed["rtf"] < 5 and 0 < whole["rtf"] < 5
-    assert streamed["first_audio_ms"] > 0 and streamed["schedule"]
+    (whole,) = data["results"]
     assert whole["settings"]["streaming_vocoder"] is False and not whole["schedule"]
-    real = subprocess.run(cmd, env=full_env, capture_output=True, text=True, timeout=300)
-    assert real.returncode in (0, 1), real.stderr
-    if real.returncode == 0:  # a candidate kept up: its settings are in the file
-        written = read_config_file(config)
+    if whole["rtf"] <= tune.MAX_RTF:  # it keeps up: its settings are in the file
+        assert real.returncode == 0, real.stderr
         assert config.read_text().startswith("# kept\n")
-        best = next(r for r in data["results"] if r["name"] == json.loads(
-            report.read_text())["best"])
-        assert written["streaming_vocoder"] == best["settings"]["streaming_vocoder"]
-        assert "not running" in real.stdout
+        assert read_config_file(config)["streaming_vocoder"] is False
+        assert "not running" in real.stdout  # no daemon on that socket to reload
+    else:  # this machine was too slow for it: nothing written, and said so
+        assert real.returncode == 1 and config.read_text() == "# kept\n"
