@@ -9,19 +9,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    try:
-        return subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True,
-                              text=True, timeout=5).stdout.strip() or platform.processor()
-    except (OSError, subprocess.SubprocessError):
-        return platform.processor() or "unknown"
+from kokorod.windows import cpu_model
 
 
 def cpu_flags() -> list[str]:

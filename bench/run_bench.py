@@ -582,7 +582,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     presets = args.preset or ["short"]
     home = alsa_home() if "speaker" in presets and not args.socket else None
-    daemon = BenchDaemon(args.socket, args.verbose, home)
+    # Cold means cold: the audio cache is off unless --warm-cache asks for repeats.
+    cache = {} if args.warm_cache else {"KOKORO_AUDIO_CACHE_MB": "0"}
+    daemon = BenchDaemon(args.socket, args.verbose, home, cache)
     sampler = RssSampler(daemon) if args.memory or "soak" in presets else None
     report: dict[str, Any] = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -124,7 +124,7 @@ def long(trial: int) -> str:
 
 def first_sentence_pair(trial: int) -> tuple[str, str]:
     """A ~30-character and a ~300-character first sentence (TTFA vs sentence length)."""
-    short_one = SHORT[trial % len(SHORT)]
+    short_one = SHORT[(trial + len(SHORT) // 2) % len(SHORT)]  # not the short preset's first
     parts = [SENTENCES[(trial + i) % len(SENTENCES)].rstrip(".") for i in range(3)]
     sentence = ", and ".join([parts[0], *(p[0].lower() + p[1:] for p in parts[1:])]) + "."
     return short_one, sentence
