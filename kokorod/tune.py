@@ -55,9 +55,11 @@ class Result:
 
 
 def candidates(config: Config) -> list[tuple[str, dict[str, Any]]]:
+    from kokorod import models, providers
+
     cores = os.cpu_count() or 1
     out: list[tuple[str, dict[str, Any]]] = [("as configured", {})]
-    for n in sorted({1, 2, cores} - {config.threads}):
+    for n in sorted({1, 2, cores} - {providers.thread_count(config)}):
         if n <= cores:
             out.append((f"{n} thread{'s' if n > 1 else ''}", {"threads": n}))
     out.append(("streaming vocoder off", {"streaming_vocoder": False}))
@@ -66,8 +68,6 @@ def candidates(config: Config) -> list[tuple[str, dict[str, Any]]]:
             out.append((f"graph optimisation {level}", {"graph_optimization": level}))
     if cores > 1:
         out.append(("inter-op parallel (2)", {"inter_op_threads": 2}))
-    from kokorod import models
-
     current = models.resolve(config.model_path, config.voices_path).model
     for row in models.inventory():
         if row["kind"] == "model" and row["installed"] and row["path"] != str(current):
