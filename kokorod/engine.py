@@ -280,9 +280,9 @@ class Engine:
             if skip is None:  # the head cannot be placed: read only the rest
                 head = len(word_spans(segment.text)) - len(word_spans(segment.rest))
                 batches, their_words = self._read(segment.rest, lang, words, head)
-        last = max((n for n, b in enumerate(batches) if self._tokens(b)), default=-1)
-        for number, batch in enumerate(batches):
-            tokens = self._tokens(batch)
+        tokenized = [self._tokens(batch) for batch in batches]
+        last = max((n for n, tokens in enumerate(tokenized) if tokens), default=-1)
+        for number, tokens in enumerate(tokenized):
             if not tokens:
                 continue
             prepared = self.vocoder.prepare(

@@ -166,3 +166,23 @@ def test_front_durations_add_up_to_each_batch_of_audio(engine: Engine, speed: fl
                 assert vocoder.whole(p).size == p.frames * vocoder_module.SAMPLES_PER_FRAME
             batches += 1
     assert batches > len(DURATION_TEXTS)  # the long paragraph took several batches
+
+
+def test_first_window_with_the_source_prefix_equals_the_whole_sources(engine: Engine) -> None:
+    """A batch's first window runs the source only up to its end (the source is causal):
+    its audio is bit-identical to the same window run on the whole batch's source."""
+    voice = engine.voice_style(None)
+    vocoder = engine.vocoder
+    assert vocoder is not None
+    fresh = engine.prepare(Segment(TEXTS[1], 0.0, 0), voice, 1.0, "en-us")[0]
+    assert fresh.harmonics is None and fresh.f0 is not None  # nothing of the source yet
+    full = dataclasses.replace(fresh)
+    vocoder.whole_source(full)
+    assert full.harmonics is not None and full.f0 is None
+    first = vocoder.window(fresh, 32, trim=False)
+    assert fresh.harmonics is not None and fresh.f0 is not None  # only a prefix so far
+    assert fresh.harmonics.shape[2] < full.harmonics.shape[2]
+    np.testing.assert_array_equal(first, vocoder.window(full, 32, trim=False))
+    second = vocoder.window(fresh, 48, trim=False)  # now the whole source
+    assert fresh.f0 is None
+    np.testing.assert_array_equal(second, vocoder.window(full, 48, trim=False))
