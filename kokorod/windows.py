@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from kokorod_common import paths
+from kokorod_common.protocol import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
 FRAME_S = 0.0125  # one frame of features is 12.5 ms of audio
-SAMPLE_RATE = 24_000
 WINDOW_CONTEXT = 8  # frames either side of a window: keeps the convolutions' view
 FADE_FRAMES = 2  # overshoot cross-faded into the next window
 # The last window of a batch is run over at least this many frames (more context to
