@@ -158,12 +158,13 @@ class Scheduler:
         job.begin_segment(segment)
         job.segments += 1
         req, engine, words = job.request, self.engine, job.words is not None
-        if job.windows is None:
-            job.windows = Windows(engine.schedule)
+        if job.windows is None:  # those taking turns with it: see Windows
+            job.windows = Windows(engine.schedule, sharing=sum(
+                1 for j in self._jobs if j.active and j.rank == job.rank))
         windows = job.windows
         key = audio_cache.key_for(segment, job.stream.exhausted(), engine.files.sha256,
                                   req.voice or engine.default_voice, req.speed, job.lang,
-                                  words, engine.streaming and engine.schedule.key())
+                                  words, engine.streaming and windows.key())
         job.segment = self.cache.begin(key, lambda: engine.begin(
             segment, job.voice, req.speed, job.lang, windows, words=words))
         return True

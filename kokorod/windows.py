@@ -49,6 +49,10 @@ MIN_REST_FRAMES = 8  # a window that would leave fewer takes them too
 LEAD_FRAMES = 8
 MIN_WINDOW_FRAMES = 16  # smaller windows cost more context than audio, and sound worse
 MAX_FIRST_FRAMES = 160
+# When several requests take turns on the worker, each one's first window delays the
+# others' first audio: it is cut to the schedule's first / the number sharing, not below
+# this (16 frames of audio after the lead).
+MIN_SHARED_FIRST = 24
 MAX_WINDOW_FRAMES = 400  # 5 s
 MAX_WINDOW_S = 1.0  # a window's modelled cost: bounds how long another request waits
 SAFETY = 0.5  # a window may use this share of the audio modelled to be ahead (the
@@ -174,10 +178,19 @@ def parse(text: str) -> Schedule | None:
 class Windows:
     """One request's windows: the first from the schedule, each later one the largest
     whose modelled cost fits in SAFETY × the audio modelled to be ahead of the listener.
-    The engine reports what each step made (`spent`) and each batch's front (`front`)."""
+    The engine reports what each step made (`spent`) and each batch's front (`front`).
 
-    def __init__(self, schedule: Schedule = FIXED) -> None:
+    `sharing`: requests of its priority taking turns on the worker when it starts. Its
+    first window is then smaller, so each one's first audio waits for less of the
+    others'; its later windows are then at least the schedule's first (the turns' fixed
+    costs are paid for more audio: four streams on two cores are short of time anyway)."""
+
+    def __init__(self, schedule: Schedule = FIXED, sharing: int = 1) -> None:
         self.schedule = schedule
+        self.first = schedule.first if sharing <= 1 else min(
+            schedule.first, max(MIN_SHARED_FIRST, schedule.first // sharing // 8 * 8))
+        self.floor = MIN_WINDOW_FRAMES if self.first == schedule.first else \
+            min(schedule.first, schedule.max_frames)
         self.windows = 0  # windows handed out so far
         self.ahead_s = 0.0  # modelled audio ahead of the listener when the next step starts
         self._pending_s = 0.0  # modelled cost of this step so far (a batch's front)
@@ -191,12 +204,16 @@ class Windows:
         s = self.schedule
         k, self.windows = self.windows, self.windows + 1
         if k == 0:
-            return s.first
+            return self.first
         if s.costs is None:  # fixed growth: two of `first`, then ×1.25 to the cap
             return min(s.max_frames, int(s.first * 1.25 ** max(0, k - 1)))
         budget = s.safety * self.ahead_s - self._pending_s
         fit = int((budget - s.costs.gen_call_s) / s.costs.gen_frame_s) - 2 * WINDOW_CONTEXT
-        return max(MIN_WINDOW_FRAMES, min(s.max_frames, fit // 4 * 4))
+        return max(self.floor, min(s.max_frames, fit // 4 * 4))
+
+    def key(self) -> tuple[Any, ...]:
+        """Everything that decides this request's windows (the audio cache keys by it)."""
+        return (*self.schedule.key(), self.first)
 
     def spent(self, samples: int, span: int) -> None:
         """The step just run made `samples` of audio over a `span` of frames."""
