@@ -308,8 +308,10 @@ def bench_soak(daemon: BenchDaemon, args: argparse.Namespace) -> dict[str, Any]:
     requests, incomplete = 0, 0
     stopping = False
     with Client(daemon.socket, client_name="bench-soak") as client:
-        # Memory at a steady point: after one long text and the same idle time as at the end.
-        for _ in client.synthesize(texts.long(args.text_offset + 10_000), voice=args.voice):
+        # Memory at a steady point: after one long text (a medium one for a soak under a
+        # minute: a smoke run) and the same idle time as at the end.
+        warm_text = texts.long if args.duration >= 60 else texts.PRESETS["medium"]
+        for _ in client.synthesize(warm_text(args.text_offset + 10_000), voice=args.voice):
             pass
         time.sleep(SOAK_IDLE_S)
         steady_before = daemon.rss()
