@@ -7,7 +7,6 @@ queue). `Stream.cancel()` may be called from any thread, e.g. a Ctrl-C handler.
 from __future__ import annotations
 
 import contextlib
-import logging
 import queue
 import socket
 import threading
@@ -17,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from kokorod_client.core import LOST, IdSource, Operations, Router, StreamFrames, synthesize_message
-from kokorod_common import launcher
 from kokorod_common.messages import (
     Chunk,
     ConnectionLost,
@@ -29,8 +27,6 @@ from kokorod_common.messages import (
 )
 from kokorod_common.paths import resolve_socket
 from kokorod_common.protocol import FrameDecoder, ProtocolError, encode_frame, request_frame
-
-log = logging.getLogger(__name__)
 
 STREAM_QUEUE_FRAMES = 512
 
@@ -74,6 +70,16 @@ class Stream(StreamFrames):
         self.client.send(request_frame("cancel", self.id))
 
 
+def _connect(path: Path) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(str(path))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class Client(Operations):
     def __init__(self, socket_path: str | Path | None = None, *, autostart: bool = False,
                  client_name: str = "kokorod-client", timeout: float = 30.0,
@@ -81,14 +87,16 @@ class Client(Operations):
         self.socket_path = resolve_socket(socket_path)
         self.client_name = client_name
         self.timeout = timeout
-        if autostart:
-            launcher.ensure_running(self.socket_path)
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            self.sock.connect(str(self.socket_path))
+            self.sock = _connect(self.socket_path)
         except OSError:
-            self.sock.close()
-            raise
+            if not autostart:
+                raise
+            # Only now the launcher (and what it imports): a running daemon needs none of it.
+            from kokorod_common import launcher
+
+            launcher.ensure_running(self.socket_path)
+            self.sock = _connect(self.socket_path)
         self._send_lock = threading.Lock()
         self.router = Router()
         self._ids = IdSource()
@@ -100,7 +108,9 @@ class Client(Operations):
         self.server: dict[str, Any] = self.request("hello", client_name=client_name)
         warning = version_warning(self.server)
         if warning:
-            log.warning(warning)
+            import logging  # here: a client that only speaks does not load it (~5 ms)
+
+            logging.getLogger(__name__).warning(warning)
 
     # ------------------------------------------------------------ plumbing
     def send(self, message: dict[str, Any]) -> None:

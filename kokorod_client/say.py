@@ -8,13 +8,14 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kokorod_client.client import Client, ConnectionLost, DaemonError
+from kokorod_client.client import Client, ConnectionLost, DaemonError, Stream
 from kokorod_client.say_options import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -26,11 +27,14 @@ from kokorod_client.say_options import (
     SayError,
     build_parser,
     check_combination,
+    marks_for,
     read_text,
+    request_options,
     speed_from,
 )
-from kokorod_client.speaking import daemon_play, speak
-from kokorod_common.player import SinkFactory
+
+if TYPE_CHECKING:
+    from kokorod_common.player import SinkFactory
 
 
 def run(argv: list[str] | None = None, sink: SinkFactory | None = None) -> int:
@@ -70,9 +74,15 @@ def run(argv: list[str] | None = None, sink: SinkFactory | None = None) -> int:
                 print(f"stopped {client.stop(everyone=args.all)}")
                 return 0
             if args.daemon_play:
+                from kokorod_client.speaking import daemon_play
+
                 stats = daemon_play(args, client, text, speed)
             else:
-                stats = speak(args, client, text, speed, sink, started)
+                stream = ask(args, client, text, speed)
+                # Playback, feedback and the audio device load while the daemon works.
+                from kokorod_client.speaking import speak
+
+                stats = speak(args, stream, text, sink, started)
         if args.json_stats:
             print(json.dumps(stats))
         elif args.stats:
@@ -90,6 +100,13 @@ def run(argv: list[str] | None = None, sink: SinkFactory | None = None) -> int:
     except SayError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return exc.status
+
+
+def ask(args: argparse.Namespace, client: Client, text: str, speed: float) -> Stream:
+    """Send the request: first, so that the daemon synthesizes while this process loads
+    its player and opens the audio device."""
+    return client.synthesize(text, chunk_ms=args.chunk_ms, marks=marks_for(args),
+                             **request_options(args, speed))
 
 
 def _spoken_status(stats: dict[str, Any]) -> int:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from kokorod_client import __version__
-from kokorod_client.subtitles import FORMATS as SUBTITLE_FORMATS
 from kokorod_common.protocol import PRIORITIES, SPEED_RANGE, TEXT_FORMATS
 
 PROG = "kokoro-say"
@@ -105,17 +105,35 @@ def _prebuffer(text: str) -> int:
     return value
 
 
+def request_options(args: argparse.Namespace, speed: float) -> dict[str, Any]:
+    """The request's fields from the command line: the same whether the audio plays here
+    or in the daemon (--daemon-play)."""
+    return {"voice": args.voice, "speed": speed, "lang": args.lang,
+            "text_format": text_format_for(args), "priority": args.priority,
+            "mode": "interrupt" if args.interrupt else None,
+            "normalize": False if args.no_normalize else None}
+
+
+def marks_for(args: argparse.Namespace) -> str | None:
+    """The marks to ask the daemon for: word marks when a word is shown (-i on a
+    terminal) or written (--subtitles)."""
+    return "word" if (args.interactive and sys.stdout.isatty()) or args.subtitles else None
+
+
 def check_combination(args: argparse.Namespace) -> None:
     """Refuse flags that would be silently ignored together, with one line saying why."""
     given_text = bool(args.text)
+    subtitle_formats: tuple[str, ...] = ()
+    if args.subtitles:  # here, not at the top: a client that only speaks does not load it
+        from kokorod_client.subtitles import FORMATS as subtitle_formats
     rules = [
         (args.daemon_play and args.output_file, "--daemon-play plays in the daemon; -o "
          "writes a file here: choose one"),
         (args.daemon_play and (args.interactive or args.progress or args.audio_device
                                or args.subtitles),
          "-i, --progress, --subtitles and -a follow local playback; --daemon-play has none"),
-        (args.subtitles and not str(args.subtitles).lower().endswith(SUBTITLE_FORMATS),
-         f"--subtitles writes {', '.join(SUBTITLE_FORMATS)} files (from the extension)"),
+        (args.subtitles and not str(args.subtitles).lower().endswith(subtitle_formats),
+         f"--subtitles writes {', '.join(subtitle_formats)} files (from the extension)"),
         ((args.data_format or args.file_format) and not args.output_file,
          "--data-format and --file-format describe the -o file; there is none"),
         (args.rate is not None and args.speed is not None, "-r and --speed both set the "

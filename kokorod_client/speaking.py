@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from kokorod_client import subtitles
 from kokorod_client.client import Client, Stream
 from kokorod_client.highlight import WordHighlighter
-from kokorod_client.say_options import PROG, SayError, text_format_for
+from kokorod_client.say_options import PROG, SayError, request_options
 from kokorod_client.timeline import Timeline
 from kokorod_common.messages import Chunk, Mark
 from kokorod_common.player import DeviceStalled, NoAudioDevice, Player, SinkFactory
@@ -128,11 +128,6 @@ class Feedback:
                             mininterval=0.25,
                             bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}")
 
-    @property
-    def marks(self) -> str | None:
-        """The marks to ask for: word marks when a word is shown or written."""
-        return "word" if self.highlighter or self.subtitles else None
-
     def _say(self, text: str, ends: bool) -> None:
         print(text, end="\n" if ends else " ", flush=True)
         self.open_line = not ends
@@ -198,16 +193,11 @@ class Feedback:
             self.bar.close()
 
 
-def speak(args: argparse.Namespace, client: Client, text: str, speed: float,
-          sink: SinkFactory | None, started: float) -> dict[str, Any]:
-    # Ask first, then open the audio device while the daemon synthesizes: PortAudio's
-    # start-up (device enumeration) then overlaps the wait instead of adding to it.
+def speak(args: argparse.Namespace, stream: Stream, text: str, sink: SinkFactory | None,
+          started: float) -> dict[str, Any]:
+    """Play (or write) `stream`, already asked for (say.py asks before this module and
+    the audio device load: both then overlap the daemon's work instead of adding to it)."""
     feedback = Feedback(args, text)
-    stream: Stream = client.synthesize(
-        text, voice=args.voice, speed=speed, lang=args.lang, chunk_ms=args.chunk_ms,
-        text_format=text_format_for(args), priority=args.priority,
-        mode="interrupt" if args.interrupt else None,
-        normalize=False if args.no_normalize else None, marks=feedback.marks)
     stream.on_mark = feedback.add
     try:
         output = Output(args, sink)
@@ -258,10 +248,7 @@ def speak(args: argparse.Namespace, client: Client, text: str, speed: float,
 def daemon_play(args: argparse.Namespace, client: Client, text: str,
                 speed: float) -> dict[str, Any]:
     """--daemon-play: the daemon's speaker plays it; wait until it is done."""
-    stream = client.speak(text, voice=args.voice, speed=speed, lang=args.lang,
-                          text_format=text_format_for(args), priority=args.priority,
-                          mode="interrupt" if args.interrupt else None,
-                          normalize=False if args.no_normalize else None)
+    stream = client.speak(text, **request_options(args, speed))
     try:
         for _ in stream:
             pass
@@ -270,5 +257,3 @@ def daemon_play(args: argparse.Namespace, client: Client, text: str,
             stream.cancel()
         raise
     return {"end": vars(stream.end) if stream.end else None}
-
-

@@ -483,14 +483,25 @@ def test_a_text_too_big_for_one_request_is_refused_cleanly(daemon: DaemonProc,
 
 def test_say_speaks_without_importing_numpy(daemon: DaemonProc, tmp_path: Path) -> None:
     """The speaking client's hot path moves the daemon's float32 bytes to PortAudio's raw
-    stream as they are: numpy (~100 ms of start-up) is never imported."""
+    stream as they are: numpy (~100 ms of start-up) is never imported. And it asks first:
+    the player, PortAudio and the launcher load while the daemon synthesizes."""
     home, capture = alsa_home(tmp_path)
-    code = ("import sys\nfrom kokorod_client.say import run\n"
+    late = ("kokorod_common.player", "kokorod_client.speaking", "sounddevice",
+            "kokorod_common.launcher", "kokorod_client.subtitles")
+    code = ("import sys\nfrom kokorod_client import client\nfrom kokorod_client.say import run\n"
+            "ask = client.Client.synthesize\n"
+            "def synthesize(self, *a, **k):\n"
+            f"    print('loaded before asking:', [m for m in {late!r} if m in sys.modules],"
+            " file=sys.stderr)\n"
+            "    return ask(self, *a, **k)\n"
+            "client.Client.synthesize = synthesize\n"
             f"rc = run(['--no-autostart', {SHORT!r}])\n"
             "print('numpy loaded:', 'numpy' in sys.modules, file=sys.stderr)\nsys.exit(rc)")
     result = subprocess.run([sys.executable, "-c", code], env={**daemon.env, "HOME": str(home)},
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stderr.strip().splitlines()[-1] == "numpy loaded: False", result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert "loaded before asking: []" in lines, result.stderr
+    assert lines[-1] == "numpy loaded: False", result.stderr
     played = without_silence(read_alsa_capture(capture))
     assert played.size > 0.5 * 24_000  # it really played, through the raw stream
