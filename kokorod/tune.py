@@ -4,8 +4,12 @@ Each candidate (threads, streaming vocoder on/off, graph optimisation, inter-op
 parallelism, another installed model) gets its own engine, its window plan measured
 afresh, then the time to a new short text's first audio (median of several texts the
 engine has not read) and the real-time factor of a paragraph streamed to its end.
-The winner has the lowest first audio among those that keep up (RTF ≤ MAX_RTF); its
-settings go into the config file (not with --dry-run) and a running daemon reloads.
+The winner has the lowest first audio among those that keep up (RTF ≤ MAX_RTF) — but
+a change must beat the configured settings by more than this machine's own noise: the
+configured settings are measured again after the others, and a candidate must be faster
+than the better of those two by MIN_GAIN or by their spread, whichever is larger (two
+identical runs a minute apart differed by 28 % on a shared VM). Its settings go into the
+config file (not with --dry-run) and a running daemon reloads.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from kokorod_common.protocol import SAMPLE_RATE
 # onnxruntime and the engine load only when tuning runs (not for `kokorod --help`)
 
 MAX_RTF = 0.8  # a setting must make audio this much faster than it plays
+MIN_GAIN = 0.10  # a change must cut the configured first audio by this share at least
+AGAIN = "as configured, again"
 SHORT = ["Your build finished just now.", "Three new messages are waiting.",
          "The meeting moved to Thursday.", "Remember to water the ferns.",
          "The printer ran out of paper.", "Someone is ringing the bell.",
@@ -119,9 +125,27 @@ def measure(config: Config, name: str, changes: dict[str, Any], texts: int) -> R
     return result
 
 
+def noise(results: list[Result]) -> float:
+    """The spread between the configured settings' two runs, as a share of the faster."""
+    runs = [r.first_audio_ms for r in results if not r.changes and not r.error
+            and r.first_audio_ms]
+    return (max(runs) - min(runs)) / min(runs) if len(runs) > 1 else 0.0
+
+
 def best(results: list[Result]) -> Result | None:
+    """The fastest that keeps up; the configured settings unless it beats them by more
+    than MIN_GAIN and the measured noise."""
     ok = [r for r in results if not r.error and r.keeps_up]
-    return min(ok, key=lambda r: (r.first_audio_ms, r.rtf)) if ok else None
+    if not ok:
+        return None
+    top = min(ok, key=lambda r: (r.first_audio_ms, r.rtf))
+    configured = [r for r in ok if not r.changes]
+    if top.changes and configured:
+        ref = min(configured, key=lambda r: r.first_audio_ms or 0.0)
+        if (top.first_audio_ms or 0.0) > (ref.first_audio_ms or 0.0) * (
+                1 - max(MIN_GAIN, noise(results))):
+            return ref
+    return top
 
 
 def table(results: list[Result], winner: Result | None) -> str:
@@ -152,11 +176,18 @@ def run(args: argparse.Namespace) -> int:
             continue
         print(f"  measuring: {name} …", flush=True)
         results.append(measure(config, name, changes, args.texts))
+    if len(results) > 1 and any(not r.changes for r in results):
+        print(f"  measuring: {AGAIN} (this machine's noise) …", flush=True)
+        results.append(measure(config, AGAIN, {}, args.texts))
     winner = best(results)
     print(table(results, winner))
+    spread = noise(results)
+    if spread:
+        print(f"noise: the configured settings' two runs differ by {spread:.0%}; a change "
+              f"must be {max(MIN_GAIN, spread):.0%} faster to be kept")
     report = {"cpu": windows.cpu_model(), "cores": os.cpu_count(),
               "results": [dataclasses.asdict(r) for r in results],
-              "best": winner.name if winner else None}
+              "noise": round(spread, 3), "best": winner.name if winner else None}
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(report, fh, indent=2)

@@ -37,6 +37,23 @@ def test_best_keeps_up_first() -> None:
     assert "*b" in shown and "failed: boom" in shown
 
 
+def test_a_change_within_the_noise_keeps_the_configured_settings() -> None:
+    configured = tune.Result("as configured", {}, 500.0, 0.5)
+    again = tune.Result(tune.AGAIN, {}, 600.0, 0.5)  # 20 % apart: this machine's noise
+    slightly = tune.Result("graph optimisation basic", {"graph_optimization": "basic"},
+                           420.0, 0.5)  # 16 % faster than the better run: within the noise
+    assert tune.noise([configured, again, slightly]) == 0.2
+    assert tune.best([configured, again, slightly]) is configured
+    clearly = tune.Result("2 threads", {"threads": 2}, 300.0, 0.5)
+    assert tune.best([configured, again, slightly, clearly]) is clearly
+    # one run of the configured settings: a change needs MIN_GAIN
+    assert tune.best([configured, tune.Result("x", {"threads": 1}, 470.0, 0.5)]) is configured
+    assert tune.best([configured, tune.Result("x", {"threads": 1}, 440.0, 0.5)]).name == "x"
+    # configured settings that cannot keep up are no reference
+    lagging = tune.Result("as configured", {}, 300.0, 0.95)
+    assert tune.best([lagging, slightly]) is slightly
+
+
 def test_tune_measures_real_engines_and_writes_the_winner(tmp_path: Path) -> None:
     config = tmp_path / "kokorod.toml"
     config.write_text("# kept\n")
