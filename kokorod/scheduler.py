@@ -158,13 +158,12 @@ class Scheduler:
         job.begin_segment(segment)
         job.segments += 1
         req, engine, words = job.request, self.engine, job.words is not None
-        if job.windows is None:  # those taking turns with it: see Windows
-            job.windows = Windows(engine.schedule, sharing=sum(
-                1 for j in self._jobs if j.active and j.rank == job.rank))
+        if job.windows is None:
+            job.windows = Windows(engine.schedule)
         windows = job.windows
         key = audio_cache.key_for(segment, job.stream.exhausted(), engine.files.sha256,
                                   req.voice or engine.default_voice, req.speed, job.lang,
-                                  words, engine.streaming and windows.key())
+                                  words, engine.streaming and engine.schedule.key())
         job.segment = self.cache.begin(key, lambda: engine.begin(
             segment, job.voice, req.speed, job.lang, windows, words=words))
         return True

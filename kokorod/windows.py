@@ -49,10 +49,6 @@ MIN_REST_FRAMES = 8  # a window that would leave fewer takes them too
 LEAD_FRAMES = 8
 MIN_WINDOW_FRAMES = 16  # smaller windows cost more context than audio, and sound worse
 MAX_FIRST_FRAMES = 160
-# When several requests take turns on the worker, each one's first window delays the
-# others' first audio: it is cut to the schedule's first / the number sharing, not below
-# this (16 frames of audio after the lead).
-MIN_SHARED_FIRST = 24
 MAX_WINDOW_FRAMES = 400  # 5 s
 MAX_WINDOW_S = 1.0  # a window's modelled cost: bounds how long another request waits
 SAFETY = 0.5  # a window may use this share of the audio modelled to be ahead (the
@@ -199,7 +195,7 @@ def parse(text: str) -> Schedule | None:
 
 
 class Windows:
-    """One request's windows: the first from the schedule, each later one the largest
+    """One request's windows: the first fitted to the first batch, each later one the largest
     whose modelled cost fits in SAFETY × the audio modelled to be ahead of the listener.
     The engine reports what each step made (`spent`) and each batch's front (`front`).
 
@@ -207,20 +203,11 @@ class Windows:
     after which the rest of the first batch is modelled to keep up (`plan_keeps_up`): the
     batch's length is known when it starts (`front`), and a long sentence leaves time
     for small windows where a short one does not — its last window, over at least
-    MIN_TAIL_FRAMES, must fit in the audio before it. It depends on the text alone.
+    MIN_TAIL_FRAMES, must fit in the audio before it. It depends on the text alone."""
 
-    `sharing`: requests of its priority taking turns on the worker when it starts. Its
-    first window is then smaller, so each one's first audio waits for less of the
-    others'; its later windows are then at least the schedule's first (the turns' fixed
-    costs are paid for more audio: four streams on two cores are short of time anyway)."""
-
-    def __init__(self, schedule: Schedule = FIXED, sharing: int = 1) -> None:
+    def __init__(self, schedule: Schedule = FIXED) -> None:
         self.schedule = schedule
         self._todo: int | None = None  # frames of the first batch to vocode
-        self.first = schedule.first if sharing <= 1 else min(
-            schedule.first, max(MIN_SHARED_FIRST, schedule.first // sharing // 8 * 8))
-        self.floor = MIN_WINDOW_FRAMES if self.first == schedule.first else \
-            min(schedule.first, schedule.max_frames)
         self.windows = 0  # windows handed out so far
         self.ahead_s = 0.0  # modelled audio ahead of the listener when the next step starts
         self._pending_s = 0.0  # modelled cost of this step so far (a batch's front)
@@ -236,11 +223,11 @@ class Windows:
     def _first_frames(self) -> int:
         s = self.schedule
         if s.costs is None or self._todo is None:
-            return self.first
-        for first in range(MIN_WINDOW_FRAMES, self.first, 8):
+            return s.first
+        for first in range(MIN_WINDOW_FRAMES, s.first, 8):
             if plan_keeps_up(s.costs, s.safety, s.max_frames, first, self._todo):
                 return first
-        return self.first
+        return s.first
 
     def next_frames(self) -> int:
         s = self.schedule
@@ -251,11 +238,7 @@ class Windows:
             return min(s.max_frames, int(s.first * 1.25 ** max(0, k - 1)))
         budget = s.safety * self.ahead_s - self._pending_s
         fit = int((budget - s.costs.gen_call_s) / s.costs.gen_frame_s) - 2 * WINDOW_CONTEXT
-        return max(self.floor, min(s.max_frames, fit // 4 * 4))
-
-    def key(self) -> tuple[Any, ...]:
-        """Everything that decides this request's windows (the audio cache keys by it)."""
-        return (*self.schedule.key(), self.first)
+        return max(MIN_WINDOW_FRAMES, min(s.max_frames, fit // 4 * 4))
 
     def spent(self, samples: int, span: int) -> None:
         """The step just run made `samples` of audio over a `span` of frames."""

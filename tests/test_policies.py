@@ -162,20 +162,6 @@ def test_the_worker_interleaves_a_short_request_with_a_long_one() -> None:
     assert log.count("long") == 12 and log.count("short") == 2
 
 
-def test_requests_arriving_together_get_smaller_first_windows() -> None:
-    """Three of one priority at once share the worker: their first windows shrink; one
-    alone, or one of another priority, keeps the schedule's."""
-    shared = [make_job(f"shared {i} speaks.") for i in range(3)]
-    other = make_job("other speaks.", priority="important")
-    run_scheduler(*shared, other)
-    assert all(job.windows is not None and job.windows.first < windows.FIXED.first
-               for job in shared)
-    assert other.windows is not None and other.windows.first == windows.FIXED.first
-    alone = make_job("alone speaks.")
-    run_scheduler(alone)
-    assert alone.windows is not None and alone.windows.first == windows.FIXED.first
-
-
 def test_the_worker_serves_priority_before_arrival() -> None:
     log = run_scheduler(make_job(sentences("low", 3), priority="notification"),
                         make_job(sentences("high", 3), priority="important"))

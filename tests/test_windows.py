@@ -90,7 +90,7 @@ def test_a_longer_first_sentence_starts_with_a_smaller_window_and_keeps_up() -> 
         for frames in (100, 150, 400, 1200):
             plan = run(s, [frames])
             firsts[frames] = plan[0][0]
-            for n, ahead, cost in plan[1:]:
+            for _n, ahead, cost in plan[1:]:
                 assert cost <= s.safety * ahead + 1e-9, (costs, frames, plan)
         assert max(firsts.values()) <= s.first and firsts[1200] < s.first, firsts
         assert firsts[1200] <= firsts[100], firsts
@@ -104,24 +104,6 @@ def test_first_window_leaves_time_for_the_next() -> None:
         assert costs.tail() <= s.safety * ahead
         assert costs.front(s.first) + costs.gen(MIN_WINDOW_FRAMES + 2 * WINDOW_CONTEXT) \
             <= s.safety * ahead
-
-
-def test_requests_taking_turns_start_with_smaller_windows_then_catch_up() -> None:
-    """Four requests at once: each first window is a quarter (not below MIN_SHARED_FIRST),
-    so the fourth's first audio waits for less; later windows are not smaller than the
-    schedule's first (each turn's context and call are paid for more audio)."""
-    for costs in (XEON, EPYC):
-        s = windows.from_costs(costs)
-        alone, shared = Windows(s), Windows(s, sharing=4)
-        assert alone.next_frames() == s.first
-        first = shared.next_frames()
-        assert first == max(windows.MIN_SHARED_FIRST, s.first // 4 // 8 * 8) < s.first
-        shared.spent((first - windows.LEAD_FRAMES) * int(FRAME_S * SAMPLE_RATE),
-                     first + 2 * WINDOW_CONTEXT)
-        assert shared.next_frames() >= min(s.first, s.max_frames)
-        assert shared.key() != alone.key()  # the audio cache tells the plans apart
-        assert Windows(s, sharing=2).first < s.first
-    assert Windows(windows.FIXED, sharing=3).next_frames() == windows.MIN_SHARED_FIRST
 
 
 def test_fixed_schedule_without_costs_grows_to_the_cap() -> None:
