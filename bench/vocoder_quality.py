@@ -43,7 +43,6 @@ def measure(engine: engine_module.Engine, text: str) -> tuple[dict[str, Any], np
     p = engine.prepare(Segment(text, 0.0, 0), voice, 1.0, "en-us")[0]
     whole = vocoder.whole(p)[p.origin * SAMPLES_PER_FRAME:]  # the windows start there
     windows = window_plan.Windows(engine.schedule)
-    windows.front(p.frames, p.remaining)  # as the engine does: the first window fits the batch
     pieces, seams = [], []
     while not p.done:
         pieces.append(vocoder.window(p, windows.next_frames(), trim=False))

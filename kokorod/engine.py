@@ -235,7 +235,7 @@ class Engine:
         emitted = 0
         for p in self._prepare(segment, voice, speed, lang, words is not None):
             if windows is not None:
-                windows.front(p.frames, p.remaining)
+                windows.front(p.frames)
             while not p.done:
                 start = p.next
                 audio = self.vocoder.window(p, windows.next_frames() if windows else p.frames)

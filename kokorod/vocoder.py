@@ -140,6 +140,9 @@ class Prepared:
     origin: int = 0  # first frame of the audio (after an earlier segment's head)
     lead_trim: int = 0  # samples of silence trimmed off the first window
     span: int = 0  # frames the last window ran the generator over (context included)
+    # Silence a window ended on, held until a later window shows sound after it (dropped
+    # if none does: the batch's end is then trimmed as the whole model's is).
+    held: Audio | None = None
 
     @property
     def remaining(self) -> int:
@@ -278,16 +281,38 @@ class Vocoder:
         audio = headroom.soft_limit(audio)
         if audio.size:
             p.peak_rms = max(p.peak_rms, float(frame_rms(y=audio).max()))
-        if trim and (first or last):
-            _, (start, end) = trim_silence(audio, ref=p.peak_rms or 1.0)
-            if end > start:
-                audio = audio[start if first else 0: end if last else audio.size]
-                if first:
-                    p.lead_trim = start
-            else:  # nothing but silence at an edge of the segment
-                if first:
-                    p.lead_trim = audio.size
-                audio = audio[:0]
+        if trim:
+            audio = self._trim(p, audio, first, last)
         if last and p.pause_s:
             audio = np.concatenate([audio, np.zeros(int(p.pause_s * SAMPLE_RATE), np.float32)])
         return np.ascontiguousarray(audio)
+
+    @staticmethod
+    def _trim(p: Prepared, audio: Audio, first: bool, last: bool) -> Audio:
+        """The silence before the batch's first sound and after its last goes, as in the
+        whole model's trim. A window's trailing silence is held back: only a later
+        window's sound shows whether it is a pause (then it is heard before that sound)
+        or the batch's end (then it goes), so a last window of nothing but the end's
+        silence leaves no tail behind in the window before."""
+        _, (start, end) = trim_silence(audio, ref=p.peak_rms or 1.0)
+        if end <= start:  # nothing but silence
+            if first:  # before the first sound: it goes
+                p.lead_trim = audio.size
+            elif last:  # after the last: it goes, with what was held
+                p.held = None
+            else:  # a pause, or the end: the next window tells
+                p.held = audio if p.held is None else np.concatenate([p.held, audio])
+            return audio[:0]
+        if first:
+            p.lead_trim = start
+            audio = audio[start:]
+            end -= start
+        if p.held is not None:
+            audio = np.concatenate([p.held, audio])
+            end += p.held.size
+            p.held = None
+        if last:
+            return audio[:end]
+        if end < audio.size:
+            p.held = audio[end:]
+        return audio[:end]

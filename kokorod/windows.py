@@ -92,29 +92,6 @@ def first_window(costs: Costs, safety: float = SAFETY) -> int:
     return MAX_FIRST_FRAMES
 
 
-def plan_keeps_up(costs: Costs, safety: float, max_frames: int, first: int, todo: int) -> bool:
-    """Whether, after a first window of `first` frames of a batch with `todo` frames to
-    vocode, every later window (planned as Windows plans it, the last one over at least
-    MIN_TAIL_FRAMES) is modelled ready within `safety` × the audio ahead, and the next
-    batch's front (taken as long as this one) and a smallest window after it."""
-    done = min(first, todo) if todo - first >= MIN_REST_FRAMES else todo
-    ahead = max(0, done - LEAD_FRAMES) * FRAME_S
-    while done < todo:
-        budget = safety * ahead
-        fit = int((budget - costs.gen_call_s) / costs.gen_frame_s) - 2 * WINDOW_CONTEXT
-        frames = max(MIN_WINDOW_FRAMES, min(max_frames, fit // 4 * 4))
-        end = todo if todo - (done + frames) < MIN_REST_FRAMES else done + frames
-        span = end - done + WINDOW_CONTEXT
-        span = max(span, MIN_TAIL_FRAMES) if end == todo else span + WINDOW_CONTEXT
-        cost = costs.gen(span)
-        if cost > budget:
-            return False
-        ahead += (end - done) * FRAME_S - cost
-        done = end
-    return costs.front(todo) + costs.gen(MIN_WINDOW_FRAMES + 2 * WINDOW_CONTEXT) \
-        <= safety * ahead
-
-
 @dataclass(frozen=True)
 class Schedule:
     """A daemon's windows: its first window and the costs later ones are planned by."""
@@ -195,45 +172,26 @@ def parse(text: str) -> Schedule | None:
 
 
 class Windows:
-    """One request's windows: the first fitted to the first batch, each later one the largest
+    """One request's windows: the first from the schedule, each later one the largest
     whose modelled cost fits in SAFETY × the audio modelled to be ahead of the listener.
-    The engine reports what each step made (`spent`) and each batch's front (`front`).
-
-    The first window is the smallest (multiple of 8 frames, at most the schedule's first)
-    after which the rest of the first batch is modelled to keep up (`plan_keeps_up`): the
-    batch's length is known when it starts (`front`), and a long sentence leaves time
-    for small windows where a short one does not — its last window, over at least
-    MIN_TAIL_FRAMES, must fit in the audio before it. It depends on the text alone."""
+    The engine reports what each step made (`spent`) and each batch's front (`front`)."""
 
     def __init__(self, schedule: Schedule = FIXED) -> None:
         self.schedule = schedule
-        self._todo: int | None = None  # frames of the first batch to vocode
         self.windows = 0  # windows handed out so far
         self.ahead_s = 0.0  # modelled audio ahead of the listener when the next step starts
         self._pending_s = 0.0  # modelled cost of this step so far (a batch's front)
 
-    def front(self, frames: int, todo: int | None = None) -> None:
-        """A batch of `frames` frames (`todo` of them to vocode) starts: its front runs in
-        the coming step."""
-        if not self.windows:
-            self._todo = frames if todo is None else todo
-        elif self.schedule.costs is not None:
+    def front(self, frames: int) -> None:
+        """A batch's front runs in the coming step."""
+        if self.schedule.costs is not None and self.windows:
             self._pending_s += self.schedule.costs.front(frames)
-
-    def _first_frames(self) -> int:
-        s = self.schedule
-        if s.costs is None or self._todo is None:
-            return s.first
-        for first in range(MIN_WINDOW_FRAMES, s.first, 8):
-            if plan_keeps_up(s.costs, s.safety, s.max_frames, first, self._todo):
-                return first
-        return s.first
 
     def next_frames(self) -> int:
         s = self.schedule
         k, self.windows = self.windows, self.windows + 1
         if k == 0:
-            return self._first_frames()
+            return s.first
         if s.costs is None:  # fixed growth: two of `first`, then ×1.25 to the cap
             return min(s.max_frames, int(s.first * 1.25 ** max(0, k - 1)))
         budget = s.safety * self.ahead_s - self._pending_s

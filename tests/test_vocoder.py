@@ -14,13 +14,15 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
+from kokoro_onnx.trim import trim as trim_silence
 
-from kokorod import providers
+from kokorod import headroom, providers
 from kokorod import vocoder as vocoder_module
 from kokorod.config import load
 from kokorod.engine import Engine
 from kokorod.segment import Segment
 from kokorod.vocoder import Prepared
+from kokorod_common.protocol import SAMPLE_RATE
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from metrics import lsd
@@ -105,6 +107,23 @@ def test_windowed_segment_is_trimmed_like_the_whole(engine: Engine) -> None:
     assert abs(windowed.size - whole.size) < 0.1 * whole.size
     assert not windowed[-int(0.2 * 24000):].any()  # the pause is there, silent
     assert np.abs(windowed[:2400]).max() > 0.005  # leading silence trimmed
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_a_last_window_of_only_the_ends_silence_leaves_no_tail(engine: Engine,
+                                                                text: str) -> None:
+    """When the last window holds nothing but the silence after the text, the silence the
+    window before it ended on goes too (it was held back, not sent): the audio ends where
+    the whole model's trimmed audio ends, not ~0.2 s later."""
+    p = _prepared(engine, text)
+    vocoder = engine.vocoder
+    assert vocoder is not None
+    _, (_, whole_end) = trim_silence(headroom.soft_limit(vocoder.whole(p)))
+    origin = p.next
+    pieces = [vocoder.window(p, p.remaining - 16), vocoder.window(p, 16)]
+    assert pieces[-1].size == 0  # the last 16 frames: nothing but the end's silence
+    end = origin * vocoder_module.SAMPLES_PER_FRAME + p.lead_trim + sum(x.size for x in pieces)
+    assert abs(end - whole_end) <= 0.03 * SAMPLE_RATE, (end - whole_end) / SAMPLE_RATE
 
 
 def test_vocoder_off_uses_the_whole_model(data_dir: Path) -> None:
