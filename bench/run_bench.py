@@ -175,7 +175,11 @@ def say_end_to_end(socket: Path, text: str, args: argparse.Namespace,
     except (IndexError, json.JSONDecodeError):
         return {"error": out.stderr.strip()[-300:]}
     first = stats.get("first_sound_unix")
-    return {"e2e_first_sound_s": first - t0 if first else None,
+    # The daemon's own share of this same request: request received → first chunk out.
+    daemon_s = ((stats.get("end") or {}).get("timings") or {}).get("first_chunk_ms")
+    e2e = first - t0 if first else None
+    return {"e2e_first_sound_s": e2e,
+            "client_share_s": e2e - daemon_s / 1000 if e2e and daemon_s is not None else None,
             "underruns": (stats.get("playback") or {}).get("underruns"),
             "played": first is not None}
 
@@ -210,8 +214,8 @@ def bench_preset(name: str, daemon: BenchDaemon, args: argparse.Namespace,
                for t in range(args.trials)]
         shutil.rmtree(home, ignore_errors=True)
         result["kokoro_say"] = {"trials": e2e, "summary": {
-            "e2e_first_sound_s": summary([e["e2e_first_sound_s"] for e in e2e
-                                          if e.get("e2e_first_sound_s")])}}
+            key: summary([e[key] for e in e2e if e.get(key) is not None])
+            for key in ("e2e_first_sound_s", "client_share_s")}}
     if warm is not None:
         model, voices = daemon.status["engine"]["model_path"], \
             daemon.status["engine"]["voices_path"]
@@ -474,8 +478,11 @@ def print_table(report: dict[str, Any]) -> None:
               f"seq complete: {s['seq_complete']}")
         if "kokoro_say" in res:
             e = res["kokoro_say"]["summary"]["e2e_first_sound_s"]
+            own = res["kokoro_say"]["summary"].get("client_share_s") or {}
             print(f"kokoro-say process start → first sample: p50 {fmt(e.get('p50'), 'ms')}, "
-                  f"p95 {fmt(e.get('p95'), 'ms')}")
+                  f"p95 {fmt(e.get('p95'), 'ms')}; the client's own share (that, less the "
+                  f"daemon's request → first chunk): p50 {fmt(own.get('p50'), 'ms')}, "
+                  f"p95 {fmt(own.get('p95'), 'ms')}")
         for anchor, r in res.get("ratios", {}).items():
             print(f"ratio kokorod / {anchor}: " + ", ".join(f"{k} {v:.3f}"
                                                            for k, v in r.items()))

@@ -55,6 +55,8 @@ def test_bench_smoke(daemon: DaemonProc, tmp_path: Path) -> None:
     assert short["ratios"]["one_shot"]["ttfa_p50"] > 0
     e2e = short["kokoro_say"]["summary"]["e2e_first_sound_s"]
     assert e2e["n"] == 1 and e2e["min"] > 0
+    own = short["kokoro_say"]["summary"]["client_share_s"]  # e2e less the daemon's own time
+    assert own["n"] == 1 and 0 < own["min"] < e2e["min"]
     assert report["first_sentence"]["ratio_p95_long_over_short"] > 0
     assert report["concurrency"]["errors"] == [] and report["concurrency"]["clients"] == 2
     assert report["soak"]["requests"] >= 1 and report["soak"]["audio_s"] > 0
