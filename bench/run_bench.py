@@ -162,14 +162,32 @@ def wait_idle(client: Client, timeout: float = 120.0) -> None:
         time.sleep(0.02)
 
 
+def compile_client(checkout: Path) -> str:
+    """Byte-compile the client's packages as `pip install` does. Where
+    PYTHONDONTWRITEBYTECODE is set (as in some CI images), nothing else writes the .pyc
+    files and every kokoro-say would compile its modules from source (~25 ms here)."""
+    import compileall
+
+    for package in ("kokorod_client", "kokorod_common"):
+        compileall.compile_dir(str(checkout / package), quiet=1)
+    return "compiled ahead, as pip install does"
+
+
+def checkout_commit(checkout: Path) -> str:
+    out = subprocess.run(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"],
+                         capture_output=True, text=True)
+    return out.stdout.strip() or "unknown"
+
+
 def say_end_to_end(socket: Path, text: str, args: argparse.Namespace,
-                   home: Path) -> dict[str, Any]:
-    """kokoro-say process start → first sample handed to the audio device."""
+                   home: Path, checkout: Path = REPO) -> dict[str, Any]:
+    """kokoro-say process start → first sample handed to the audio device; the client
+    code is `checkout`'s (its directory comes first on the path of `-m`)."""
     env = dict(os.environ, KOKORO_SOCKET=str(socket), HOME=str(home))
     t0 = time.time()
-    out = subprocess.run([sys.executable, "-m", "kokorod_client.say", "--no-autostart",
+    out = subprocess.run([args.say_python, "-m", "kokorod_client.say", "--no-autostart",
                           "--json-stats", "--prebuffer", str(args.prebuffer), text],
-                         env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
+                         env=env, capture_output=True, text=True, timeout=600, cwd=checkout)
     try:
         stats = json.loads(out.stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):
@@ -182,6 +200,43 @@ def say_end_to_end(socket: Path, text: str, args: argparse.Namespace,
             "client_share_s": e2e - daemon_s / 1000 if e2e and daemon_s is not None else None,
             "underruns": (stats.get("playback") or {}).get("underruns"),
             "played": first is not None}
+
+
+SAY_KEYS = ("e2e_first_sound_s", "client_share_s")
+
+
+def bench_say(daemon: BenchDaemon, args: argparse.Namespace,
+              trial_texts: list[str]) -> dict[str, Any]:
+    """kokoro-say end to end, one process per text. With --say-also, another checkout's
+    client runs each text too, in turn (order alternating), against the same daemon: a
+    client change measured in pairs, which the machine's drift cannot fake."""
+    home = alsa_home()
+    checkouts = {"kokoro_say": REPO}
+    if args.say_also:
+        checkouts["kokoro_say_also"] = Path(args.say_also).resolve()
+    runs: dict[str, list[dict[str, Any]]] = {key: [] for key in checkouts}
+    bytecode = ""
+    for path in checkouts.values():
+        bytecode = compile_client(path)
+    try:
+        for t, text in enumerate(trial_texts):
+            for key in (list(checkouts) if t % 2 == 0 else list(reversed(checkouts))):
+                runs[key].append(say_end_to_end(daemon.socket, text, args, home,
+                                                checkouts[key]))
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    out: dict[str, Any] = {}
+    for key, trials in runs.items():
+        out[key] = {"checkout": checkout_commit(checkouts[key]), "python": args.say_python,
+                    "bytecode": bytecode, "trials": trials,
+                    "summary": {k: summary([e[k] for e in trials if e.get(k) is not None])
+                                for k in SAY_KEYS}}
+    if args.say_also:
+        pairs = list(zip(runs["kokoro_say"], runs["kokoro_say_also"], strict=True))
+        out["kokoro_say_paired"] = {k: summary([a[k] - b[k] for a, b in pairs
+                                                if a.get(k) is not None and b.get(k) is not None])
+                                    for k in SAY_KEYS}
+    return out
 
 
 def alsa_home() -> Path:
@@ -209,13 +264,8 @@ def bench_preset(name: str, daemon: BenchDaemon, args: argparse.Namespace,
                       f"rtf {trials[-1]['rtf']:.3f}")
     result: dict[str, Any] = {"kokorod": {"trials": trials, "summary": summarize(trials)}}
     if args.stream:
-        home = alsa_home()
-        e2e = [say_end_to_end(daemon.socket, make(offset + 1000 + t), args, home)
-               for t in range(args.trials)]
-        shutil.rmtree(home, ignore_errors=True)
-        result["kokoro_say"] = {"trials": e2e, "summary": {
-            key: summary([e[key] for e in e2e if e.get(key) is not None])
-            for key in ("e2e_first_sound_s", "client_share_s")}}
+        result.update(bench_say(daemon, args, [make(offset + 1000 + t)
+                                               for t in range(args.trials)]))
     if warm is not None:
         model, voices = daemon.status["engine"]["model_path"], \
             daemon.status["engine"]["voices_path"]
@@ -476,13 +526,22 @@ def print_table(report: dict[str, Any]) -> None:
               f"max {fmt(s['gap_max_s'].get('max'), 'ms')}; underruns (prebuffer "
               f"{report['settings']['prebuffer']}): {s['underruns'].get('max')} max/trial; "
               f"seq complete: {s['seq_complete']}")
-        if "kokoro_say" in res:
-            e = res["kokoro_say"]["summary"]["e2e_first_sound_s"]
-            own = res["kokoro_say"]["summary"].get("client_share_s") or {}
-            print(f"kokoro-say process start → first sample: p50 {fmt(e.get('p50'), 'ms')}, "
+        for key in ("kokoro_say", "kokoro_say_also"):
+            if key not in res:
+                continue
+            e = res[key]["summary"]["e2e_first_sound_s"]
+            own = res[key]["summary"].get("client_share_s") or {}
+            print(f"kokoro-say ({res[key].get('checkout')}) "
+                  f"process start → first sample: p50 {fmt(e.get('p50'), 'ms')}, "
                   f"p95 {fmt(e.get('p95'), 'ms')}; the client's own share (that, less the "
                   f"daemon's request → first chunk): p50 {fmt(own.get('p50'), 'ms')}, "
                   f"p95 {fmt(own.get('p95'), 'ms')}")
+        if "kokoro_say_paired" in res:
+            d = res["kokoro_say_paired"]
+            print(f"kokoro-say paired, {res['kokoro_say']['checkout']} less "
+                  f"{res['kokoro_say_also']['checkout']} (same texts, in turn): start → first "
+                  f"sample p50 {fmt(d['e2e_first_sound_s'].get('p50'), 'ms')}, own share p50 "
+                  f"{fmt(d['client_share_s'].get('p50'), 'ms')}")
         for anchor, r in res.get("ratios", {}).items():
             print(f"ratio kokorod / {anchor}: " + ", ".join(f"{k} {v:.3f}"
                                                            for k, v in r.items()))
@@ -561,6 +620,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--stream", action="store_true",
                    help="also time kokoro-say end to end (process start → first sample "
                         "at the audio device, real playback into an ALSA file sink)")
+    p.add_argument("--say-python", default=sys.executable, metavar="PYTHON",
+                   help="the interpreter that runs kokoro-say for --stream (default: this one); "
+                        "e.g. a clean venv's python with kokorod pip-installed, to time the "
+                        "client as a user's install starts, without this environment's .pth "
+                        "hooks")
+    p.add_argument("--say-also", metavar="CHECKOUT",
+                   help="with --stream: also run kokoro-say from another checkout (a git "
+                        "worktree of an earlier commit), text by text in turn with this one, "
+                        "and report the paired differences")
     p.add_argument("--memory", action="store_true", help="sample daemon RSS throughout")
     p.add_argument("--concurrency", type=int, default=0, metavar="K",
                    help="also run K clients at once (K-1 medium, 1 short)")

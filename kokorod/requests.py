@@ -11,7 +11,6 @@ and `config` here; requests already running keep what they started with.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections import Counter
 from collections.abc import Container
 from typing import Any
@@ -100,7 +99,7 @@ class Requests:
             raise ProtocolError(ErrorCode.EMPTY_TEXT,
                                 f"the {req.text_format} text has nothing speakable in it "
                                 "(no letters or digits)")
-        return dataclasses.replace(req, text=text)
+        return req._replace(text=text)
 
     def voice_name(self, job: Job) -> str:
         return job.request.voice or self.engine.default_voice

@@ -8,10 +8,16 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from kokorod_client.core import LOST, IdSource, Operations, Router, StreamFrames, synthesize_message
+from kokorod_client.core import LOST, IdSource, Operations, Router, StreamFrames
 from kokorod_common.messages import Chunk, ConnectionLost, raise_if_error, version_warning
 from kokorod_common.paths import resolve_socket
-from kokorod_common.protocol import FrameDecoder, ProtocolError, encode_frame, request_frame
+from kokorod_common.protocol import (
+    FrameDecoder,
+    ProtocolError,
+    encode_frame,
+    request_frame,
+    synthesize_message,
+)
 
 
 class AsyncStream(StreamFrames):

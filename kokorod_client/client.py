@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from kokorod_client.core import LOST, IdSource, Operations, Router, StreamFrames, synthesize_message
+from kokorod_client.core import LOST, IdSource, Operations, Router, StreamFrames
+from kokorod_client.early import EarlyRequest
 from kokorod_common.messages import (
     Chunk,
     ConnectionLost,
@@ -26,7 +27,13 @@ from kokorod_common.messages import (
     version_warning,
 )
 from kokorod_common.paths import resolve_socket
-from kokorod_common.protocol import FrameDecoder, ProtocolError, encode_frame, request_frame
+from kokorod_common.protocol import (
+    FrameDecoder,
+    ProtocolError,
+    encode_frame,
+    request_frame,
+    synthesize_message,
+)
 
 STREAM_QUEUE_FRAMES = 512
 
@@ -81,31 +88,31 @@ def _connect(path: Path) -> socket.socket:
 
 
 class Client(Operations):
+    """`early`: a connection on which hello and a synthesize request were already sent
+    (kokorod_client.early); the Client takes it over and `early_stream` is that request's
+    Stream."""
+
     def __init__(self, socket_path: str | Path | None = None, *, autostart: bool = False,
                  client_name: str = "kokorod-client", timeout: float = 30.0,
-                 max_frame: int = 64 << 20) -> None:
-        self.socket_path = resolve_socket(socket_path)
+                 max_frame: int = 64 << 20, early: EarlyRequest | None = None) -> None:
+        self.socket_path = early.socket_path if early else resolve_socket(socket_path)
         self.client_name = client_name
         self.timeout = timeout
-        try:
-            self.sock = _connect(self.socket_path)
-        except OSError:
-            if not autostart:
-                raise
-            # Only now the launcher (and what it imports): a running daemon needs none of it.
-            from kokorod_common import launcher
-
-            launcher.ensure_running(self.socket_path)
-            self.sock = _connect(self.socket_path)
+        self.sock = early.sock if early else self._connect(autostart)
         self._send_lock = threading.Lock()
         self.router = Router()
-        self._ids = IdSource()
+        self._ids = IdSource(early.request_id + 1 if early else 1)
         self._decoder = FrameDecoder(max_frame)
         self._closed = False
+        # An early request's routes open before the reader runs: no reply can go astray.
+        hello_id = early.hello_id if early else self._ids.next()
+        replies = self._expect(hello_id)
+        self.early_stream = self._open_stream(early.request_id, early.fmt) if early else None
         self._reader = threading.Thread(target=self._read_loop, name="kokorod-client-reader",
                                         daemon=True)
         self._reader.start()
-        self.server: dict[str, Any] = self.request("hello", client_name=client_name)
+        hello = None if early else request_frame("hello", hello_id, client_name=client_name)
+        self.server: dict[str, Any] = self._reply("hello", hello_id, replies, hello)
         warning = version_warning(self.server)
         if warning:
             import logging  # here: a client that only speaks does not load it (~5 ms)
@@ -113,6 +120,18 @@ class Client(Operations):
             logging.getLogger(__name__).warning(warning)
 
     # ------------------------------------------------------------ plumbing
+    def _connect(self, autostart: bool) -> socket.socket:
+        try:
+            return _connect(self.socket_path)
+        except OSError:
+            if not autostart:
+                raise
+        # Only now the launcher (and what it imports): a running daemon needs none of it.
+        from kokorod_common import launcher
+
+        launcher.ensure_running(self.socket_path)
+        return _connect(self.socket_path)
+
     def send(self, message: dict[str, Any]) -> None:
         data = encode_frame(message)
         with self._send_lock:
@@ -133,10 +152,20 @@ class Client(Operations):
     def request(self, op: str, **fields: Any) -> dict[str, Any]:
         """Send a one-reply op and wait for its reply (DaemonError for an error frame)."""
         rid = self._ids.next()
+        replies = self._expect(rid)
+        return self._reply(op, rid, replies, request_frame(op, rid, **fields))
+
+    def _expect(self, rid: int) -> queue.Queue[dict[str, Any]]:
         replies: queue.Queue[dict[str, Any]] = queue.Queue()
         self.router.open(rid, replies.put)
+        return replies
+
+    def _reply(self, op: str, rid: int, replies: queue.Queue[dict[str, Any]],
+               message: dict[str, Any] | None) -> dict[str, Any]:
+        """Send `message` (None: it was sent early) and wait for its reply on `replies`."""
         try:
-            self.send(request_frame(op, rid, **fields))
+            if message is not None:
+                self.send(message)
             deadline = time.monotonic() + self.timeout
             while True:
                 try:
@@ -164,9 +193,13 @@ class Client(Operations):
         normalize (None: the daemon's default)."""
         rid = self._ids.next()
         message = synthesize_message(rid, text, fmt, options)
+        stream = self._open_stream(rid, fmt)
+        self.send(message)
+        return stream
+
+    def _open_stream(self, rid: int, fmt: str) -> Stream:
         stream = Stream(self, rid, fmt)
         self.router.open(rid, _offer(stream.queue))
-        self.send(message)
         return stream
 
     def close(self) -> None:

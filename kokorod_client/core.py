@@ -13,7 +13,6 @@ from collections.abc import Callable
 from typing import Any
 
 from kokorod_common.messages import Chunk, ConnectionLost, End, Mark, stream_item
-from kokorod_common.protocol import SynthesizeRequest
 
 LOST: dict[str, Any] = {"op": "_lost"}  # put on every open route when the connection drops
 
@@ -23,8 +22,8 @@ Deliver = Callable[[dict[str, Any]], None]
 class IdSource:
     """Thread-safe increasing request ids."""
 
-    def __init__(self) -> None:
-        self._ids = itertools.count(1)
+    def __init__(self, first: int = 1) -> None:
+        self._ids = itertools.count(first)
         self._lock = threading.Lock()
 
     def next(self) -> int:
@@ -100,14 +99,6 @@ class StreamFrames:
         else:
             self.started = frame
         return None
-
-
-def synthesize_message(rid: int, text: str, fmt: str, options: dict[str, Any]) -> dict[str, Any]:
-    """The frame for Client.synthesize / AsyncClient.synthesize: `options` are the fields
-    of SynthesizeRequest (voice, speed, lang, chunk_ms, text_format, priority, mode, play,
-    normalize); None leaves one to the daemon."""
-    given = {k: v for k, v in options.items() if v is not None}
-    return SynthesizeRequest(rid, text, format=fmt, **given).to_message()
 
 
 def stop_fields(everyone: bool, client_name: str | None) -> dict[str, Any]:

@@ -9,13 +9,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from kokorod_client.client import Client, ConnectionLost, DaemonError, Stream
+from kokorod_client.early import ask_early
 from kokorod_client.say_options import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -32,8 +31,10 @@ from kokorod_client.say_options import (
     request_options,
     speed_from,
 )
+from kokorod_common.messages import ConnectionLost, DaemonError
 
 if TYPE_CHECKING:
+    from kokorod_client.client import Client, Stream
     from kokorod_common.player import SinkFactory
 
 
@@ -50,9 +51,14 @@ def run(argv: list[str] | None = None, sink: SinkFactory | None = None) -> int:
         text = "" if listing or args.stop else read_text(args)
         if not (listing or args.stop) and not text.strip():
             raise SayError("the text is empty")
+        # Speech is asked for first, before the Client loads (kokorod_client.early).
+        early = None if listing or args.stop or args.daemon_play else \
+            ask_early(args.socket, PROG, text, "f32", request_fields(args, speed))
+        from kokorod_client.client import Client
+
         try:  # no daemon is started just to stop nothing
             client = Client(args.socket, autostart=not (args.no_autostart or args.stop),
-                            client_name=PROG)
+                            client_name=PROG, early=early)
         except (FileNotFoundError, ConnectionRefusedError):
             if args.stop:
                 print("kokorod is not running: nothing to stop")
@@ -78,12 +84,14 @@ def run(argv: list[str] | None = None, sink: SinkFactory | None = None) -> int:
 
                 stats = daemon_play(args, client, text, speed)
             else:
-                stream = ask(args, client, text, speed)
+                stream = client.early_stream or ask(args, client, text, speed)
                 # Playback, feedback and the audio device load while the daemon works.
                 from kokorod_client.speaking import speak
 
                 stats = speak(args, stream, text, sink, started)
         if args.json_stats:
+            import json  # only for --json-stats, after the speech
+
             print(json.dumps(stats))
         elif args.stats:
             print(_human(stats), file=sys.stderr)
@@ -102,11 +110,17 @@ def run(argv: list[str] | None = None, sink: SinkFactory | None = None) -> int:
         return exc.status
 
 
+def request_fields(args: argparse.Namespace, speed: float) -> dict[str, Any]:
+    """The synthesize request's fields for playback or a file here."""
+    return {"chunk_ms": args.chunk_ms, "marks": marks_for(args),
+            **request_options(args, speed)}
+
+
 def ask(args: argparse.Namespace, client: Client, text: str, speed: float) -> Stream:
-    """Send the request: first, so that the daemon synthesizes while this process loads
-    its player and opens the audio device."""
-    return client.synthesize(text, chunk_ms=args.chunk_ms, marks=marks_for(args),
-                             **request_options(args, speed))
+    """Send the request (when it could not go early: the daemon had to be started first),
+    so that the daemon synthesizes while this process loads its player and opens the
+    audio device."""
+    return client.synthesize(text, **request_fields(args, speed))
 
 
 def _spoken_status(stats: dict[str, Any]) -> int:

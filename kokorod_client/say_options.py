@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kokorod_client import __version__
+from kokorod_common import __version__
 from kokorod_common.protocol import PRIORITIES, SPEED_RANGE, TEXT_FORMATS
 
 PROG = "kokoro-say"

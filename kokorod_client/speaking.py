@@ -232,7 +232,7 @@ def speak(args: argparse.Namespace, stream: Stream, text: str, sink: SinkFactory
         raise
     if output.notice:
         print(output.notice, file=sys.stderr)
-    stats: dict[str, Any] = {"end": vars(stream.end) if stream.end else None}
+    stats: dict[str, Any] = {"end": stream.end._asdict() if stream.end else None}
     if output.player is not None:
         pb = output.player.buffer.stats
         stats["playback"] = pb.summary()
@@ -256,4 +256,4 @@ def daemon_play(args: argparse.Namespace, client: Client, text: str,
         with contextlib.suppress(OSError):
             stream.cancel()
         raise
-    return {"end": vars(stream.end) if stream.end else None}
+    return {"end": stream.end._asdict() if stream.end else None}

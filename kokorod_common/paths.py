@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 import stat
 import sys
-import tempfile
 from pathlib import Path
 
-import platformdirs
+# tempfile and platformdirs are imported where they are used: a client that only needs
+# the socket under $XDG_RUNTIME_DIR (kokoro-say's hot path) loads neither.
 
 APP = "kokorod"
 SOCKET_NAME = "kokorod.sock"
@@ -43,6 +43,8 @@ def runtime_dir() -> Path:
     xdg = os.environ.get("XDG_RUNTIME_DIR")
     if xdg and Path(xdg).is_dir():
         return Path(xdg) / APP
+    import tempfile
+
     return Path(tempfile.gettempdir()) / f"{APP}-{os.getuid()}"
 
 
@@ -69,7 +71,11 @@ def lock_file(socket_path: Path) -> Path:
 def data_dir() -> Path:
     """Models and voices live here (assembled embedded model, fetched models)."""
     override = os.environ.get("KOKORO_DATA_DIR")
-    return Path(override) if override else Path(platformdirs.user_data_dir(APP, appauthor=False))
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP, appauthor=False))
 
 
 def models_dir() -> Path:
@@ -77,6 +83,8 @@ def models_dir() -> Path:
 
 
 def config_file() -> Path:
+    import platformdirs
+
     return Path(platformdirs.user_config_dir(APP, appauthor=False)) / "config.toml"
 
 
@@ -91,6 +99,8 @@ def macos_log_dir(home: Path) -> Path:
 def log_dir() -> Path:
     if sys.platform == "darwin":
         return macos_log_dir(Path.home())
+    import platformdirs
+
     return Path(platformdirs.user_state_dir(APP, appauthor=False)) / "log"
 
 

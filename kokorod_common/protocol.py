@@ -8,11 +8,9 @@ It imports nothing heavy so editor helpers and the client can depend on it.
 
 from __future__ import annotations
 
-import dataclasses
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgpack
 
@@ -161,10 +159,11 @@ class FrameDecoder:
 # ---------------------------------------------------------------- requests
 
 
-@dataclass(frozen=True)
-class SynthesizeRequest:
+class SynthesizeRequest(NamedTuple):
     """A `synthesize` request: what the client builds (`to_message`) and the daemon reads
-    back (`parse_synthesize`). None means "the daemon's default" and is not sent."""
+    back (`parse_synthesize`). None means "the daemon's default" and is not sent.
+    A NamedTuple, like the reply types in messages.py: `dataclasses` would cost every
+    kokoro-say ~15 ms of start-up (it imports `inspect`)."""
 
     id: int | str
     text: str
@@ -181,8 +180,16 @@ class SynthesizeRequest:
     marks: str = "segment"  # "word": a mark per word too, with its span in `text`
 
     def to_message(self) -> dict[str, Any]:
-        fields = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        fields = {k: v for k, v in self._asdict().items() if v is not None}
         return {"op": "synthesize", **fields}
+
+
+def synthesize_message(rid: int, text: str, fmt: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The frame for Client.synthesize / AsyncClient.synthesize: `options` are the fields
+    of SynthesizeRequest (voice, speed, lang, chunk_ms, text_format, priority, mode, play,
+    normalize); None leaves one to the daemon."""
+    given = {k: v for k, v in options.items() if v is not None}
+    return SynthesizeRequest(rid, text, format=fmt, **given).to_message()
 
 
 def request_frame(op: str, rid: int | str, **fields: Any) -> dict[str, Any]:

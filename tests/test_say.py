@@ -484,17 +484,23 @@ def test_a_text_too_big_for_one_request_is_refused_cleanly(daemon: DaemonProc,
 def test_say_speaks_without_importing_numpy(daemon: DaemonProc, tmp_path: Path) -> None:
     """The speaking client's hot path moves the daemon's float32 bytes to PortAudio's raw
     stream as they are: numpy (~100 ms of start-up) is never imported. And it asks first:
-    the player, PortAudio and the launcher load while the daemon synthesizes."""
+    the request leaves before the Client (threads, queues, reply routing) loads, and the
+    player, PortAudio and the launcher load while the daemon synthesizes. The wire
+    format's types need no `dataclasses` (it imports `inspect`, ~15 ms)."""
     home, capture = alsa_home(tmp_path)
-    late = ("kokorod_common.player", "kokorod_client.speaking", "sounddevice",
-            "kokorod_common.launcher", "kokorod_client.subtitles")
-    code = ("import sys\nfrom kokorod_client import client\nfrom kokorod_client.say import run\n"
-            "ask = client.Client.synthesize\n"
-            "def synthesize(self, *a, **k):\n"
-            f"    print('loaded before asking:', [m for m in {late!r} if m in sys.modules],"
+    late = ("kokorod_client.client", "kokorod_client.core", "kokorod_common.player",
+            "kokorod_client.speaking", "sounddevice", "kokorod_common.launcher",
+            "kokorod_client.subtitles", "dataclasses")
+    # Watch the socket itself: the request is whatever frame first carries "synthesize".
+    code = ("import socket, sys\nsendall = socket.socket.sendall\n"
+            "def watch(self, data, *a):\n"
+            "    if b'synthesize' in data and not hasattr(sys, 'asked'):\n"
+            "        sys.asked = True\n"
+            f"        print('loaded before asking:', [m for m in {late!r} if m in sys.modules],"
             " file=sys.stderr)\n"
-            "    return ask(self, *a, **k)\n"
-            "client.Client.synthesize = synthesize\n"
+            "    return sendall(self, data, *a)\n"
+            "socket.socket.sendall = watch\n"
+            "from kokorod_client.say import run\n"
             f"rc = run(['--no-autostart', {SHORT!r}])\n"
             "print('numpy loaded:', 'numpy' in sys.modules, file=sys.stderr)\nsys.exit(rc)")
     result = subprocess.run([sys.executable, "-c", code], env={**daemon.env, "HOME": str(home)},
