@@ -51,6 +51,13 @@ MIN_WINDOW_FRAMES = 16  # smaller windows cost more context than audio, and soun
 MAX_FIRST_FRAMES = 160
 MAX_WINDOW_FRAMES = 400  # 5 s
 MAX_WINDOW_S = 1.0  # a window's modelled cost: bounds how long another request waits
+# Where less fits, a window still costs at most this share of the audio it makes: a
+# smaller one loses ground every step. At 8 ms a frame the plan shrank to 16-frame windows
+# (1.3× their audio in cost) for the rest of a long sentence after a short one, falling
+# further behind with each, and left noise after the speech's end that split the pause
+# (tests/test_prosody.py failed with that calibration). The floor is 24 frames at this
+# machine's 5.3 ms, 60 at an EPYC's 7.5 ms (larger windows also sound more like the whole).
+GAIN = 0.8
 SAFETY = 0.5  # a window may use this share of the audio modelled to be ahead (the
 # machine may run slower than when measured: 2× was seen within one bench run)
 # Where nothing is measured (the whole model, a failed measurement): today's fixed start.
@@ -109,6 +116,18 @@ class Schedule:
         fit = int((MAX_WINDOW_S - self.costs.gen_call_s) / self.costs.gen_frame_s)
         return max(MIN_TAIL_FRAMES, min(MAX_WINDOW_FRAMES, fit - 2 * WINDOW_CONTEXT))
 
+    @property
+    def floor(self) -> int:
+        """The smallest window that gains on the listener (cost ≤ GAIN × its audio)."""
+        if self.costs is None:
+            return MIN_WINDOW_FRAMES
+        gain_per_frame = GAIN * FRAME_S - self.costs.gen_frame_s
+        if gain_per_frame <= 0:  # no window gains: the largest loses least
+            return self.max_frames
+        need = (self.costs.gen_call_s + 2 * WINDOW_CONTEXT * self.costs.gen_frame_s) \
+            / gain_per_frame
+        return min(self.max_frames, max(MIN_WINDOW_FRAMES, math.ceil(need / 4) * 4))
+
     def key(self) -> tuple[Any, ...]:
         """Everything that decides the windows (the audio cache keys by it)."""
         return (self.first, self.safety, self.costs and astuple_rounded(self.costs))
@@ -117,6 +136,7 @@ class Schedule:
         out: dict[str, Any] = {"first_window_frames": self.first,
                                "first_window_ms": round(self.first * FRAME_S * 1000),
                                "max_window_frames": self.max_frames,
+                               "min_window_frames": self.floor,
                                "source": self.source, "calibrated": self.costs is not None,
                                "safety": self.safety}
         if self.costs is not None:
@@ -196,7 +216,7 @@ class Windows:
             return min(s.max_frames, int(s.first * 1.25 ** max(0, k - 1)))
         budget = s.safety * self.ahead_s - self._pending_s
         fit = int((budget - s.costs.gen_call_s) / s.costs.gen_frame_s) - 2 * WINDOW_CONTEXT
-        return max(MIN_WINDOW_FRAMES, min(s.max_frames, fit // 4 * 4))
+        return max(s.floor, min(s.max_frames, fit // 4 * 4))
 
     def spent(self, samples: int, span: int) -> None:
         """The step just run made `samples` of audio over a `span` of frames."""

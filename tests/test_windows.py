@@ -71,11 +71,26 @@ def test_later_windows_fit_in_the_audio_ahead(per_frame: float, per_call: float,
     assert plan[0][0] <= max(schedule.first, batches[0])
     for n, ahead, cost in plan[1:]:
         assert n <= schedule.max_frames + windows.MIN_REST_FRAMES
-        if n > MIN_WINDOW_FRAMES + windows.MIN_REST_FRAMES:  # chosen, not the floor
+        if n > schedule.floor + windows.MIN_REST_FRAMES:  # chosen, not the floor
             assert cost - schedule.costs.gen(windows.MIN_TAIL_FRAMES  # type: ignore[union-attr]
                                              + WINDOW_CONTEXT) <= schedule.safety * ahead \
                 or cost <= schedule.safety * ahead + 1e-9
     assert run(schedule, batches) == plan  # the same text gives the same windows
+
+
+def test_a_slow_cpu_keeps_windows_that_gain_on_the_listener() -> None:
+    """Behind the listener (a long sentence after a short one, its front to pay first),
+    windows no smaller than the floor, which still makes more audio than it costs: before
+    the floor, an 8 ms/frame CPU shrank to 16-frame windows costing 1.3× their audio for
+    the rest of the sentence, falling further behind with each."""
+    for costs in (EPYC, Costs(0.008, 0.014, 0.121, 0.0008)):
+        schedule = windows.from_costs(costs)
+        assert costs.gen(schedule.floor + 2 * WINDOW_CONTEXT) <= \
+            windows.GAIN * schedule.floor * FRAME_S + 1e-9
+        later = run(schedule, [124, 492])[1:]
+        sizes = [n for n, _, _ in later[:-1]]  # the batch's last window takes what is left
+        assert min(sizes) >= schedule.floor > MIN_WINDOW_FRAMES
+        assert sizes == sorted(sizes)  # gaining: the lead grows, and with it the windows
 
 
 def test_first_window_leaves_time_for_the_next() -> None:
