@@ -173,6 +173,20 @@ def compile_client(checkout: Path) -> str:
     return "compiled ahead, as pip install does"
 
 
+def describe_python(python: str) -> dict[str, Any]:
+    """What runs kokoro-say: a venv or not, its version, and the .pth files its `site`
+    executes at every start (other packages' start-up hooks count in the client's time)."""
+    code = ("import sys, site, glob, os; print(sys.prefix != sys.base_prefix, "
+            "sys.version.split()[0], ','.join(sorted(os.path.basename(p) for d in "
+            "site.getsitepackages() for p in glob.glob(os.path.join(d, '*.pth')))))")
+    out = subprocess.run([python, "-c", code], capture_output=True, text=True).stdout.split()
+    if len(out) < 2:
+        return {"error": "could not run it"}
+    return {"venv": out[0] == "True", "version": out[1],
+            "pth_files": len(out[2].split(",")) if len(out) > 2 else 0,
+            "this_interpreter": python == sys.executable}
+
+
 def checkout_commit(checkout: Path) -> str:
     out = subprocess.run(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"],
                          capture_output=True, text=True)
@@ -227,7 +241,8 @@ def bench_say(daemon: BenchDaemon, args: argparse.Namespace,
         shutil.rmtree(home, ignore_errors=True)
     out: dict[str, Any] = {}
     for key, trials in runs.items():
-        out[key] = {"checkout": checkout_commit(checkouts[key]), "python": args.say_python,
+        out[key] = {"checkout": checkout_commit(checkouts[key]),
+                    "python": describe_python(args.say_python),
                     "bytecode": bytecode, "trials": trials,
                     "summary": {k: summary([e[k] for e in trials if e.get(k) is not None])
                                 for k in SAY_KEYS}}
@@ -665,7 +680,8 @@ def main(argv: list[str] | None = None) -> int:
     sampler = RssSampler(daemon) if args.memory or "soak" in presets else None
     report: dict[str, Any] = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(["python", "bench/run_bench.py", *(argv or sys.argv[1:])]),
+        "command": " ".join(["python", "bench/run_bench.py",
+                             *(scrub_paths(a) for a in (argv or sys.argv[1:]))]),
         "machine": machine.describe(REPO),
         "daemon": {k: daemon.status["engine"].get(k) for k in
                    ("provider", "provider_reason", "threads", "model_path", "model_sha256",

@@ -37,7 +37,7 @@ def test_bench_smoke(daemon: DaemonProc, tmp_path: Path) -> None:
            "--preset", "short", "--preset", "first-sentence", "--preset", "soak",
            "--duration", "2", "--trials", "1", "--memory", "--concurrency", "2",
            "--concurrency-preset", "short", "--compare", "--cold-trials", "1", "--stream",
-           "--json", str(out)]
+           "--say-also", str(REPO), "--json", str(out)]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO,
                             env=daemon.env)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -57,6 +57,11 @@ def test_bench_smoke(daemon: DaemonProc, tmp_path: Path) -> None:
     assert e2e["n"] == 1 and e2e["min"] > 0
     own = short["kokoro_say"]["summary"]["client_share_s"]  # e2e less the daemon's own time
     assert own["n"] == 1 and 0 < own["min"] < e2e["min"]
+    # --say-also: another checkout (here the same one) on the same text, paired
+    assert short["kokoro_say_also"]["summary"]["e2e_first_sound_s"]["n"] == 1
+    assert short["kokoro_say_paired"]["client_share_s"]["n"] == 1
+    assert short["kokoro_say"]["python"]["this_interpreter"] is True
+    assert short["kokoro_say"]["checkout"] == short["kokoro_say_also"]["checkout"]
     assert report["first_sentence"]["ratio_p95_long_over_short"] > 0
     assert report["concurrency"]["errors"] == [] and report["concurrency"]["clients"] == 2
     assert report["soak"]["requests"] >= 1 and report["soak"]["audio_s"] > 0
