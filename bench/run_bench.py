@@ -162,7 +162,7 @@ def wait_idle(client: Client, timeout: float = 120.0) -> None:
         time.sleep(0.02)
 
 
-def compile_client(checkout: Path) -> str:
+def compile_client(checkout: Path) -> None:
     """Byte-compile the client's packages as `pip install` does. Where
     PYTHONDONTWRITEBYTECODE is set (as in some CI images), nothing else writes the .pyc
     files and every kokoro-say would compile its modules from source (~25 ms here)."""
@@ -170,7 +170,6 @@ def compile_client(checkout: Path) -> str:
 
     for package in ("kokorod_client", "kokorod_common"):
         compileall.compile_dir(str(checkout / package), quiet=1)
-    return "compiled ahead, as pip install does"
 
 
 def describe_python(python: str) -> dict[str, Any]:
@@ -229,9 +228,9 @@ def bench_say(daemon: BenchDaemon, args: argparse.Namespace,
     if args.say_also:
         checkouts["kokoro_say_also"] = Path(args.say_also).resolve()
     runs: dict[str, list[dict[str, Any]]] = {key: [] for key in checkouts}
-    bytecode = ""
     for path in checkouts.values():
-        bytecode = compile_client(path)
+        compile_client(path)
+    python = describe_python(args.say_python)  # the same interpreter runs every checkout
     try:
         for t, text in enumerate(trial_texts):
             for key in (list(checkouts) if t % 2 == 0 else list(reversed(checkouts))):
@@ -241,9 +240,8 @@ def bench_say(daemon: BenchDaemon, args: argparse.Namespace,
         shutil.rmtree(home, ignore_errors=True)
     out: dict[str, Any] = {}
     for key, trials in runs.items():
-        out[key] = {"checkout": checkout_commit(checkouts[key]),
-                    "python": describe_python(args.say_python),
-                    "bytecode": bytecode, "trials": trials,
+        out[key] = {"checkout": checkout_commit(checkouts[key]), "python": python,
+                    "bytecode": "compiled ahead, as pip install does", "trials": trials,
                     "summary": {k: summary([e[k] for e in trials if e.get(k) is not None])
                                 for k in SAY_KEYS}}
     if args.say_also:

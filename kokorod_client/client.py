@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kokorod_client.core import LOST, IdSource, Operations, Router, StreamFrames
-from kokorod_client.early import EarlyRequest
+from kokorod_client.early import EarlyRequest, connect
 from kokorod_common.messages import (
     Chunk,
     ConnectionLost,
@@ -77,16 +77,6 @@ class Stream(StreamFrames):
         self.client.send(request_frame("cancel", self.id))
 
 
-def _connect(path: Path) -> socket.socket:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.connect(str(path))
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
 class Client(Operations):
     """`early`: a connection on which hello and a synthesize request were already sent
     (kokorod_client.early); the Client takes it over and `early_stream` is that request's
@@ -122,7 +112,7 @@ class Client(Operations):
     # ------------------------------------------------------------ plumbing
     def _connect(self, autostart: bool) -> socket.socket:
         try:
-            return _connect(self.socket_path)
+            return connect(self.socket_path)
         except OSError:
             if not autostart:
                 raise
@@ -130,7 +120,7 @@ class Client(Operations):
         from kokorod_common import launcher
 
         launcher.ensure_running(self.socket_path)
-        return _connect(self.socket_path)
+        return connect(self.socket_path)
 
     def send(self, message: dict[str, Any]) -> None:
         data = encode_frame(message)

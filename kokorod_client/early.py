@@ -39,6 +39,18 @@ class EarlyRequest(NamedTuple):
     fmt: str
 
 
+def connect(path: Path) -> socket.socket:
+    """A socket connected to the daemon at `path` (closed again if the connect fails).
+    Here rather than in client.py so that asking early needs nothing of the Client."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(str(path))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 def ask_early(socket_path: str | Path | None, client_name: str, text: str, fmt: str,
               options: dict[str, Any]) -> EarlyRequest | None:
     """Connect, send hello and the request; None when no daemon answers (or the text is
@@ -46,12 +58,14 @@ def ask_early(socket_path: str | Path | None, client_name: str, text: str, fmt: 
     if len(text.encode("utf-8")) > EARLY_TEXT_BYTES:
         return None
     path = resolve_socket(socket_path)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock.connect(str(path))
+        sock = connect(path)
+    except OSError:
+        return None
+    try:
         sock.sendall(encode_frame(request_frame("hello", HELLO_ID, client_name=client_name))
                      + encode_frame(synthesize_message(REQUEST_ID, text, fmt, options)))
-    except OSError:
+    except OSError:  # the daemon went away between the connect and the send
         sock.close()
         return None
     return EarlyRequest(sock, path, HELLO_ID, REQUEST_ID, fmt)
