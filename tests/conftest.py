@@ -14,7 +14,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from helpers import DaemonProc, alsa_home, raw_conn, short_tmpdir, start_daemon
+from helpers import (
+    STEADY_SCHEDULE,
+    DaemonProc,
+    alsa_home,
+    raw_conn,
+    short_tmpdir,
+    start_daemon,
+)
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +41,19 @@ def daemon(data_dir: Path) -> Iterator[DaemonProc]:
     code = handle.stop()
     shutil.rmtree(run_dir, ignore_errors=True)
     assert code == 0, f"daemon exited with {code}:\n{handle.log_text()}"
+
+
+@pytest.fixture(scope="session")
+def engine(data_dir: Path, daemon: DaemonProc) -> Any:
+    """One warm in-process engine (real model) for the tests that drive it directly,
+    planning its windows from the same fixed costs as the test daemons. After the
+    session daemon's first start: that installs the English voices (the default)."""
+    from kokorod.config import load
+    from kokorod.engine import Engine
+
+    os.environ["KOKORO_DATA_DIR"] = str(data_dir)  # paths read it (models, calibration)
+    return Engine(load({"KOKORO_DATA_DIR": str(data_dir),
+                        "KOKORO_WINDOW_SCHEDULE": STEADY_SCHEDULE}))
 
 
 @dataclass

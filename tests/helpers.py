@@ -22,6 +22,12 @@ sys.path.insert(0, str(REPO / "bench"))
 from load import Frames  # noqa: E402  (the frame connection the bench's load uses too)
 
 START_TIMEOUT = 120.0
+# The window plan follows the machine's measured costs (windows.py), and the windows shape
+# the audio, so a daemon that calibrated itself would make audio that depends on this CPU's
+# speed at that moment (CPUs of this kind run ~2x apart, and one machine drifts within an
+# hour). Test daemons and engines plan from these fixed costs instead (a Xeon's, measured
+# with `kokorod tune`); calibration itself is tested on its own (test_vocoder.py).
+STEADY_SCHEDULE = "88:5.300,27.00,27.00,0.930"
 
 
 def short_tmpdir(prefix: str = "kt") -> Path:
@@ -35,7 +41,8 @@ def daemon_env(socket_path: Path, data_dir: Path, home: Path | None = None,
                **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KOKORO_")}
     env.update(KOKORO_SOCKET=str(socket_path), KOKORO_DATA_DIR=str(data_dir),
-               KOKORO_CONFIG=str(data_dir / "no-config.toml"), PYTHONUNBUFFERED="1")
+               KOKORO_CONFIG=str(data_dir / "no-config.toml"), PYTHONUNBUFFERED="1",
+               KOKORO_WINDOW_SCHEDULE=STEADY_SCHEDULE)
     if home is not None:
         env["HOME"] = str(home)
     env.update(extra)

@@ -53,14 +53,6 @@ def audio_session(engine: Engine) -> Any:
     return engine.vocoder.parts["gen"] if engine.vocoder is not None else engine.whole
 
 
-@pytest.fixture(scope="module")
-def engine(data_dir: Path) -> Engine:
-    import os
-
-    os.environ["KOKORO_DATA_DIR"] = str(data_dir)
-    return Engine(load({"KOKORO_DATA_DIR": str(data_dir)}))
-
-
 def test_segment_audio_is_trimmed_with_pause(engine: Engine) -> None:
     voice = engine.voice_style(None)
     a = engine.synthesize(Segment("Hello there.", 0.25, 0), voice, 1.0, "en-us")

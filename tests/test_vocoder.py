@@ -7,6 +7,7 @@ about 1.0), clicks at the seams, and no noise where the whole output is silent.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ import onnxruntime as ort
 import pytest
 from kokoro_onnx.trim import trim as trim_silence
 
-from kokorod import headroom, providers
+from kokorod import calibrate, headroom, providers, windows
 from kokorod import vocoder as vocoder_module
 from kokorod.config import load
 from kokorod.engine import Engine
@@ -31,13 +32,6 @@ TEXTS = [
     "The quick brown fox jumps over the lazy dog, then it runs far away into the forest.",
     "I think we should meet again tomorrow morning at nine, if that still works for you.",
 ]
-
-
-@pytest.fixture(scope="module")
-def engine(data_dir: Path) -> Engine:
-    config = load({"KOKORO_DATA_DIR": str(data_dir)})
-    assert config.streaming_vocoder
-    return Engine(dataclasses.replace(config, warmup=False))
 
 
 def _prepared(engine: Engine, text: str) -> Prepared:
@@ -205,3 +199,23 @@ def test_first_window_with_the_source_prefix_equals_the_whole_sources(engine: En
     second = vocoder.window(fresh, 48, trim=False)  # now the whole source
     assert fresh.f0 is None
     np.testing.assert_array_equal(second, vocoder.window(full, 48, trim=False))
+
+
+def test_calibration_measures_this_machine_and_keeps_it(engine: Engine,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         tmp_path: Path) -> None:
+    """`auto`: the costs are measured on the engine's own sessions, planned from and kept
+    for this machine (the test engine itself plans from fixed costs: helpers.py)."""
+    monkeypatch.setenv("KOKORO_DATA_DIR", str(tmp_path))  # where the schedule is kept
+    probe = copy.copy(engine)
+    probe.config = dataclasses.replace(engine.config, window_schedule="auto")
+    measured = calibrate.schedule_for(probe)
+    assert measured.source == "calibrated" and measured.costs is not None
+    costs = measured.costs
+    assert 0 < costs.gen_frame_s < 0.1 and costs.gen_call_s >= 0 and costs.front_call_s >= 0
+    # a window costs less than the audio it makes on any machine that can stream at all
+    assert costs.gen(64) < 64 * windows.FRAME_S * 4
+    assert windows.MIN_WINDOW_FRAMES <= measured.first <= windows.MAX_FIRST_FRAMES
+    assert measured.first == windows.first_window(costs)
+    kept = calibrate.schedule_for(probe)
+    assert kept.source == "saved" and kept.costs == costs and kept.first == measured.first
