@@ -52,6 +52,9 @@ def measure(engine: Engine, runs: int = 3) -> Costs:
         took = windows.median_time(lambda t=text: prepare(t), runs)
         fronts[n] = (batches[text].frames, took)
     batch = batches[LONG]
+    f0 = engine.prepare(Segment(LONG, 0.0, 0), voice, 1.0, "en-us")[0].f0
+    assert f0 is not None
+    source = windows.median_time(lambda: vocoder.run_source(f0), runs)
     gens = []
     for frames in SPANS:
         def window(frames: int = frames) -> None:
@@ -60,7 +63,7 @@ def measure(engine: Engine, runs: int = 3) -> Costs:
         gens.append((frames + 2 * WINDOW_CONTEXT, windows.median_time(window, runs)))
     gen_frame, gen_call = windows.fit(gens)
     front_frame, front_call = windows.fit(fronts)
-    return Costs(gen_frame, gen_call, front_call, front_frame)
+    return Costs(gen_frame, gen_call, front_call, front_frame, source / batch.frames)
 
 
 def schedule_for(engine: Engine, given: Schedule | None = None) -> Schedule:

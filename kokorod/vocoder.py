@@ -234,10 +234,14 @@ class Vocoder:
         upto = hi + SOURCE_MARGIN
         f0 = p.f0[:, :, :upto] if p.harmonics is None and upto + MIN_TAIL_FRAMES < p.frames \
             else p.f0
-        p.harmonics = self.parts["source"].run(None, {F0: f0}, self._run_options)[0]
+        p.harmonics = self.run_source(f0)
         if f0 is p.f0:
             p.f0 = None
         return p.harmonics
+
+    def run_source(self, f0: NDArray[np.float32]) -> NDArray[np.float32]:
+        """The harmonic source for `f0` (1, 1, frames): (1, 22, frames * 60 + 1)."""
+        return self.parts["source"].run(None, {F0: f0}, self._run_options)[0]
 
     def whole_source(self, p: Prepared) -> None:
         self._harmonics(p, p.frames)

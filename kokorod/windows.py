@@ -62,18 +62,21 @@ SAFETY = 0.5  # a window may use this share of the audio modelled to be ahead (t
 # machine may run slower than when measured: 2× was seen within one bench run)
 # Where nothing is measured (the whole model, a failed measurement): today's fixed start.
 FALLBACK_FIRST = 80
-CALIBRATION_VERSION = 1
+CALIBRATION_VERSION = 2  # 2: the source's own cost
 
 
 @dataclass(frozen=True)
 class Costs:
-    """Seconds the generator takes per frame and per call, and the front (+ source)
-    per call and per frame of the audio it prepares."""
+    """Seconds the generator takes per frame and per call, the front (+ source) per call
+    and per frame of the audio it prepares, and the source alone per frame: a request's
+    first window runs only the source's head, and the rest (80–120 ms for a sentence
+    here) comes with the second window, the tightest step of a request."""
 
     gen_frame_s: float
     gen_call_s: float
     front_call_s: float
     front_frame_s: float
+    source_frame_s: float = 0.0
 
     def gen(self, span: int) -> float:
         return self.gen_call_s + self.gen_frame_s * span
@@ -89,7 +92,8 @@ class Costs:
 def first_window(costs: Costs, safety: float = SAFETY) -> int:
     """The smallest first window (multiple of 8 frames) after which the next window can
     be ready in time whatever it is: the batch's tail, or the next sentence's front and
-    a smallest window."""
+    a smallest window. (A batch whose tail comes second had its source run whole with
+    the first window; a longer one's rest of the source is planned into the second.)"""
     for first in range(MIN_WINDOW_FRAMES, MAX_FIRST_FRAMES + 1, 8):
         budget = safety * (first - LEAD_FRAMES) * FRAME_S
         nxt = max(costs.tail(), costs.front(first) + costs.gen(MIN_WINDOW_FRAMES
@@ -143,7 +147,8 @@ class Schedule:
             out["costs_ms"] = {"generator_per_frame": round(self.costs.gen_frame_s * 1000, 3),
                                "generator_per_call": round(self.costs.gen_call_s * 1000, 2),
                                "front_per_call": round(self.costs.front_call_s * 1000, 2),
-                               "front_per_frame": round(self.costs.front_frame_s * 1000, 3)}
+                               "front_per_frame": round(self.costs.front_frame_s * 1000, 3),
+                               "source_per_frame": round(self.costs.source_frame_s * 1000, 3)}
         return out
 
     def text(self) -> str:
@@ -152,7 +157,8 @@ class Schedule:
             return str(self.first)
         c = self.costs
         return (f"{self.first}:{c.gen_frame_s * 1000:.3f},{c.gen_call_s * 1000:.2f},"
-                f"{c.front_call_s * 1000:.2f},{c.front_frame_s * 1000:.3f}")
+                f"{c.front_call_s * 1000:.2f},{c.front_frame_s * 1000:.3f},"
+                f"{c.source_frame_s * 1000:.3f}")
 
 
 def astuple_rounded(costs: Costs) -> tuple[float, ...]:
@@ -164,8 +170,8 @@ FIXED = Schedule(FALLBACK_FIRST, None, "fixed")
 
 def parse(text: str) -> Schedule | None:
     """A KOKORO_WINDOW_SCHEDULE value: "auto" (None: calibrate), "N" (first window of N
-    frames, fixed growth) or "N:gen_frame,gen_call,front_call,front_frame" (ms, what
-    `kokorod tune` writes). ValueError says what is wrong."""
+    frames, fixed growth) or "N:gen_frame,gen_call,front_call,front_frame[,source_frame]"
+    (ms, what `kokorod tune` writes). ValueError says what is wrong."""
     text = text.strip().lower()
     if text in ("", "auto"):
         return None
@@ -173,7 +179,7 @@ def parse(text: str) -> Schedule | None:
     try:
         first = int(first_text)
     except ValueError:
-        raise ValueError(f"window schedule {text!r}: expected auto, N or N:a,b,c,d "
+        raise ValueError(f"window schedule {text!r}: expected auto, N or N:a,b,c,d[,e] "
                          "(N frames of 12.5 ms)") from None
     if not MIN_WINDOW_FRAMES <= first <= MAX_WINDOW_FRAMES:
         raise ValueError(f"window schedule: first window {first} frames is outside "
@@ -184,10 +190,11 @@ def parse(text: str) -> Schedule | None:
         values = [float(v) / 1000 for v in costs_text.split(",")]
     except ValueError:
         values = []
-    if len(values) != 4 or min(values) < 0 or values[0] <= 0 or not all(
+    if len(values) not in (4, 5) or min(values) < 0 or values[0] <= 0 or not all(
             math.isfinite(v) for v in values):
-        raise ValueError(f"window schedule {text!r}: costs must be four numbers of ms "
-                         "(generator per frame > 0, per call, front per call, per frame)")
+        raise ValueError(f"window schedule {text!r}: costs must be four or five numbers of "
+                         "ms (generator per frame > 0, per call, front per call, per frame, "
+                         "source per frame)")
     return Schedule(first, Costs(*values), "config")
 
 
@@ -203,9 +210,15 @@ class Windows:
         self._pending_s = 0.0  # modelled cost of this step so far (a batch's front)
 
     def front(self, frames: int) -> None:
-        """A batch's front runs in the coming step."""
-        if self.schedule.costs is not None and self.windows:
-            self._pending_s += self.schedule.costs.front(frames)
+        """A batch's front runs in the coming step (for the request's first batch, before
+        the listener starts: only the rest of its source counts, in the second step)."""
+        costs = self.schedule.costs
+        if costs is None:
+            return
+        if self.windows:
+            self._pending_s += costs.front(frames)
+        elif frames > self.schedule.first + MIN_TAIL_FRAMES:  # (else it was run whole)
+            self._pending_s += costs.source_frame_s * frames
 
     def next_frames(self) -> int:
         s = self.schedule
@@ -225,9 +238,9 @@ class Windows:
             return
         made = samples / SAMPLE_RATE
         if self.windows <= 1:  # the listener starts with the first window's audio
-            self.ahead_s = made
-        else:
-            self.ahead_s = max(0.0, self.ahead_s - self._pending_s - costs.gen(span)) + made
+            self.ahead_s = made  # (the rest of the first batch's source stays pending)
+            return
+        self.ahead_s = max(0.0, self.ahead_s - self._pending_s - costs.gen(span)) + made
         self._pending_s = 0.0
 
 

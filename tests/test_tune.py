@@ -63,11 +63,16 @@ def test_tune_measures_real_engines_and_writes_the_winner(tmp_path: Path) -> Non
     cmd = [sys.executable, "-m", "kokorod", "tune", "--texts", "1", "--json", str(report)]
     dry = subprocess.run([*cmd, "--dry-run", "--only", "as configured"], env=env,
                          capture_output=True, text=True, timeout=300)
-    assert dry.returncode == 0, dry.stderr
-    assert "dry run: nothing written" in dry.stdout and config.read_text() == "# kept\n"
-    assert "as configured" in dry.stdout and "first audio" in dry.stdout
     (streamed,) = json.loads(report.read_text())["results"]
     assert 0 < streamed["rtf"] < 5 and streamed["first_audio_ms"] > 0
+    # A slow or busy CPU may not keep up (RTF > MAX_RTF): then tune says so and exits 1.
+    if streamed["rtf"] <= tune.MAX_RTF:
+        assert dry.returncode == 0, dry.stderr
+        assert "dry run: nothing written" in dry.stdout
+    else:
+        assert dry.returncode == 1 and "no candidate kept up" in dry.stdout, dry.stderr
+    assert config.read_text() == "# kept\n"
+    assert "as configured" in dry.stdout and "first audio" in dry.stdout
     assert streamed["schedule"] and streamed["settings"]["streaming_vocoder"] is True
     real = subprocess.run([*cmd, "--only", "streaming vocoder off"], env=env,
                           capture_output=True, text=True, timeout=300)

@@ -3,6 +3,8 @@ of playback — deterministic, bounded, and never planned to starve the listener
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -21,8 +23,9 @@ from kokorod.windows import (
 )
 
 # This machine kind's two CPUs (ms per frame of the generator: Xeon ~3.6, EPYC ~2×).
-XEON = Costs(0.0036, 0.016, 0.035, 0.00047)
-EPYC = Costs(0.0075, 0.03, 0.07, 0.001)
+# The source alone: ~0.2 ms a frame here (a 446-frame sentence's, 80–120 ms).
+XEON = Costs(0.0036, 0.016, 0.035, 0.00047, 0.0002)
+EPYC = Costs(0.0075, 0.03, 0.07, 0.001, 0.0004)
 
 
 def run(schedule: Schedule, batches: list[int]) -> list[tuple[int, float, float]]:
@@ -60,13 +63,16 @@ def test_slower_cpu_gets_a_larger_first_window() -> None:
 @settings(max_examples=200, deadline=None)
 @given(per_frame=st.floats(0.001, 0.009), per_call=st.floats(0.0, 0.05),
        front_call=st.floats(0.0, 0.1), front_frame=st.floats(0.0, 0.001),
+       source_frame=st.floats(0.0, 0.0005),
        batches=st.lists(st.integers(20, 1500), min_size=1, max_size=5))
 def test_later_windows_fit_in_the_audio_ahead(per_frame: float, per_call: float,
                                               front_call: float, front_frame: float,
+                                              source_frame: float,
                                               batches: list[int]) -> None:
     """Every window after the first is planned within SAFETY × the audio modelled ahead
     (or is the smallest window, where nothing fits), on any machine and any text."""
-    schedule = windows.from_costs(Costs(per_frame, per_call, front_call, front_frame))
+    schedule = windows.from_costs(Costs(per_frame, per_call, front_call, front_frame,
+                                        source_frame))
     plan = run(schedule, batches)
     assert plan[0][0] <= max(schedule.first, batches[0])
     for n, ahead, cost in plan[1:]:
@@ -102,6 +108,24 @@ def test_first_window_leaves_time_for_the_next() -> None:
             <= s.safety * ahead
 
 
+def test_the_rest_of_the_first_batchs_source_is_paid_in_the_second_step() -> None:
+    """A request's first window runs only the head of its batch's source; the rest runs
+    with the second window, so the second window is planned around it."""
+    without = Costs(*dataclasses.astuple(XEON)[:4])
+    schedule_with, schedule_without = windows.from_costs(XEON), windows.from_costs(without)
+    second_with = run(schedule_with, [600])[1]
+    second_without = run(schedule_without, [600])[1]
+    source = XEON.source_frame_s * 600
+    assert schedule_with.first == schedule_without.first  # first audio is not delayed
+    assert second_with[2] <= schedule_with.safety * second_with[1] + 1e-9  # source included
+    assert abs(second_with[2] - second_without[2]) < XEON.gen_frame_s * 4 + 1e-9
+    assert 0 < second_without[0] - second_with[0] <= source / XEON.gen_frame_s + 4
+    # a batch the first window (and the tail) covers was sourced whole: nothing pending
+    w = Windows(schedule_with)
+    w.front(schedule_with.first + windows.MIN_TAIL_FRAMES)
+    assert w._pending_s == 0.0
+
+
 def test_fixed_schedule_without_costs_grows_to_the_cap() -> None:
     w = Windows(windows.FIXED)
     frames = [w.next_frames() for _ in range(20)]
@@ -115,9 +139,13 @@ def test_config_values_round_trip_and_bad_ones_are_refused() -> None:
     back = windows.parse(s.text())
     assert back is not None and back.first == s.first and back.source == "config"
     assert back.costs is not None and abs(back.costs.gen_frame_s - XEON.gen_frame_s) < 1e-6
+    assert abs(back.costs.source_frame_s - XEON.source_frame_s) < 1e-6
+    older = windows.parse("88:5.300,27.00,27.00,0.930")  # four numbers: no source cost
+    assert older is not None and older.costs is not None and older.costs.source_frame_s == 0
     assert windows.parse("auto") is None and windows.parse("") is None
     assert windows.parse("48") == Schedule(48, None, "config")
-    for bad in ("x", "4", "100000", "48:1,2", "48:-1,0,0,0", "48:0,1,1,1", "48:nan,1,1,1"):
+    for bad in ("x", "4", "100000", "48:1,2", "48:1,1,1,1,1,1", "48:-1,0,0,0", "48:0,1,1,1",
+                "48:nan,1,1,1"):
         with pytest.raises(ValueError):
             windows.parse(bad)
         with pytest.raises(ConfigError, match="KOKORO_WINDOW_SCHEDULE"):
