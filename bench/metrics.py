@@ -35,18 +35,19 @@ def simulate_playback(arrivals: Sequence[float], samples: Sequence[int], prebuff
     """A consumer that starts after `prebuffer` chunks and drains at `rate` in real time.
 
     Returns the number of underruns (ran dry before the next chunk arrived; it
-    then waits for `prebuffer` chunks again) and the total stall time.
+    then waits for `prebuffer` chunks again), the total stall time, and where each
+    underrun came (`at_s`: seconds of audio played when it ran dry).
     """
     n = len(arrivals)
     if n == 0:
-        return {"underruns": 0, "stall_s": 0.0, "start_s": None}
+        return {"underruns": 0, "stall_s": 0.0, "start_s": None, "at_s": []}
     first = min(prebuffer, n) - 1
     t = arrivals[first]  # playback clock anchor
     start = t
     pos = 0.0  # samples played at time t
     available = float(sum(samples[: first + 1]))
     i = first + 1
-    underruns, stall = 0, 0.0
+    underruns, stall, at = 0, 0.0, []
     while True:
         t_empty = t + (available - pos) / rate
         while i < n and arrivals[i] <= t_empty:
@@ -56,12 +57,13 @@ def simulate_playback(arrivals: Sequence[float], samples: Sequence[int], prebuff
         if i >= n:
             break
         underruns += 1
+        at.append(available / rate)
         j = min(i + prebuffer, n) - 1
         stall += arrivals[j] - t_empty
         t, pos = arrivals[j], available
         available += sum(samples[i: j + 1])
         i = j + 1
-    return {"underruns": underruns, "stall_s": stall, "start_s": start}
+    return {"underruns": underruns, "stall_s": stall, "start_s": start, "at_s": at}
 
 
 def gaps(arrivals: Sequence[float]) -> list[float]:

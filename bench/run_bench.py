@@ -8,6 +8,7 @@ side by side with plain kokoro-onnx (`--compare`). See bench/README.md.
 from __future__ import annotations
 
 import argparse
+import bisect
 import datetime as dt
 import json
 import os
@@ -147,6 +148,7 @@ def run_request(client: Client, text: str, args: argparse.Namespace,
         "gap_max_s": max(g) if g else None,
         "underruns": play["underruns"],
         "stall_s": play["stall_s"],
+        "underrun_at_s": [round(a, 3) for a in play["at_s"]],
         "daemon_timings": end.timings if end else None,
         "arrivals": [round(a, 4) for a in arrivals] if args.raw_arrivals else None,
     }
@@ -372,6 +374,7 @@ def bench_soak(daemon: BenchDaemon, args: argparse.Namespace) -> dict[str, Any]:
     """Continuous playback for --duration seconds: back-to-back long texts on one timeline."""
     arrivals: list[float] = []
     sizes: list[int] = []
+    starts: list[float] = []  # seconds of soak audio before each request's first sample
     requests, incomplete = 0, 0
     stopping = False
     with Client(daemon.socket, client_name="bench-soak") as client:
@@ -387,6 +390,7 @@ def bench_soak(daemon: BenchDaemon, args: argparse.Namespace) -> dict[str, Any]:
     with Client(daemon.socket, client_name="bench-soak") as client:
         while time.perf_counter() - t0 < args.duration:
             text = texts.long(args.text_offset + requests)
+            starts.append(sum(sizes) / SAMPLE_RATE)
             stream = client.synthesize(text, voice=args.voice, chunk_ms=args.chunk_ms)
             seqs = []
             for chunk in stream:
@@ -415,7 +419,15 @@ def bench_soak(daemon: BenchDaemon, args: argparse.Namespace) -> dict[str, Any]:
             "duration_s": wall, "requests": requests, "incomplete": incomplete,
             "audio_s": audio_s, "rtf": wall / audio_s if audio_s else None,
             "underruns": play["underruns"], "stall_s": play["stall_s"],
-            "underruns_per_10min": play["underruns"] * 600 / max(audio_s, 1e-9)}
+            "underruns_per_10min": play["underruns"] * 600 / max(audio_s, 1e-9),
+            # each underrun: the request it came in and how far into that request's audio
+            "underrun_at": [underrun_place(at, starts) for at in play["at_s"]]}
+
+
+def underrun_place(at_s: float, starts: list[float]) -> dict[str, Any]:
+    """Which request of the soak (0-based) ran dry, and after how much of its audio."""
+    k = max(0, bisect.bisect_right(starts, at_s) - 1)
+    return {"request": k, "into_request_s": round(at_s - starts[k], 3) if starts else at_s}
 
 
 def _drain(stream: Any) -> threading.Thread:
@@ -539,6 +551,10 @@ def print_table(report: dict[str, Any]) -> None:
               f"max {fmt(s['gap_max_s'].get('max'), 'ms')}; underruns (prebuffer "
               f"{report['settings']['prebuffer']}): {s['underruns'].get('max')} max/trial; "
               f"seq complete: {s['seq_complete']}")
+        places = [a for t in res["kokorod"]["trials"] for a in t.get("underrun_at_s", [])]
+        if places:
+            print("  underruns after " + ", ".join(f"{a:.2f} s" for a in places)
+                  + " of a request's audio")
         for key in ("kokoro_say", "kokoro_say_also"):
             if key not in res:
                 continue
@@ -575,6 +591,9 @@ def print_table(report: dict[str, Any]) -> None:
         print(f"\nsoak {s['duration_s']:.0f}s: {s['requests']} requests, "
               f"{s['audio_s']:.0f}s audio, RTF {fmt(s['rtf'])}, underruns {s['underruns']} "
               f"({s['underruns_per_10min']:.2f} per 10 min), incomplete {s['incomplete']}")
+        for place in s.get("underrun_at", []):
+            print(f"  underrun in request {place['request']}, {place['into_request_s']:.2f} s "
+                  "into its audio")
         print(f"soak RSS at steady points ({SOAK_IDLE_S:.0f} s idle after a long text, before "
               f"and after): {s['steady_rss_before_mib']:.1f} → {s['steady_rss_after_mib']:.1f} "
               f"MiB, growth {s['steady_growth_mib']:+.1f} MiB")

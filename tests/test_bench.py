@@ -23,6 +23,7 @@ def test_simulated_consumer_counts_underruns() -> None:
     late = steady[:10] + [t + 1.0 for t in steady[10:]]
     result = simulate_playback(late, [1200] * 40, 2)
     assert result["underruns"] == 1 and 0.5 < result["stall_s"] < 1.1
+    assert result["at_s"] == [0.5]  # ran dry after the 10 chunks of 50 ms
     assert simulate_playback([], [], 2)["underruns"] == 0
 
 
@@ -65,5 +66,7 @@ def test_bench_smoke(daemon: DaemonProc, tmp_path: Path) -> None:
     assert report["first_sentence"]["ratio_p95_long_over_short"] > 0
     assert report["concurrency"]["errors"] == [] and report["concurrency"]["clients"] == 2
     assert report["soak"]["requests"] >= 1 and report["soak"]["audio_s"] > 0
+    assert len(report["soak"]["underrun_at"]) == report["soak"]["underruns"]
+    assert all(len(t["underrun_at_s"]) == t["underruns"] for t in short["kokorod"]["trials"])
     mem = report["memory"]
     assert 0 < mem["before_mib"] <= mem["peak_mib"]
