@@ -532,6 +532,13 @@ def print_table(report: dict[str, Any]) -> None:
           f"onnxruntime {m['onnxruntime']}  provider {report['daemon']['provider']}")
     print(f"model sha256 {report['daemon']['model_sha256'][:16]}…  "
           f"command: {report['command']}")
+    plan = ((report.get("daemon_status_after") or {}).get("engine") or {}).get(
+        "window_schedule") or {}
+    if plan.get("observed"):
+        seen = plan["observed"]
+        print(f"window plan: first {plan['first_window_frames']} frames ({plan['source']}); "
+              f"{seen['windows']} windows took {seen['real_to_planned']}× their planned cost "
+              f"lately, {seen['slowest']}× at most")
     print(f"audio cache hits during the run: {report.get('audio_cache_hits', 0)} (a cold run "
           "has none; hits are not latency)")
     for name, res in report["presets"].items():

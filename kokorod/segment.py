@@ -13,7 +13,10 @@ are whole sentences wherever possible. `SegmentStream.next()` applies the rule:
   reads the sentence whole, so the rest keeps the sentence's own prosody, and the
   engine starts its audio where the head's tokens end;
 - every later segment packs whole sentences up to `max_chars` (a paragraph end
-  ends one); only a sentence longer than that is cut, at the least disruptive
+  ends one), and up to GROWTH × the characters of the segment before it (at least
+  `first_chars`; one whole sentence at least): after a heading, the next front is
+  short enough to be done before the heading has played; only a sentence longer
+  than `max_chars` is cut, at the least disruptive
   place (clause mark, then before a conjunction, then between words, and only
   for a run with no spaces at all, mid-word).
 
@@ -39,6 +42,12 @@ MIN_PIECE_CHARS = 12  # a clause cut leaves at least this much on either side
 # first_chars): on its own its audio (~0.5 s) would run out before the next one's front
 # and first window were done; together they take one front call.
 TINY_FIRST_CHARS = 12
+# A segment packs sentences up to this many times the characters of the one before it
+# (still one whole sentence at least), so a short segment is not followed by a front too
+# long to be done before its audio has played: "Chapter 1." then a paragraph packed to
+# 300 characters stalled playback 1.6 s into the soak (its heading alone: ~1.2 s of audio,
+# the paragraph's front ~0.5 s here). A heading before a paragraph is common in documents.
+GROWTH = 3
 # Added to what trimming leaves at a sentence join (~0.25 s of quiet tail and onset):
 # 0.15 gave joins of 0.35–0.41 s where kokoro-onnx reading the sentences together pauses
 # 0.40–0.51 s (bench/prosody.py); 0.25 made them 0.45–0.51 s and the text 7 % longer.
@@ -183,13 +192,16 @@ class SegmentStream:
         self._pending: tuple[str, bool] | None = None
         self._index = 0
         self._continue = ""  # head of the first sentence spoken by segment 0
+        self._last_chars = 0  # the segment handed out last
 
     def _peek(self) -> tuple[str, bool] | None:
         if self._pending is None:
             self._pending = next(self._sentences, None)
         return self._pending
 
-    def take(self, budget: int) -> Segment | None:
+    def take(self, budget: int, whole_up_to: int = 0) -> Segment | None:
+        """Whole sentences up to `budget` characters; a first sentence longer than that is
+        cut, unless it fits in `whole_up_to` (then it is taken whole, alone)."""
         budget = max(1, budget)
         parts: list[str] = []
         size = 0
@@ -197,8 +209,8 @@ class SegmentStream:
         while (item := self._peek()) is not None:
             sentence, para = item
             if not parts:
-                if len(sentence) > budget:
-                    cut = split_point(sentence, budget)
+                if len(sentence) > budget and len(sentence) > whole_up_to:
+                    cut = split_point(sentence, max(budget, whole_up_to))
                     head, rest = sentence[:cut].strip(), sentence[cut:].strip()
                     self._pending = (rest, para) if rest else None
                     parts.append(head)
@@ -214,6 +226,7 @@ class SegmentStream:
         if not parts:
             return None
         text = " ".join(parts)
+        self._last_chars = len(text)
         # No pause after the last segment: the request's audio ends where its speech does.
         pause = _pause_for(text, paragraph_end) if self._peek() is not None else 0.0
         segment = Segment(text, pause, self._index)
@@ -229,8 +242,9 @@ class SegmentStream:
                 return Segment(whole.text, whole.pause_s, whole.index, spoken=head)
             return None
         item = self._peek() if self._index == 0 else None
-        if item is None:
-            return self.take(max_chars)
+        if item is None:  # sentences packed up to GROWTH × the last segment (one at least)
+            budget = min(max_chars, max(first_chars, GROWTH * self._last_chars))
+            return self.take(budget, whole_up_to=max_chars)
         sentence = item[0]
         if len(sentence) < TINY_FIRST_CHARS:  # "Hi." alone plays out before the next
             return self.take(first_chars)  # sentence's front is done: read them together

@@ -23,7 +23,7 @@ import platform
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,7 @@ MAX_WINDOW_S = 1.0  # a window's modelled cost: bounds how long another request 
 # (tests/test_prosody.py failed with that calibration). The floor is 24 frames at this
 # machine's 5.3 ms, 60 at an EPYC's 7.5 ms (larger windows also sound more like the whole).
 GAIN = 0.8
+SLOWER_WARNING = 1.6  # real / planned window cost (recent) past which the log says so
 SAFETY = 0.5  # a window may use this share of the audio modelled to be ahead (the
 # machine may run slower than when measured: 2× was seen within one bench run)
 # Where nothing is measured (the whole model, a failed measurement): today's fixed start.
@@ -103,6 +104,34 @@ def first_window(costs: Costs, safety: float = SAFETY) -> int:
     return MAX_FIRST_FRAMES
 
 
+@dataclass
+class Observed:
+    """How long the generator's windows really take against the plan's costs. The plan is
+    fixed for the daemon's life (one text, one audio), so a machine that has become
+    slower than when it was measured (load, heat, another CPU) shows here first: past
+    1/SAFETY the plan's margin is gone and the listener can run dry."""
+
+    windows: int = 0
+    recent: float = 1.0  # real / planned, a moving average over the last ~10 windows
+    slowest: float = 0.0
+    warned: bool = False
+
+    def add(self, real_s: float, planned_s: float) -> None:
+        ratio = real_s / max(planned_s, 1e-6)
+        self.windows += 1
+        self.recent = ratio if self.windows == 1 else 0.9 * self.recent + 0.1 * ratio
+        self.slowest = max(self.slowest, ratio)
+        if self.windows >= 10 and self.recent > SLOWER_WARNING and not self.warned:
+            self.warned = True
+            log.warning("windows take %.1f× the costs they are planned by: this machine is "
+                        "slower than when it was measured, and playback may stall; "
+                        "`kokorod tune` measures it again", self.recent)
+
+    def status(self) -> dict[str, Any]:
+        return {"windows": self.windows, "real_to_planned": round(self.recent, 2),
+                "slowest": round(self.slowest, 2)}
+
+
 @dataclass(frozen=True)
 class Schedule:
     """A daemon's windows: its first window and the costs later ones are planned by."""
@@ -112,6 +141,7 @@ class Schedule:
     source: str  # "calibrated", "saved", "config", "fixed"
     safety: float = SAFETY
     machine: str = ""  # what it was measured for (calibrate.key): reused only there
+    observed: Observed = field(default_factory=Observed, compare=False, repr=False)
 
     @property
     def max_frames(self) -> int:
@@ -144,6 +174,7 @@ class Schedule:
                                "source": self.source, "calibrated": self.costs is not None,
                                "safety": self.safety}
         if self.costs is not None:
+            out["observed"] = self.observed.status()
             out["costs_ms"] = {"generator_per_frame": round(self.costs.gen_frame_s * 1000, 3),
                                "generator_per_call": round(self.costs.gen_call_s * 1000, 2),
                                "front_per_call": round(self.costs.front_call_s * 1000, 2),
@@ -203,11 +234,14 @@ class Windows:
     whose modelled cost fits in SAFETY × the audio modelled to be ahead of the listener.
     The engine reports what each step made (`spent`) and each batch's front (`front`)."""
 
-    def __init__(self, schedule: Schedule = FIXED) -> None:
+    def __init__(self, schedule: Schedule = FIXED,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
         self.schedule = schedule
         self.windows = 0  # windows handed out so far
         self.ahead_s = 0.0  # modelled audio ahead of the listener when the next step starts
         self._pending_s = 0.0  # modelled cost of this step so far (a batch's front)
+        self._clock = clock
+        self._handed_at = 0.0  # when the last window was handed out (its run follows)
 
     def front(self, frames: int) -> None:
         """A batch's front runs in the coming step (for the request's first batch, before
@@ -223,6 +257,7 @@ class Windows:
     def next_frames(self) -> int:
         s = self.schedule
         k, self.windows = self.windows, self.windows + 1
+        self._handed_at = self._clock()
         if k == 0:
             return s.first
         if s.costs is None:  # fixed growth: two of `first`, then ×1.25 to the cap
@@ -236,6 +271,8 @@ class Windows:
         costs = self.schedule.costs
         if costs is None:
             return
+        if not self._pending_s:  # the generator alone ran (no front, no source)
+            self.schedule.observed.add(self._clock() - self._handed_at, costs.gen(span))
         made = samples / SAMPLE_RATE
         if self.windows <= 1:  # the listener starts with the first window's audio
             self.ahead_s = made  # (the rest of the first batch's source stays pending)

@@ -7,7 +7,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kokorod.segment import SENTENCE_PAUSE_S, SegmentStream, clean, split_point
+from kokorod.segment import GROWTH, SENTENCE_PAUSE_S, SegmentStream, clean, split_point
 
 PROSE = ("The lighthouse keeper climbed the stairs every evening, polishing the lens until it "
          "gleamed. Dr. Ada Smith arrived on Jan. 5 with J. R. R. Tolkien's letters! Did she "
@@ -163,3 +163,21 @@ def test_a_tiny_first_sentence_is_read_with_the_next() -> None:
     assert rule("Yes. " + "This sentence is long enough to go past the first budget, "
                 "so it is read on its own after the tiny one, word by word.")[0] == "Yes."
     assert rule("Ok.") == ["Ok."]
+
+
+def test_after_a_heading_segments_grow_from_its_size() -> None:
+    """A heading alone (a paragraph ends it) plays for about a second: the next segment
+    packs no more than GROWTH × its characters (first_chars at least, one whole sentence
+    at least), so the next front is done before the heading has played; then they grow."""
+    one, two, three = ("The town woke slowly that morning.",
+                       "A thin fog lay over the harbour, and the gulls were quiet on the roofs "
+                       "of the sheds by the water.",
+                       "Nobody hurried.")
+    paragraph = " ".join([one, two, three, two, three, one, two, three, one])
+    segs = rule("Chapter 1.\n\n" + paragraph)
+    assert segs[:4] == ["Chapter 1.", one, two, f"{three} {two} {three} {one} {two} {three}"]
+    sizes = [len(s) for s in segs]
+    for before, seg in zip(sizes, segs[1:], strict=False):  # (a sentence alone may be more)
+        assert len(seg) <= max(100, GROWTH * before) or ". " not in seg
+    assert max(sizes) > 100  # grown past the first budget
+    assert " ".join(segs) == "Chapter 1. " + paragraph  # nothing lost or moved

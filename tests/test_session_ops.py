@@ -8,6 +8,8 @@ from helpers import STEADY_SCHEDULE, DaemonProc, kokorod_cli, raw_conn
 
 def test_session_and_optimization_status(daemon: DaemonProc) -> None:
     with raw_conn(daemon.socket) as c:
+        c.send({"op": "synthesize", "id": 0, "text": "Status check: the windows are timed."})
+        assert c.until_final(0)[-1]["op"] == "end"
         c.send({"op": "session-status", "id": 1})
         sessions = c.recv()
         c.send({"op": "optimization-status", "id": 2})
@@ -19,6 +21,9 @@ def test_session_and_optimization_status(daemon: DaemonProc) -> None:
     assert schedule["calibrated"] is True and schedule["source"] == "config"
     assert schedule["first_window_frames"] == int(STEADY_SCHEDULE.split(":")[0])
     assert schedule["costs_ms"]["generator_per_frame"] == 5.3 and sessions["failures"] >= 0
+    observed = schedule["observed"]  # the generator's windows timed against the plan
+    assert observed["windows"] >= 1
+    assert 0 < observed["real_to_planned"] <= observed["slowest"] + 0.01  # (rounded)
     assert optimised["schedule"] == schedule
     assert optimised["op"] == "optimization-status"
     assert optimised["quantized"] is True and optimised["streaming_vocoder"] is True

@@ -159,3 +159,32 @@ def test_saved_schedule_is_reused_only_for_its_machine(store: object) -> None:
     assert kept is not None and kept.first == s.first and kept.source == "saved"
     assert kept.costs == EPYC
     assert windows.saved("cpu B|model|threads=2") is None
+
+
+def test_windows_slower_than_planned_are_observed_and_said_once(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The plan stays fixed; how far the machine has drifted from it shows in `status`,
+    and past SLOWER_WARNING once in the log (the usual cause of a stall)."""
+    schedule = windows.from_costs(XEON)
+    now = [0.0]
+
+    def request(slowdown: float) -> None:
+        w = Windows(schedule, clock=lambda: now[0])
+        w.front(2000)
+        for _ in range(12):
+            n = w.next_frames()
+            now[0] += slowdown * XEON.gen(n + 2 * WINDOW_CONTEXT)
+            w.spent(n * int(FRAME_S * SAMPLE_RATE), n + 2 * WINDOW_CONTEXT)
+
+    request(1.0)
+    seen = schedule.observed.status()
+    # the first two steps ran the source too (its head, then the rest): not the generator alone
+    assert seen["windows"] == 10 and seen["real_to_planned"] == 1.0
+    with caplog.at_level("WARNING", logger="kokorod.windows"):
+        request(2.0)
+        request(2.0)
+    seen = schedule.status()["observed"]
+    assert seen["windows"] == 30 and 1.6 < seen["real_to_planned"] <= 2.0
+    assert seen["slowest"] == 2.0
+    assert sum("slower than when it was measured" in r.message for r in caplog.records) == 1
+    assert windows.from_costs(XEON) == schedule  # what was observed is no part of the plan
