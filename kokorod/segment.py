@@ -14,9 +14,11 @@ are whole sentences wherever possible. `SegmentStream.next()` applies the rule:
   engine starts its audio where the head's tokens end;
 - every later segment packs whole sentences up to `max_chars` (a paragraph end
   ends one), and up to GROWTH × the characters of the segment before it (at least
-  `first_chars`; one whole sentence at least): after a heading, the next front is
-  short enough to be done before the heading has played; only a sentence longer
-  than `max_chars` is cut, at the least disruptive
+  `first_chars`): after a heading, the next front is short enough to be done before
+  the heading has played. A sentence longer than that budget is cut as a long
+  first sentence is: at its last clause mark within the budget, the next segment
+  reading the whole sentence; with no clause mark there it is read whole. Only a
+  sentence longer than `max_chars` is cut for good, at the least disruptive
   place (clause mark, then before a conjunction, then between words, and only
   for a run with no spaces at all, mid-word).
 
@@ -43,10 +45,11 @@ MIN_PIECE_CHARS = 12  # a clause cut leaves at least this much on either side
 # and first window were done; together they take one front call.
 TINY_FIRST_CHARS = 12
 # A segment packs sentences up to this many times the characters of the one before it
-# (still one whole sentence at least), so a short segment is not followed by a front too
-# long to be done before its audio has played: "Chapter 1." then a paragraph packed to
-# 300 characters stalled playback 1.6 s into the soak (its heading alone: ~1.2 s of audio,
-# the paragraph's front ~0.5 s here). A heading before a paragraph is common in documents.
+# (a longer sentence is cut at a clause mark), so a short segment is not followed by a
+# front too long to be done before its audio has played: "Chapter 1." then a paragraph
+# packed to 300 characters stalled playback 1.6 s into the soak (its heading alone: ~1.2 s
+# of audio, the paragraph's front ~0.5 s here); a 34-character sentence then a whole
+# 111-character one stalled it at 3.7 s. A heading before a paragraph is common.
 GROWTH = 3
 # Added to what trimming leaves at a sentence join (~0.25 s of quiet tail and onset):
 # 0.15 gave joins of 0.35–0.41 s where kokoro-onnx reading the sentences together pauses
@@ -235,17 +238,22 @@ class SegmentStream:
 
     def next(self, first_chars: int, max_chars: int) -> Segment | None:
         """The next segment by the text-only rule (module docstring)."""
-        if self._continue:  # the rest of a cut first sentence, read as the whole sentence
+        budget = min(max_chars, max(first_chars, GROWTH * self._last_chars))
+        if self._continue:  # the rest of a cut sentence, read as the whole sentence
             head, self._continue = self._continue, ""
-            whole = self.take(max_chars)
+            whole = self.take(budget, whole_up_to=max_chars)
             if whole is not None:
                 return Segment(whole.text, whole.pause_s, whole.index, spoken=head)
             return None
-        item = self._peek() if self._index == 0 else None
-        if item is None:  # sentences packed up to GROWTH × the last segment (one at least)
-            budget = min(max_chars, max(first_chars, GROWTH * self._last_chars))
-            return self.take(budget, whole_up_to=max_chars)
+        item = self._peek()
+        if item is None:
+            return None
         sentence = item[0]
+        if self._index:  # sentences packed up to GROWTH × the last segment (one at least);
+            cut = first_cut(sentence, budget, budget)  # a longer one is cut at a clause
+            if cut is None or len(sentence) > max_chars:
+                return self.take(budget, whole_up_to=max_chars)
+            return self._head(sentence, cut)
         if len(sentence) < TINY_FIRST_CHARS:  # "Hi." alone plays out before the next
             return self.take(first_chars)  # sentence's front is done: read them together
         cut = first_cut(sentence, first_chars, max_chars)
@@ -253,9 +261,15 @@ class SegmentStream:
             return self.take(min(len(sentence), max_chars))  # the first sentence alone
         if len(sentence) > max_chars:  # too long to read whole: cut for good
             return self.take(cut)
+        return self._head(sentence, cut)
+
+    def _head(self, sentence: str, cut: int) -> Segment:
+        """The head of `sentence` up to `cut`; the next segment reads the sentence whole."""
         self._continue = sentence[:cut].strip()
+        self._last_chars = len(self._continue)
+        segment = Segment(self._continue, CUT_PAUSE_S, self._index)
         self._index += 1
-        return Segment(self._continue, CUT_PAUSE_S, 0)
+        return segment
 
     def exhausted(self) -> bool:
         """No segment is left (the last one handed out was the text's end)."""

@@ -134,10 +134,25 @@ def test_long_first_sentence_is_cut_only_at_a_clause_mark() -> None:
     assert segs[1].text == text and segs[1].spoken == "When the rain finally stopped,"
 
 
-def test_later_long_sentences_are_not_cut_below_the_maximum() -> None:
-    later = ("After lunch, when everyone had gone home, the keeper sat by the lamp; he read "
-             "until the oil ran low, and then he slept.")
-    assert rule("Good evening. " + later) == ["Good evening.", later]
+def test_a_later_sentence_past_growth_is_cut_at_a_clause_and_read_whole() -> None:
+    """After a short segment, a sentence longer than GROWTH × its characters (and than
+    first_chars) would be a front the short audio cannot cover: it is cut at its last
+    clause mark within that budget, and the rest is read as the whole sentence, as a long
+    first sentence is. Within the budget, or with no clause mark in it, it stays whole."""
+    head = "After lunch, when everyone had gone home, the keeper sat by the lamp;"
+    later = head + " he read until the oil ran low, and then he slept."
+    assert rule("Good evening. " + later) == ["Good evening.", head,
+                                              later.removeprefix(head + " ")]
+    segs = list(SegmentStream("Good evening. " + later))
+    assert segs[2].text == later and segs[2].spoken == head
+    assert [s.index for s in segs] == [0, 1, 2]
+    medium = "The keeper sat by the lamp, and he read until the oil ran low in the glass."
+    assert rule("Good evening. " + medium) == ["Good evening.", medium]  # within budget
+    no_clause = ("After lunch the keeper sat by the lamp and read until the oil ran low and "
+                 "then he went up the stairs to sleep.")
+    assert rule("Good evening. " + no_clause) == ["Good evening.", no_clause]
+    after_long = "x " * 60 + "end. " + later  # after a long segment: GROWTH allows it whole
+    assert rule(after_long)[-1] == later
 
 
 def test_no_pause_after_the_last_segment() -> None:
