@@ -16,8 +16,9 @@ are whole sentences wherever possible. `SegmentStream.next()` applies the rule:
   ends one), and up to GROWTH × the characters of the segment before it (at least
   `first_chars`): after a heading, the next front is short enough to be done before
   the heading has played. A sentence longer than that budget is cut as a long
-  first sentence is: at its last clause mark within the budget, the next segment
-  reading the whole sentence; with no clause mark there it is read whole. Only a
+  first sentence is, the next segment reading the whole sentence: at the clause
+  mark that best balances the two steps (`balanced_cut`); with none that helps, it
+  is read whole. Only a
   sentence longer than `max_chars` is cut for good, at the least disruptive
   place (clause mark, then before a conjunction, then between words, and only
   for a run with no spaces at all, mid-word).
@@ -172,19 +173,37 @@ def split_point(text: str, budget: int) -> int:
     return budget  # one unbroken run (no spaces): cut mid-word
 
 
+def _clause_cuts(sentence: str) -> list[int]:
+    """After each clause mark that leaves MIN_PIECE_CHARS on either side."""
+    cuts = [m.end() for m in _CLAUSE_RE.finditer(sentence)]
+    return [c for c in cuts if len(sentence[:c].strip()) >= MIN_PIECE_CHARS
+            and len(sentence[c:].strip()) >= MIN_PIECE_CHARS]
+
+
 def first_cut(sentence: str, first_chars: int, max_chars: int) -> int | None:
     """Where a long first sentence may end its first segment: after a clause mark, the
     last within `first_chars`, else the first within `max_chars`; None: do not cut."""
     if len(sentence) <= first_chars:
         return None
-    cuts = [m.end() for m in _CLAUSE_RE.finditer(sentence)]
-    cuts = [c for c in cuts if len(sentence[:c].strip()) >= MIN_PIECE_CHARS
-            and len(sentence[c:].strip()) >= MIN_PIECE_CHARS]
+    cuts = _clause_cuts(sentence)
     early = [c for c in cuts if c <= first_chars]
     if early:
         return early[-1]
     late = [c for c in cuts if c <= max_chars]
     return late[0] if late else None
+
+
+def balanced_cut(sentence: str, before: int) -> int | None:
+    """Where a sentence too long to follow `before` characters is best cut: the head is
+    read after those, and the whole sentence after the head, so the clause mark that
+    keeps the larger of the two steps (head / before, sentence / head) smallest; None
+    when no clause mark makes it smaller than reading the sentence whole."""
+    def step(cut: int) -> float:
+        head = len(sentence[:cut].strip())
+        return max(head / before, len(sentence) / head)
+
+    best = min(_clause_cuts(sentence), key=step, default=None)
+    return best if best is not None and step(best) < len(sentence) / before else None
 
 
 class SegmentStream:
@@ -249,11 +268,12 @@ class SegmentStream:
         if item is None:
             return None
         sentence = item[0]
-        if self._index:  # sentences packed up to GROWTH × the last segment (one at least);
-            cut = first_cut(sentence, budget, budget)  # a longer one is cut at a clause
-            if cut is None or len(sentence) > max_chars:
-                return self.take(budget, whole_up_to=max_chars)
-            return self._head(sentence, cut)
+        if self._index:  # sentences packed up to GROWTH × the last segment (one at least)
+            if budget < len(sentence) <= max_chars:  # one too long: cut at a clause mark
+                cut = balanced_cut(sentence, self._last_chars)
+                if cut is not None:
+                    return self._head(sentence, cut)
+            return self.take(budget, whole_up_to=max_chars)
         if len(sentence) < TINY_FIRST_CHARS:  # "Hi." alone plays out before the next
             return self.take(first_chars)  # sentence's front is done: read them together
         cut = first_cut(sentence, first_chars, max_chars)

@@ -7,7 +7,14 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kokorod.segment import GROWTH, SENTENCE_PAUSE_S, SegmentStream, clean, split_point
+from kokorod.segment import (
+    GROWTH,
+    SENTENCE_PAUSE_S,
+    SegmentStream,
+    balanced_cut,
+    clean,
+    split_point,
+)
 
 PROSE = ("The lighthouse keeper climbed the stairs every evening, polishing the lens until it "
          "gleamed. Dr. Ada Smith arrived on Jan. 5 with J. R. R. Tolkien's letters! Did she "
@@ -135,18 +142,22 @@ def test_long_first_sentence_is_cut_only_at_a_clause_mark() -> None:
 
 
 def test_a_later_sentence_past_growth_is_cut_at_a_clause_and_read_whole() -> None:
-    """After a short segment, a sentence longer than GROWTH × its characters (and than
-    first_chars) would be a front the short audio cannot cover: it is cut at its last
-    clause mark within that budget, and the rest is read as the whole sentence, as a long
-    first sentence is. Within the budget, or with no clause mark in it, it stays whole."""
-    head = "After lunch, when everyone had gone home, the keeper sat by the lamp;"
-    later = head + " he read until the oil ran low, and then he slept."
+    """After a short segment, a sentence longer than GROWTH × its characters would be a
+    front the short audio cannot cover: it is cut at a clause mark, and the rest is read
+    as the whole sentence, as a long first sentence is. The cut is where the larger step
+    (head after the short segment, whole sentence after the head) is smallest. Within
+    the budget, or with no clause mark, it stays whole."""
+    head = "After lunch, when everyone had gone home,"
+    later = head + " the keeper sat by the lamp; he read until the oil ran low, and then he slept."
     assert rule("Good evening. " + later) == ["Good evening.", head,
                                               later.removeprefix(head + " ")]
     segs = list(SegmentStream("Good evening. " + later))
     assert segs[2].text == later and segs[2].spoken == head
     assert [s.index for s in segs] == [0, 1, 2]
-    medium = "The keeper sat by the lamp, and he read until the oil ran low in the glass."
+    cut = balanced_cut(later, 13)  # not "After lunch,": then 119 characters after 12
+    assert cut is not None and later[:cut].strip() == head
+    assert balanced_cut(later, 100) is None  # no cut beats reading it whole after 100
+    medium = "The keeper sat by the lamp, and he read on."
     assert rule("Good evening. " + medium) == ["Good evening.", medium]  # within budget
     no_clause = ("After lunch the keeper sat by the lamp and read until the oil ran low and "
                  "then he went up the stairs to sleep.")

@@ -181,6 +181,22 @@ def test_word_marks_cover_each_word_once_in_order_before_their_audio(
     assert samples[-1] < frames[-1]["samples"]
 
 
+def test_a_later_sentence_cut_at_a_clause_marks_each_word_once(daemon: DaemonProc) -> None:
+    """After a short sentence, a long one is cut at a clause and then read whole
+    (segment.py): its head's words are marked once, not again with the whole."""
+    text = ("Good evening. After lunch, when everyone had gone home, the keeper sat by the "
+            "lamp; he read until the oil ran low, and then he slept.")
+    frames = word_stream(daemon, text)
+    segments = [f for f in frames if f["op"] == "mark" and f.get("kind") == "segment"]
+    assert [f["text"] for f in segments][:2] == ["Good evening.",
+                                                 "After lunch, when everyone had gone home,"]
+    words = [f for f in frames if f["op"] == "mark" and f.get("kind") == "word"]
+    assert [w["text"] for w in words] == text.replace(",", "").replace(";", "")\
+        .replace(".", "").split()
+    samples = [w["sample"] for w in words]
+    assert samples == sorted(set(samples))
+
+
 def test_japanese_gets_a_mark_per_run_of_text(daemon: DaemonProc) -> None:
     text = "こんにちは、世界。今日は いい天気ですね。"
     words = [f for f in word_stream(daemon, text, voice="jf_alpha")
