@@ -61,6 +61,12 @@ CLAUSE_PAUSE_S = 0.1
 # paused 0.28–0.43 s at these clause marks (bench/prosody.py); the head read alone ends
 # without that pause and the rest, read from the whole sentence, brings ~0.1 s of it.
 CUT_PAUSE_S = 0.25
+# After the head of a later sentence cut to follow a short segment: none added. The rest
+# read from the whole sentence brings the clause's pause (0.18–0.26 s measured), where
+# plain kokoro-onnx paused 0.13–0.15 s: with 0.25 more, "Good evening. After lunch, when
+# everyone had gone home, …" ran 8 % longer than one-shot (0.51 s at that comma), with
+# none 5 % (0.26 s); the soak's "Chapter 1." text 0.4 %.
+LATER_CUT_PAUSE_S = 0.0
 PARAGRAPH_PAUSE_S = 0.45
 
 
@@ -272,7 +278,7 @@ class SegmentStream:
             if budget < len(sentence) <= max_chars:  # one too long: cut at a clause mark
                 cut = balanced_cut(sentence, self._last_chars)
                 if cut is not None:
-                    return self._head(sentence, cut)
+                    return self._head(sentence, cut, LATER_CUT_PAUSE_S)
             return self.take(budget, whole_up_to=max_chars)
         if len(sentence) < TINY_FIRST_CHARS:  # "Hi." alone plays out before the next
             return self.take(first_chars)  # sentence's front is done: read them together
@@ -281,13 +287,13 @@ class SegmentStream:
             return self.take(min(len(sentence), max_chars))  # the first sentence alone
         if len(sentence) > max_chars:  # too long to read whole: cut for good
             return self.take(cut)
-        return self._head(sentence, cut)
+        return self._head(sentence, cut, CUT_PAUSE_S)
 
-    def _head(self, sentence: str, cut: int) -> Segment:
+    def _head(self, sentence: str, cut: int, pause_s: float) -> Segment:
         """The head of `sentence` up to `cut`; the next segment reads the sentence whole."""
         self._continue = sentence[:cut].strip()
         self._last_chars = len(self._continue)
-        segment = Segment(self._continue, CUT_PAUSE_S, self._index)
+        segment = Segment(self._continue, pause_s, self._index)
         self._index += 1
         return segment
 

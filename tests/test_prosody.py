@@ -29,6 +29,9 @@ TEXTS = [
     "finished before dark.",
     "Quietly, carefully, without a word to anyone, she packed her bag and left the house "
     "through the garden door.",
+    # a heading, a short sentence, then one cut at a clause to follow it (segment.py)
+    "Chapter 1.\n\nThe town woke slowly that morning. A thin fog lay over the harbour, and "
+    "the gulls, usually so loud, seemed to have agreed to keep their voices down.",
 ]
 DURATION_TOLERANCE = 0.06
 
