@@ -237,10 +237,10 @@ class Engine:
             if windows is not None:
                 windows.front(p.frames)
             while not p.done:
-                start = p.next
+                start, sourced = p.next, p.source_runs
                 audio = self.vocoder.window(p, windows.next_frames() if windows else p.frames)
-                if windows is not None:
-                    windows.spent(audio.size, p.span)
+                if windows is not None:  # (and whether the step ran the source too)
+                    windows.spent(audio.size, p.span, p.source_runs > sourced)
                 if start == p.origin and words is not None:
                     words.extend(dataclasses.replace(w, sample=w.sample + emitted)
                                  for w in p.word_times())

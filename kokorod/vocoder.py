@@ -143,6 +143,7 @@ class Prepared:
     # Silence a window ended on, held until a later window shows sound after it (dropped
     # if none does: the batch's end is then trimmed as the whole model's is).
     held: Audio | None = None
+    source_runs: int = 0  # times the source has run for this batch (its head, then whole)
 
     @property
     def remaining(self) -> int:
@@ -235,6 +236,7 @@ class Vocoder:
         f0 = p.f0[:, :, :upto] if p.harmonics is None and upto + MIN_TAIL_FRAMES < p.frames \
             else p.f0
         p.harmonics = self.run_source(f0)
+        p.source_runs += 1
         if f0 is p.f0:
             p.f0 = None
         return p.harmonics

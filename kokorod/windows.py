@@ -267,12 +267,13 @@ class Windows:
         fit = int((budget - s.costs.gen_call_s) / s.costs.gen_frame_s) - 2 * WINDOW_CONTEXT
         return max(s.floor, min(s.max_frames, fit // 4 * 4))
 
-    def spent(self, samples: int, span: int) -> None:
-        """The step just run made `samples` of audio over a `span` of frames."""
+    def spent(self, samples: int, span: int, sourced: bool = False) -> None:
+        """The step just run made `samples` of audio over a `span` of frames (`sourced`:
+        it ran the source too, as a batch's first and second windows do)."""
         costs = self.schedule.costs
         if costs is None:
             return
-        if not self._pending_s:  # the generator alone ran (no front, no source)
+        if not self._pending_s and not sourced:  # the generator alone ran
             self.schedule.observed.add(self._clock() - self._handed_at, costs.gen(span))
         made = samples / SAMPLE_RATE
         if self.windows <= 1:  # the listener starts with the first window's audio

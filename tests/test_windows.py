@@ -180,6 +180,11 @@ def test_windows_slower_than_planned_are_observed_and_said_once(
     seen = schedule.observed.status()
     # the first two steps ran the source too (its head, then the rest): not the generator alone
     assert seen["windows"] == 10 and seen["real_to_planned"] == 1.0
+    w = Windows(schedule, clock=lambda: now[0])  # a step that ran the source (a later
+    w.next_frames()  # batch's second window runs it whole) is not the generator alone
+    now[0] += 10.0
+    w.spent(8000, 120, sourced=True)
+    assert schedule.observed.status() == seen
     with caplog.at_level("WARNING", logger="kokorod.windows"):
         request(2.0)
         request(2.0)
