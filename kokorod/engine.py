@@ -28,13 +28,13 @@ from kokoro_onnx.config import MAX_PHONEME_LENGTH
 from kokoro_onnx.tokenizer import Tokenizer
 from kokoro_onnx.trim import trim as trim_silence
 
-from kokorod import calibrate, headroom, heap, models, providers, voices
+from kokorod import calibrate, headroom, heap, models, norm_graph, norm_stats, providers, voices
 from kokorod.config import Config
 from kokorod.phonemes import Phonemizer, spoken_tokens
 from kokorod.segment import Segment
 from kokorod.vocoder import Audio, Prepared, Vocoder, cut_model
 from kokorod.voices import VoiceTable
-from kokorod.windows import LEAD_FRAMES, Schedule, Windows
+from kokorod.windows import LEAD_FRAMES, MIN_TAIL_FRAMES, Schedule, Windows
 from kokorod.words import WordTime, batch_words, shared_out, word_spans
 from kokorod_common.protocol import SAMPLE_RATE, ProtocolError
 from kokorod_common.voice_names import DEFAULT_VOICE, describe
@@ -119,8 +119,9 @@ class Engine:
         self.whole: ort.InferenceSession | None = None  # the model whole, or
         self.vocoder: Vocoder | None = None  # its three parts (streaming vocoder)
         self.cpu_only = False  # CoreML failed: everything on CPU
+        self.norms: norm_stats.NormTables | None = None  # the voices' norm statistics
         self.provider = self._build()
-        self.schedule = calibrate.schedule_for(self, schedule)
+        self.schedule = calibrate.schedule_for(self, schedule, self.tail_frames)
 
     # ------------------------------------------------------------ sessions
     def _build(self) -> providers.ProviderChoice:
@@ -137,13 +138,16 @@ class Engine:
             try:
                 self.vocoder, choice = Vocoder.load(cut, self.files.model, config,
                                                      self._run_options)
+                if self.vocoder.norm_channels and self.norms is None:
+                    self.norms = norm_stats.NormTables(self.files.sha256,
+                                                       self.vocoder.norm_channels)
                 self._warm(required=self.on_coreml)
                 return choice
             except Exception as exc:
                 if self.on_coreml:
                     return self._give_up_coreml(exc)
                 log.warning("streaming vocoder off: %s", exc)  # use the model whole
-                self.vocoder = None
+                self.vocoder = self.norms = None
 
         def check(session: ort.InferenceSession) -> None:
             self.whole = session
@@ -288,6 +292,7 @@ class Engine:
             prepared = self.vocoder.prepare(
                 lambda session, tokens=tokens: self._feed(session, tokens, voice, speed))
             prepared.words, prepared.tokens = their_words[number], len(tokens)
+            prepared.norms = self._norm_feed(voice, prepared.frames)
             if number == 0 and skip is not None:
                 prepared.start_after(skip)
             else:
@@ -296,7 +301,48 @@ class Engine:
                 prepared.pause_s = segment.pause_s
             yield prepared
 
+    def _norm_feed(self, voice: Audio, frames: int) -> dict[str, Any] | None:
+        """The generator's norm inputs for a batch of `frames` in `voice` (None: the voice
+        has no table, or the model's norms cannot be fed: each window uses its own)."""
+        if self.norms is None:
+            return None
+        parts = self.voices.parts_of(voice)
+        table = self.norms.for_parts(parts) if parts else None
+        if table is None:
+            return None
+        mean, var = table.predict(frames)
+        feed: dict[str, Any] = {norm_graph.OWN: np.array(0.0, np.float32)}
+        for k, (m, v) in enumerate(zip(self.norms.split(mean), self.norms.split(var),
+                                       strict=True)):
+            feed[norm_graph.mean_input(k)] = m
+            feed[norm_graph.var_input(k)] = v
+        return feed
+
+    def build_norms(self, voice: str, texts: tuple[str, ...] = norm_stats.FIT_TEXTS
+                    ) -> norm_stats.VoiceNorms:
+        """Fit `voice`'s norm table from `texts` vocoded whole, and keep it (tools: tune,
+        the bench; never on a request's path: ~1 s of generator per text)."""
+        assert self.vocoder is not None and self.norms is not None
+        vocoder, style = self.vocoder, self.voice_style(voice)
+        lang = self.lang_for(voice, texts[0], None)
+
+        def measure(text: str) -> tuple[int, Any, Any]:
+            p = self.prepare(Segment(text, 0.0, 0), style, 1.0, lang)[0]
+            _, mean, var = self._guarded(f"{voice} statistics", vocoder.whole_norms, p)
+            return p.frames, mean, var
+
+        table = norm_stats.build(texts, measure)
+        self.norms.add(self.voices.canonical(voice), table)
+        return table
+
     # ------------------------------------------------------------ public
+    @property
+    def tail_frames(self) -> int:
+        """Frames a batch's last window spans at least, for the default voice (windows.py)."""
+        if self.norms is not None and self.norms.has(self.voices.canonical(self.default_voice)):
+            return 0
+        return MIN_TAIL_FRAMES
+
     @property
     def streaming(self) -> bool:
         return self.vocoder is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from kokorod import models
@@ -101,6 +102,45 @@ def cmd_remove(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_norms(args: argparse.Namespace) -> int:
+    """Fit the generator's norm statistics for voices (norm_stats.py), in this process."""
+    import dataclasses
+    import time
+
+    from kokorod.engine import Engine
+
+    config = dataclasses.replace(load(socket=args.socket), warmup=False,
+                                 window_schedule="80")  # no calibration: nothing is timed
+    engine = Engine(config)
+    if engine.norms is None:
+        print("this model's generator cannot take norm statistics from outside; windows use "
+              "their own", file=sys.stderr)
+        return 1
+    names = engine.voices.names() if args.all else [engine.voices.canonical(n)
+                                                   for n in args.voices or ["af_heart"]]
+    unknown = [n for n in names if n not in engine.voices.names()]
+    if unknown:
+        print(f"not installed: {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    todo = names if args.again else [n for n in names if not engine.norms.has(n)]
+    print(f"{len(names) - len(todo)} of {len(names)} voices have statistics already; "
+          f"fitting {len(todo)} (~{len(norm_texts())} texts each)")
+    for i, name in enumerate(todo, 1):
+        started = time.perf_counter()
+        engine.build_norms(name)
+        print(f"[{i}/{len(todo)}] {name}: {time.perf_counter() - started:.1f} s", flush=True)
+    if args.out:
+        engine.norms.export(args.out, names)
+        print(f"wrote {len(names)} voices' statistics to {args.out}")
+    return 0
+
+
+def norm_texts() -> tuple[str, ...]:
+    from kokorod.norm_stats import FIT_TEXTS
+
+    return FIT_TEXTS
+
+
 def add_parser(sub: Any) -> None:
     model = sub.add_parser("model", help="installed models and voice packs; fetch, use, verify")
     msub = model.add_subparsers(dest="model_command", required=True)
@@ -134,3 +174,15 @@ def add_parser(sub: Any) -> None:
     rm = msub.add_parser("remove", help="delete a fetched file (not the active one)")
     rm.add_argument("name")
     rm.set_defaults(func=cmd_remove)
+    norms = msub.add_parser(
+        "norms", help="fit voices' statistics for the streaming vocoder (once per voice)",
+        description="Windows of audio sound like the whole batch when the generator is given "
+                    "the batch's statistics, predicted per voice. The embedded model's voices "
+                    "come with theirs; this fits them for another model or a new voice "
+                    "(~10 texts vocoded whole per voice: 10-25 s each).")
+    norms.add_argument("voices", nargs="*", metavar="VOICE", help="default: af_heart")
+    norms.add_argument("--all", action="store_true", help="every installed voice")
+    norms.add_argument("--again", action="store_true", help="fit voices that have statistics")
+    norms.add_argument("--out", type=Path, help="also write these voices' statistics to FILE "
+                                                 "(the form kokorod ships)")
+    norms.set_defaults(func=cmd_norms)

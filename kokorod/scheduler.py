@@ -88,6 +88,11 @@ class Scheduler:
         return sum(1 for j in self._jobs if j.active)
 
     @property
+    def synthesizing(self) -> int:
+        """Requests taking turns at the worker now (a new one's first window shrinks)."""
+        return sum(1 for j in self._jobs if j.active and j.ready())
+
+    @property
     def paused_jobs(self) -> int:
         """Requests waiting for their consumer to read (backpressure)."""
         return sum(1 for j in self._jobs if j.active and not j.ready())
@@ -133,6 +138,8 @@ class Scheduler:
             if job.segment is None and not self._begin(job):
                 return
             assert job.segment is not None
+            if job.windows is not None:
+                job.windows.share(self.synthesizing)
             started = time.perf_counter()
             try:
                 audio = await self._infer(job, job.segment)
@@ -159,7 +166,7 @@ class Scheduler:
         job.segments += 1
         req, engine, words = job.request, self.engine, job.words is not None
         if job.windows is None:
-            job.windows = Windows(engine.schedule)
+            job.windows = Windows(engine.schedule, sharing=self.synthesizing)
         windows = job.windows
         key = audio_cache.key_for(segment, job.stream.exhausted(), engine.files.sha256,
                                   req.voice or engine.default_voice, req.speed, job.lang,

@@ -93,7 +93,7 @@ def measure(config: Config, name: str, changes: dict[str, Any], texts: int) -> R
         result.error = f"{type(exc).__name__}: {exc}"[:200]
         return result
     if engine.streaming:
-        engine.schedule = windows.from_costs(calibrate.measure(engine))
+        engine.schedule = windows.from_costs(calibrate.measure(engine), tail=engine.tail_frames)
         result.schedule = engine.schedule.text()
     voice = engine.voice_style(None)
     firsts = []
@@ -161,12 +161,14 @@ def table(results: list[Result], winner: Result | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kokorod import calibrate
+
     try:
         config = load(socket=args.socket)
     except ConfigError as exc:
         print(f"kokorod tune: {exc}", file=sys.stderr)
         return 2
-    print(f"kokorod tune on {windows.cpu_model()}, {os.cpu_count()} cores "
+    print(f"kokorod tune on {calibrate.cpu_model()}, {os.cpu_count()} cores "
           f"({'dry run: ' if args.dry_run else ''}{args.texts} short texts per candidate)",
           flush=True)
     results = []
@@ -185,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
     if spread:
         print(f"noise: the configured settings' two runs differ by {spread:.0%}; a change "
               f"must be {max(MIN_GAIN, spread):.0%} faster to be kept")
-    report = {"cpu": windows.cpu_model(), "cores": os.cpu_count(),
+    report = {"cpu": calibrate.cpu_model(), "cores": os.cpu_count(),
               "results": [dataclasses.asdict(r) for r in results],
               "noise": round(spread, 3), "best": winner.name if winner else None}
     if args.json:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +32,7 @@ from kokoro_onnx.trim import rms as frame_rms
 from kokoro_onnx.trim import trim as trim_silence
 from numpy.typing import NDArray
 
-from kokorod import headroom, progress, providers
+from kokorod import headroom, norm_graph, progress, providers
 from kokorod.config import Config
 from kokorod.windows import (
     FADE_FRAMES,
@@ -42,7 +41,7 @@ from kokorod.windows import (
     WINDOW_CONTEXT,
 )
 from kokorod.words import WordTime
-from kokorod_common import paths
+from kokorod_common import atomic, paths
 from kokorod_common.protocol import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
@@ -58,7 +57,7 @@ HARMONICS = "/decoder/decoder/generator/Concat_3_output_0"  # (1, 22, frames * 6
 DURATIONS = "/encoder/Cast_output_0"
 SAMPLES_PER_FRAME = SAMPLE_RATE // 80  # 12.5 ms of audio
 HARMONIC_FRAMES_PER_FRAME = 60
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3  # 3: the generator's norms take statistics from outside (norm_graph)
 # The decoder sounds a token a little before its slot in the durations: the first
 # sound of a text comes a median 30 ms before its first word's slot (energy onset, 50
 # renderings, 5 voices) and PocketSphinx places words 78 ms early (bench/word_timing.py);
@@ -107,15 +106,25 @@ def cut_model(model: Path, sha256: str) -> CutFiles | None:
                     "vocoder is off", model.name, ", ".join(missing) or "inputs differ")
         return None
     extractor = onnx.utils.Extractor(proto)
-    target.mkdir(parents=True, exist_ok=True)
     for name, (inputs, outputs) in PARTS.items():
         if name == "front" and DURATIONS in tensors:
             outputs = [*outputs, DURATIONS]
         part = extractor.extract_model(inputs, outputs)
-        tmp = target / f".{name}.{os.getpid()}.tmp"
-        onnx.save(part, str(tmp))
-        os.replace(tmp, target / f"{name}.onnx")
+        if name == "gen" and not norm_graph.rewrite(part, _probe_feed()):
+            log.warning("%s: the generator's norms are not of the expected form; windows "
+                        "use their own statistics", model.name)
+        with atomic.replacing(target / f"{name}.onnx") as tmp:
+            onnx.save(part, str(tmp))
     return files
+
+
+def _probe_feed(frames: int = 12) -> dict[str, NDArray[np.float32]]:
+    """A small made-up input for the generator (norm_graph reads its channel counts)."""
+    rng = np.random.default_rng(0)
+    return {FEATURES: rng.standard_normal((1, 512, frames), np.float32) * 0.3,
+            STYLE: rng.standard_normal((1, 128), np.float32) * 0.1,
+            HARMONICS: rng.standard_normal((1, 22, frames * HARMONIC_FRAMES_PER_FRAME + 1),
+                                           np.float32) * 0.1}
 
 
 @dataclass
@@ -144,6 +153,16 @@ class Prepared:
     # if none does: the batch's end is then trimmed as the whole model's is).
     held: Audio | None = None
     source_runs: int = 0  # times the source has run for this batch (its head, then whole)
+    # The whole batch's norm statistics, predicted (norm_stats): the generator's inputs.
+    # None: each window is normalised by its own (a model or voice without a table).
+    norms: dict[str, NDArray[np.float32]] | None = None
+
+    @property
+    def tail(self) -> int:
+        """Frames a batch's last window runs over at least: with its own statistics a
+        window of mostly silence is normalised into noise (MIN_TAIL_FRAMES); with the
+        batch's, any window sounds like the whole."""
+        return 0 if self.norms is not None else MIN_TAIL_FRAMES
 
     @property
     def remaining(self) -> int:
@@ -202,6 +221,16 @@ class Vocoder:
         self.parts = sessions
         self._run_options = run_options
         self.has_durations = len(sessions["front"].get_outputs()) > 3
+        # The generator's norms: their channel counts ([]: not rewritten), and the inputs
+        # that make each window use its own statistics (the original graph, bit for bit).
+        self.norm_channels = norm_graph.channels_of(sessions["gen"])
+        self._own: dict[str, Any] = {}
+        if self.norm_channels:
+            self._own[norm_graph.OWN] = np.array(1.0, np.float32)
+            for k, c in enumerate(self.norm_channels):
+                self._own[norm_graph.mean_input(k)] = np.zeros((1, c, 1), np.float32)
+                self._own[norm_graph.var_input(k)] = np.ones((1, c, 1), np.float32)
+        self._gen_outputs = ["audio"]
 
     @classmethod
     def load(cls, files: CutFiles, whole: Path, config: Config,
@@ -233,8 +262,7 @@ class Vocoder:
             return p.harmonics
         assert p.f0 is not None
         upto = hi + SOURCE_MARGIN
-        f0 = p.f0[:, :, :upto] if p.harmonics is None and upto + MIN_TAIL_FRAMES < p.frames \
-            else p.f0
+        f0 = p.f0[:, :, :upto] if p.harmonics is None and upto + p.tail < p.frames else p.f0
         p.harmonics = self.run_source(f0)
         p.source_runs += 1
         if f0 is p.f0:
@@ -248,12 +276,33 @@ class Vocoder:
     def whole_source(self, p: Prepared) -> None:
         self._harmonics(p, p.frames)
 
+    def _gen(self, feed: dict[str, Any], norms: dict[str, Any] | None,
+             outputs: list[str] | None = None) -> list[Any]:
+        """The generator on `feed`, its norms given `norms` (None: each its own)."""
+        if self.norm_channels:
+            feed.update(self._own if norms is None else norms)
+        return self.parts["gen"].run(outputs or self._gen_outputs, feed, self._run_options)
+
     def whole(self, p: Prepared) -> Audio:
         """The generator over the whole batch at once (what the windows are measured by)."""
         harmonics = self._harmonics(p, p.frames)
-        out = self.parts["gen"].run(None, {FEATURES: p.features, STYLE: p.style,
-                                           HARMONICS: harmonics}, self._run_options)[0]
+        out = self._gen({FEATURES: p.features, STYLE: p.style, HARMONICS: harmonics}, None)[0]
         return np.asarray(out, dtype=np.float32).ravel()
+
+    def whole_norms(self, p: Prepared) -> tuple[Audio, NDArray[np.float32],
+                                                 NDArray[np.float32]]:
+        """The whole batch's audio and its norms' own statistics (per channel, every norm's
+        one after another): what norm_stats fits its tables to."""
+        assert self.norm_channels, "the generator was not rewritten"
+        n = len(self.norm_channels)
+        names = [norm_graph.own_mean_output(k) for k in range(n)] + \
+            [norm_graph.own_var_output(k) for k in range(n)]
+        harmonics = self._harmonics(p, p.frames)
+        out = self._gen({FEATURES: p.features, STYLE: p.style, HARMONICS: harmonics}, None,
+                        ["audio", *names])
+        flat = [np.asarray(o, np.float32).ravel() for o in out[1:]]
+        return (np.asarray(out[0], np.float32).ravel(), np.concatenate(flat[:n]),
+                np.concatenate(flat[n:]))
 
     def window(self, p: Prepared, frames: int, trim: bool = True) -> Audio:
         """The next `frames` frames of `p` as audio, with context either side of the window;
@@ -262,13 +311,13 @@ class Vocoder:
         a = p.next
         b = p.frames if p.frames - (a + frames) < MIN_REST_FRAMES else a + frames
         lo, hi = max(0, a - WINDOW_CONTEXT), min(p.frames, b + WINDOW_CONTEXT)
-        if b == p.frames:  # the last window sees at least MIN_TAIL_FRAMES (more context)
-            lo = max(0, min(lo, p.frames - MIN_TAIL_FRAMES))
+        if b == p.frames:  # the last window sees at least the batch's tail (more context)
+            lo = max(0, min(lo, p.frames - p.tail))
         k = HARMONIC_FRAMES_PER_FRAME
         feed = {FEATURES: p.features[:, :, lo:hi], STYLE: p.style,
                 HARMONICS: self._harmonics(p, hi)[:, :, lo * k: hi * k + 1]}
         p.span = hi - lo
-        out = self.parts["gen"].run(None, feed, self._run_options)[0]
+        out = self._gen(feed, p.norms)[0]
         n = SAMPLES_PER_FRAME
         full = np.asarray(out, dtype=np.float32).ravel()
         audio = full[(a - lo) * n:(b - lo) * n]

@@ -89,6 +89,7 @@ class VoiceTable:
         self.voices = voices
         self._by_lower = {name.lower(): name for name in voices}
         self._blends: OrderedDict[str, Style] = OrderedDict()
+        self._blend_parts: dict[str, list[tuple[str, float]]] = {}
 
     def names(self) -> list[str]:
         return list(self.voices)
@@ -138,9 +139,21 @@ class VoiceTable:
                       start=np.zeros(tables[0][0].shape))
         style = np.asarray(blended, dtype=np.float32)
         self._blends[spec] = style
+        self._blend_parts[spec] = [(self.canonical(name), w) for name, w in parts]
         while len(self._blends) > _BLEND_CACHE:
-            self._blends.popitem(last=False)
+            self._blend_parts.pop(self._blends.popitem(last=False)[0], None)
         return style
+
+    def parts_of(self, style: Style) -> list[tuple[str, float]] | None:
+        """The voices (and weights) a style table returned by `style` is made of; None
+        for a table this one did not hand out."""
+        for name, table in self.voices.items():
+            if table is style:
+                return [(name, 1.0)]
+        for spec, table in self._blends.items():
+            if table is style:
+                return self._blend_parts.get(spec)
+        return None
 
     def lang_for(self, spec: str, text: str) -> str:
         """The espeak language a voice implies for this text.

@@ -2,32 +2,36 @@
 
 The first window decides a request's first audio: the smaller, the sooner. Every later
 window must be ready before the audio ahead of it has played, and what that allows
-depends on the machine (CPUs of one kind run the generator ~2× apart). So the
-generator's and the front's costs are measured once (`calibrate`, at the first start
-on a machine; kept in the data dir per CPU, model, threads and onnxruntime) or given
-in the config (`KOKORO_WINDOW_SCHEDULE`, which `kokorod tune` writes), and fixed for
-the daemon's life.
+depends on the machine (CPUs of one kind run the generator ~2× apart) and on the moment
+(a laptop on battery, a compile in the background). So the plan starts from costs
+measured once (calibrate.py) or given in the config (`KOKORO_WINDOW_SCHEDULE`), and:
 
-Within a request the windows follow a model of playback, not a clock: each window is
-the largest whose modelled cost fits in a share (SAFETY) of the audio modelled to be
-ahead of the listener. The model counts only the audio already made and the costs
-fixed at start, so one text always gives the same windows and the same audio.
+- each window is the largest whose modelled cost fits in a share (SAFETY) of the audio
+  modelled to be ahead of the listener (the audio made so far against the modelled
+  cost of making it: a model of playback, not a clock);
+- the costs are scaled by how much slower or faster than planned the windows have really
+  run lately (`Observed`), so a machine twice as slow as measured gets windows sized
+  for it instead of a stall;
+- a request that starts while others are synthesizing gets a smaller first window, so
+  several clients at once all start soon.
+
+Window size does not shape the sound when the generator is fed the batch's predicted
+statistics (norm_stats.py): windows of 16 and 80 frames are equally close to the whole.
+Where it is not (no table for the voice, a model that cannot be rewritten) a batch's last
+window still spans MIN_TAIL_FRAMES. A plan given in the config is pinned: it does not
+follow the observed speed or the load, so the same text gives the same audio bit for bit
+(the tests rely on it).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import platform
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
-from kokorod_common import paths
 from kokorod_common.protocol import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
@@ -35,44 +39,38 @@ log = logging.getLogger(__name__)
 FRAME_S = 0.0125  # one frame of features is 12.5 ms of audio
 WINDOW_CONTEXT = 8  # frames either side of a window: keeps the convolutions' view
 FADE_FRAMES = 2  # overshoot cross-faded into the next window
-# The last window of a batch is run over at least this many frames (more context to
-# its left), so it holds speech: a window of mostly silence is normalised (instance norm
-# over the window) into noise, which the trim then keeps. Measured over 30 texts, the
-# last 100 ms exceed the whole model's tail by RMS 0.009 at 24 frames, ≤ 0.0013 at 48
-# and 0 at 80 — and at 48 the kept noise made speech up to 8 % longer than one-shot's
-# and PocketSphinx's word error rate 0.17 against 0.06 (tests/test_prosody.py,
-# tests/test_intelligibility.py); at 80 both hold.
-MIN_TAIL_FRAMES = 80
 MIN_REST_FRAMES = 8  # a window that would leave fewer takes them too
 # Frames kept before a batch's first token (the decoder sounds a token a little before
 # its slot); the silence before them is not vocoded, and these may be trimmed.
 LEAD_FRAMES = 8
-MIN_WINDOW_FRAMES = 16  # smaller windows cost more context than audio, and sound worse
+MIN_WINDOW_FRAMES = 16  # smaller windows cost more context than audio
 MAX_FIRST_FRAMES = 160
 MAX_WINDOW_FRAMES = 400  # 5 s
 MAX_WINDOW_S = 1.0  # a window's modelled cost: bounds how long another request waits
+# Windows normalised by their own statistics only (no table for the voice): a batch's last
+# window spans at least this, or its silence is normalised into noise (at 48 frames speech
+# ran up to 8 % long and PocketSphinx's WER was 0.17 against 0.06).
+MIN_TAIL_FRAMES = 80
 # Where less fits, a window still costs at most this share of the audio it makes: a
-# smaller one loses ground every step. At 8 ms a frame the plan shrank to 16-frame windows
-# (1.3× their audio in cost) for the rest of a long sentence after a short one, falling
-# further behind with each, and left noise after the speech's end that split the pause
-# (tests/test_prosody.py failed with that calibration). The floor is 24 frames at this
-# machine's 5.3 ms, 60 at an EPYC's 7.5 ms (larger windows also sound more like the whole).
+# smaller one loses ground every step (at 8 ms a frame, 16-frame windows cost 1.3× their
+# audio and fell further behind with each).
 GAIN = 0.8
-SLOWER_WARNING = 1.6  # real / planned window cost (recent) past which the log says so
-SAFETY = 0.5  # a window may use this share of the audio modelled to be ahead (the
-# machine may run slower than when measured: 2× was seen within one bench run)
-# Where nothing is measured (the whole model, a failed measurement): today's fixed start.
+SAFETY = 0.5  # a window may use this share of the audio modelled to be ahead
+# How far the observed speed may move the costs (real / planned), and after how many
+# windows it is trusted.
+SPEED_RANGE = (0.5, 4.0)
+SPEED_AFTER = 3
+SPEED_DEADBAND = 0.1  # within ±10 % of the plan (one window's noise): the plan as it is
+SLOWER_WARNING = 1.6  # real / planned past which the log says so (once)
+# Where nothing is measured (the whole model, a failed measurement): a fixed start.
 FALLBACK_FIRST = 80
-CALIBRATION_VERSION = 2  # 2: the source's own cost
 
 
 @dataclass(frozen=True)
 class Costs:
     """Seconds the generator takes per frame and per call, the front (+ source) per call
     and per frame of the audio it prepares, and the source alone per frame: a request's
-    first window runs only the source's head, and the rest (0.23–0.25 ms a frame here:
-    170 ms for a 666-frame sentence) comes with the second window, a request's tightest
-    step."""
+    first window runs only the source's head, and the rest comes with the second window."""
 
     gen_frame_s: float
     gen_call_s: float
@@ -86,20 +84,18 @@ class Costs:
     def front(self, frames: int) -> float:
         return self.front_call_s + self.front_frame_s * frames
 
-    def tail(self) -> float:
-        """The most a batch's last window can cost, however few frames it adds."""
-        return self.gen(MIN_TAIL_FRAMES + WINDOW_CONTEXT)
+    def scaled(self, factor: float) -> Costs:
+        return Costs(*(v * factor for v in asdict(self).values()))
 
 
-def first_window(costs: Costs, safety: float = SAFETY) -> int:
-    """The smallest first window (multiple of 8 frames) after which the next window can
-    be ready in time whatever it is: the batch's tail, or the next sentence's front and
-    a smallest window. (A batch whose tail comes second had its source run whole with
-    the first window; a longer one's rest of the source is planned into the second.)"""
+def first_window(costs: Costs, safety: float = SAFETY, tail: int = 0) -> int:
+    """The smallest first window (multiple of 8 frames) after which the next step can be
+    ready in time whatever it is: the batch's last window (over `tail` frames at least),
+    or the next sentence's front and a smallest window."""
     for first in range(MIN_WINDOW_FRAMES, MAX_FIRST_FRAMES + 1, 8):
         budget = safety * (first - LEAD_FRAMES) * FRAME_S
-        nxt = max(costs.tail(), costs.front(first) + costs.gen(MIN_WINDOW_FRAMES
-                                                                + 2 * WINDOW_CONTEXT))
+        nxt = max(costs.gen(max(tail, MIN_WINDOW_FRAMES) + 2 * WINDOW_CONTEXT),
+                  costs.front(first) + costs.gen(MIN_WINDOW_FRAMES + 2 * WINDOW_CONTEXT))
         if nxt <= budget:
             return first
     return MAX_FIRST_FRAMES
@@ -107,13 +103,11 @@ def first_window(costs: Costs, safety: float = SAFETY) -> int:
 
 @dataclass
 class Observed:
-    """How long the generator's windows really take against the plan's costs. The plan is
-    fixed for the daemon's life (one text, one audio), so a machine that has become
-    slower than when it was measured (load, heat, another CPU) shows here first: past
-    1/SAFETY the plan's margin is gone and the listener can run dry."""
+    """How long the generator's windows really take against the costs they were planned
+    by: a moving average over the last ~10 windows, and the slowest."""
 
     windows: int = 0
-    recent: float = 1.0  # real / planned, a moving average over the last ~10 windows
+    recent: float = 1.0
     slowest: float = 0.0
     warned: bool = False
 
@@ -124,9 +118,15 @@ class Observed:
         self.slowest = max(self.slowest, ratio)
         if self.windows >= 10 and self.recent > SLOWER_WARNING and not self.warned:
             self.warned = True
-            log.warning("windows take %.1f× the costs they are planned by: this machine is "
-                        "slower than when it was measured, and playback may stall; "
-                        "`kokorod tune` measures it again", self.recent)
+            log.warning("windows take %.1f× the costs they were measured at: this machine "
+                        "is slower than then (load, heat, power saving); windows are sized "
+                        "for it, and `kokorod tune` measures it again", self.recent)
+
+    def speed(self) -> float:
+        """The factor the costs are scaled by (1 until enough windows were seen)."""
+        if self.windows < SPEED_AFTER or abs(self.recent - 1.0) <= SPEED_DEADBAND:
+            return 1.0
+        return round(min(SPEED_RANGE[1], max(SPEED_RANGE[0], self.recent)) * 20) / 20
 
     def status(self) -> dict[str, Any]:
         return {"windows": self.windows, "real_to_planned": round(self.recent, 2),
@@ -135,47 +135,69 @@ class Observed:
 
 @dataclass(frozen=True)
 class Schedule:
-    """A daemon's windows: its first window and the costs later ones are planned by."""
+    """A daemon's windows: its first window and the costs later ones are planned by.
+    `tail`: frames a batch's last window spans at least (0 where the generator is given
+    the batch's statistics). Not `pinned`: it follows the observed speed and the load."""
 
     first: int
     costs: Costs | None  # None: no model of playback (fixed growth from `first`)
     source: str  # "calibrated", "saved", "config", "fixed"
     safety: float = SAFETY
     machine: str = ""  # what it was measured for (calibrate.key): reused only there
+    tail: int = MIN_TAIL_FRAMES
     observed: Observed = field(default_factory=Observed, compare=False, repr=False)
+    recent: list[dict[str, Any]] = field(default_factory=list, compare=False, repr=False)
 
     @property
-    def max_frames(self) -> int:
-        if self.costs is None:
+    def pinned(self) -> bool:
+        return self.source == "config" or self.costs is None
+
+    def speed(self) -> float:
+        return 1.0 if self.pinned else self.observed.speed()
+
+    def with_tail(self, tail: int) -> Schedule:
+        """This plan for batches whose last window spans `tail` frames (its first window
+        planned again, unless given in the config)."""
+        if tail == self.tail:
+            return self
+        first = self.first if self.source == "config" or self.costs is None else \
+            first_window(self.costs, self.safety, tail)
+        return Schedule(first, self.costs, self.source, self.safety, self.machine, tail)
+
+    def max_frames(self, costs: Costs | None = None) -> int:
+        costs = costs or self.costs
+        if costs is None:
             return MAX_WINDOW_FRAMES
-        fit = int((MAX_WINDOW_S - self.costs.gen_call_s) / self.costs.gen_frame_s)
-        return max(MIN_TAIL_FRAMES, min(MAX_WINDOW_FRAMES, fit - 2 * WINDOW_CONTEXT))
+        fit = int((MAX_WINDOW_S - costs.gen_call_s) / costs.gen_frame_s)
+        return max(MIN_WINDOW_FRAMES, min(MAX_WINDOW_FRAMES, fit - 2 * WINDOW_CONTEXT))
 
-    @property
-    def floor(self) -> int:
+    def floor(self, costs: Costs | None = None) -> int:
         """The smallest window that gains on the listener (cost ≤ GAIN × its audio)."""
-        if self.costs is None:
+        costs = costs or self.costs
+        if costs is None:
             return MIN_WINDOW_FRAMES
-        gain_per_frame = GAIN * FRAME_S - self.costs.gen_frame_s
+        gain_per_frame = GAIN * FRAME_S - costs.gen_frame_s
         if gain_per_frame <= 0:  # no window gains: the largest loses least
-            return self.max_frames
-        need = (self.costs.gen_call_s + 2 * WINDOW_CONTEXT * self.costs.gen_frame_s) \
-            / gain_per_frame
-        return min(self.max_frames, max(MIN_WINDOW_FRAMES, math.ceil(need / 4) * 4))
+            return self.max_frames(costs)
+        need = (costs.gen_call_s + 2 * WINDOW_CONTEXT * costs.gen_frame_s) / gain_per_frame
+        return min(self.max_frames(costs), max(MIN_WINDOW_FRAMES, math.ceil(need / 4) * 4))
 
     def key(self) -> tuple[Any, ...]:
-        """Everything that decides the windows (the audio cache keys by it)."""
-        return (self.first, self.safety, self.costs and astuple_rounded(self.costs))
+        """Everything fixed that decides the windows (the audio cache keys by it)."""
+        return (self.first, self.safety, self.tail, self.costs and astuple_rounded(self.costs))
 
     def status(self) -> dict[str, Any]:
         out: dict[str, Any] = {"first_window_frames": self.first,
                                "first_window_ms": round(self.first * FRAME_S * 1000),
-                               "max_window_frames": self.max_frames,
-                               "min_window_frames": self.floor,
+                               "max_window_frames": self.max_frames(),
+                               "min_window_frames": self.floor(),
+                               "tail_frames": self.tail,
                                "source": self.source, "calibrated": self.costs is not None,
-                               "safety": self.safety}
+                               "pinned": self.pinned, "safety": self.safety}
         if self.costs is not None:
+            out["speed"] = round(self.speed(), 2)
             out["observed"] = self.observed.status()
+            out["recent_windows"] = list(self.recent)
             out["costs_ms"] = {"generator_per_frame": round(self.costs.gen_frame_s * 1000, 3),
                                "generator_per_call": round(self.costs.gen_call_s * 1000, 2),
                                "front_per_call": round(self.costs.front_call_s * 1000, 2),
@@ -198,6 +220,12 @@ def astuple_rounded(costs: Costs) -> tuple[float, ...]:
 
 
 FIXED = Schedule(FALLBACK_FIRST, None, "fixed")
+RECENT_KEPT = 8  # windows `status` shows with their reasons
+
+
+def from_costs(costs: Costs, source: str = "calibrated", machine: str = "",
+               tail: int = MIN_TAIL_FRAMES) -> Schedule:
+    return Schedule(first_window(costs, tail=tail), costs, source, machine=machine, tail=tail)
 
 
 def parse(text: str) -> Schedule | None:
@@ -231,120 +259,87 @@ def parse(text: str) -> Schedule | None:
 
 
 class Windows:
-    """One request's windows: the first from the schedule, each later one the largest
-    whose modelled cost fits in SAFETY × the audio modelled to be ahead of the listener.
-    The engine reports what each step made (`spent`) and each batch's front (`front`)."""
+    """One request's windows: the first from the schedule (smaller when `sharing` others
+    synthesize too), each later one the largest whose modelled cost fits in SAFETY × the
+    audio modelled to be ahead of the listener. The engine reports what each step made
+    (`spent`) and each batch's front (`front`)."""
 
-    def __init__(self, schedule: Schedule = FIXED,
+    def __init__(self, schedule: Schedule = FIXED, sharing: int = 1,
                  clock: Callable[[], float] = time.perf_counter) -> None:
         self.schedule = schedule
+        self.sharing = 1
+        self.share(sharing)
+        self.speed = schedule.speed()  # fixed for the request once it starts
+        self.costs = schedule.costs.scaled(self.speed) if schedule.costs else None
         self.windows = 0  # windows handed out so far
         self.ahead_s = 0.0  # modelled audio ahead of the listener when the next step starts
         self._pending_s = 0.0  # modelled cost of this step so far (a batch's front)
         self._clock = clock
         self._handed_at = 0.0  # when the last window was handed out (its run follows)
 
+    def share(self, requests: int) -> None:
+        """How many requests take turns at the worker now (this one included)."""
+        self.sharing = 1 if self.schedule.pinned else max(1, requests)
+
     def front(self, frames: int) -> None:
         """A batch's front runs in the coming step (for the request's first batch, before
         the listener starts: only the rest of its source counts, in the second step)."""
-        costs = self.schedule.costs
-        if costs is None:
+        if self.costs is None:
             return
         if self.windows:
-            self._pending_s += costs.front(frames)
-        elif frames > self.schedule.first + MIN_TAIL_FRAMES:  # (else it was run whole)
-            self._pending_s += costs.source_frame_s * frames
+            self._pending_s += self.costs.front(frames)
+        elif frames > self.schedule.first + self.schedule.tail:  # (else it was run whole)
+            self._pending_s += self.costs.source_frame_s * frames
+
+    def _first(self) -> tuple[int, str]:
+        s, costs = self.schedule, self.costs
+        if costs is None or s.pinned:
+            return s.first, "plan"
+        first = first_window(costs, s.safety, s.tail)
+        why = "plan" if self.speed == 1.0 else f"observed speed ×{self.speed:.2f}"
+        if self.sharing > 1:  # the others' first windows run before this one's second
+            first = max(MIN_WINDOW_FRAMES, 2 * first // (self.sharing + 1) // 8 * 8)
+            why += f", {self.sharing} requests synthesizing"
+        return first, why
 
     def next_frames(self) -> int:
-        s = self.schedule
+        s, costs = self.schedule, self.costs
         k, self.windows = self.windows, self.windows + 1
         self._handed_at = self._clock()
         if k == 0:
-            return s.first
-        if s.costs is None:  # fixed growth: two of `first`, then ×1.25 to the cap
-            return min(s.max_frames, int(s.first * 1.25 ** max(0, k - 1)))
-        budget = s.safety * self.ahead_s - self._pending_s
-        fit = int((budget - s.costs.gen_call_s) / s.costs.gen_frame_s) - 2 * WINDOW_CONTEXT
-        return max(s.floor, min(s.max_frames, fit // 4 * 4))
+            frames, why = self._first()
+        elif costs is None:  # fixed growth: two of `first`, then ×1.25 to the cap
+            frames, why = min(s.max_frames(), int(s.first * 1.25 ** max(0, k - 1))), "growth"
+        else:
+            # Others take their turns between this request's windows: each of its steps
+            # takes about `sharing` times as long in wall time.
+            budget = (s.safety * self.ahead_s - self._pending_s) / self.sharing
+            fit = int((budget - costs.gen_call_s) / costs.gen_frame_s) - 2 * WINDOW_CONTEXT
+            floor, cap = s.floor(costs), s.max_frames(costs)
+            frames = max(floor, min(cap, fit // 4 * 4))
+            why = ("floor: behind the listener" if frames == floor and fit < floor else
+                   "cap" if frames == cap else f"fits {s.safety:.0%} of {self.ahead_s:.2f} s")
+            if self.speed != 1.0:
+                why += f", observed speed ×{self.speed:.2f}"
+            if self.sharing > 1:
+                why += f", {self.sharing} requests synthesizing"
+        log.debug("window %d: %d frames (%s)", k, frames, why)
+        if costs is not None:
+            s.recent.append({"frames": frames, "why": why})
+            del s.recent[:-RECENT_KEPT]
+        return frames
 
     def spent(self, samples: int, span: int, sourced: bool = False) -> None:
         """The step just run made `samples` of audio over a `span` of frames (`sourced`:
         it ran the source too, as a batch's first and second windows do)."""
-        costs = self.schedule.costs
-        if costs is None:
+        base, costs = self.schedule.costs, self.costs
+        if base is None or costs is None:
             return
         if not self._pending_s and not sourced:  # the generator alone ran
-            self.schedule.observed.add(self._clock() - self._handed_at, costs.gen(span))
+            self.schedule.observed.add(self._clock() - self._handed_at, base.gen(span))
         made = samples / SAMPLE_RATE
         if self.windows <= 1:  # the listener starts with the first window's audio
             self.ahead_s = made  # (the rest of the first batch's source stays pending)
             return
         self.ahead_s = max(0.0, self.ahead_s - self._pending_s - costs.gen(span)) + made
         self._pending_s = 0.0
-
-
-# ---------------------------------------------------------------- calibration
-def _saved_file() -> Path:
-    return paths.data_dir() / "window-schedule.json"
-
-
-def cpu_model() -> str:
-    """The CPU's model name (the calibration is kept per CPU; the bench prints it)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    try:  # macOS
-        return subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True,
-                              text=True, timeout=5).stdout.strip() or platform.processor()
-    except (OSError, subprocess.SubprocessError):
-        return platform.processor() or platform.machine() or "unknown"
-
-
-def saved(key: str) -> Schedule | None:
-    try:
-        data = json.loads(_saved_file().read_text())
-        entry = data[key]
-        return Schedule(int(entry["first"]), Costs(**entry["costs"]), "saved", machine=key)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def save(key: str, schedule: Schedule) -> None:
-    if schedule.costs is None:
-        return
-    path = _saved_file()
-    try:
-        data = json.loads(path.read_text()) if path.exists() else {}
-        if not isinstance(data, dict):
-            data = {}
-        data[key] = {"first": schedule.first, "costs": asdict(schedule.costs),
-                     "cpu": cpu_model(), "measured_at": time.time()}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=1))
-        tmp.replace(path)
-    except (OSError, ValueError) as exc:
-        log.warning("could not keep the window schedule: %s", exc)
-
-
-def median_time(fn: Callable[[], object], runs: int = 3) -> float:
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return sorted(times)[len(times) // 2]
-
-
-def fit(points: list[tuple[int, float]]) -> tuple[float, float]:
-    """(per unit, per call) of a line through two measured points, neither negative."""
-    (x0, y0), (x1, y1) = points
-    per = max(1e-6, (y1 - y0) / max(1, x1 - x0))
-    return per, max(0.0, y0 - per * x0)
-
-
-def from_costs(costs: Costs, source: str = "calibrated", machine: str = "") -> Schedule:
-    return Schedule(first_window(costs), costs, source, machine=machine)

@@ -209,6 +209,7 @@ def test_calibration_measures_this_machine_and_keeps_it(engine: Engine,
     monkeypatch.setenv("KOKORO_DATA_DIR", str(tmp_path))  # where the schedule is kept
     probe = copy.copy(engine)
     probe.config = dataclasses.replace(engine.config, window_schedule="auto")
+    monkeypatch.setattr(calibrate, "BUSY_CORES", float("inf"))  # whatever else runs here
     measured = calibrate.schedule_for(probe)
     assert measured.source == "calibrated" and measured.costs is not None
     costs = measured.costs
@@ -216,6 +217,23 @@ def test_calibration_measures_this_machine_and_keeps_it(engine: Engine,
     # a window costs less than the audio it makes on any machine that can stream at all
     assert costs.gen(64) < 64 * windows.FRAME_S * 4
     assert windows.MIN_WINDOW_FRAMES <= measured.first <= windows.MAX_FIRST_FRAMES
-    assert measured.first == windows.first_window(costs)
+    assert measured.first == windows.first_window(costs, tail=measured.tail)
     kept = calibrate.schedule_for(probe)
     assert kept.source == "saved" and kept.costs == costs and kept.first == measured.first
+
+
+def test_a_calibration_taken_on_a_busy_machine_is_not_kept(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Measured while other processes kept the CPU busy (here: any load counts as busy),
+    the costs are used for this start only, said so, and measured again next time."""
+    monkeypatch.setenv("KOKORO_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(calibrate, "BUSY_CORES", -1.0)
+    probe = copy.copy(engine)
+    probe.config = dataclasses.replace(engine.config, window_schedule="auto")
+    measured = calibrate.schedule_for(probe)
+    assert measured.source == "calibrated" and not measured.pinned
+    err = capsys.readouterr().err
+    assert "measuring this machine's speed" in err and "taken again at the next start" in err
+    assert calibrate.saved(calibrate.key(probe)) is None
+    assert calibrate.schedule_for(probe).source == "calibrated"  # measured again

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kokorod import windows
+from kokorod import calibrate, windows
 from kokorod.config import ConfigError, load
 from kokorod.windows import (
     FRAME_S,
@@ -31,7 +31,8 @@ EPYC = Costs(0.0075, 0.03, 0.07, 0.001, 0.0004)
 def run(schedule: Schedule, batches: list[int]) -> list[tuple[int, float, float]]:
     """Plays the plan out on batches of these frame counts: (frames, ahead before the
     window, its modelled cost) per window, as the engine reports to Windows."""
-    w = Windows(schedule)
+    now = [0.0]  # windows take exactly their modelled cost: the observed speed stays 1
+    w = Windows(schedule, clock=lambda: now[0])
     costs = schedule.costs
     assert costs is not None
     out = []
@@ -42,10 +43,11 @@ def run(schedule: Schedule, batches: list[int]) -> list[tuple[int, float, float]
             n = w.next_frames()
             if frames - (done + n) < windows.MIN_REST_FRAMES:
                 n = frames - done
-            span = max(n + 2 * WINDOW_CONTEXT, windows.MIN_TAIL_FRAMES + WINDOW_CONTEXT) \
+            span = max(n + 2 * WINDOW_CONTEXT, schedule.tail + WINDOW_CONTEXT) \
                 if done + n == frames else n + 2 * WINDOW_CONTEXT
-            cost = w._pending_s + costs.gen(span)
+            cost = w._pending_s + w.costs.gen(span)  # type: ignore[union-attr]
             out.append((n, w.ahead_s, cost))
+            now[0] += costs.gen(span)
             w.spent(n * int(FRAME_S * SAMPLE_RATE), span)
             done += n
     return out
@@ -56,32 +58,34 @@ def test_slower_cpu_gets_a_larger_first_window() -> None:
     assert MIN_WINDOW_FRAMES <= fast.first < slow.first <= windows.MAX_FIRST_FRAMES
     assert fast.first % 8 == 0 and slow.first % 8 == 0
     # the slower CPU's windows are capped sooner: a window's cost bounds another's wait
-    assert slow.max_frames < fast.max_frames
-    assert EPYC.gen(slow.max_frames + 2 * WINDOW_CONTEXT) <= MAX_WINDOW_S + 0.01
+    assert slow.max_frames() < fast.max_frames()
+    assert EPYC.gen(slow.max_frames() + 2 * WINDOW_CONTEXT) <= MAX_WINDOW_S + 0.01
 
 
 @settings(max_examples=200, deadline=None)
 @given(per_frame=st.floats(0.001, 0.009), per_call=st.floats(0.0, 0.05),
        front_call=st.floats(0.0, 0.1), front_frame=st.floats(0.0, 0.001),
        source_frame=st.floats(0.0, 0.0005),
-       batches=st.lists(st.integers(20, 1500), min_size=1, max_size=5))
+       batches=st.lists(st.integers(20, 1500), min_size=1, max_size=5),
+       tail=st.sampled_from([0, windows.MIN_TAIL_FRAMES]))
 def test_later_windows_fit_in_the_audio_ahead(per_frame: float, per_call: float,
                                               front_call: float, front_frame: float,
                                               source_frame: float,
-                                              batches: list[int]) -> None:
+                                              batches: list[int], tail: int) -> None:
     """Every window after the first is planned within SAFETY × the audio modelled ahead
     (or is the smallest window, where nothing fits), on any machine and any text."""
     schedule = windows.from_costs(Costs(per_frame, per_call, front_call, front_frame,
-                                        source_frame))
+                                        source_frame), tail=tail)
     plan = run(schedule, batches)
     assert plan[0][0] <= max(schedule.first, batches[0])
     for n, ahead, cost in plan[1:]:
-        assert n <= schedule.max_frames + windows.MIN_REST_FRAMES
-        if n > schedule.floor + windows.MIN_REST_FRAMES:  # chosen, not the floor
-            assert cost - schedule.costs.gen(windows.MIN_TAIL_FRAMES  # type: ignore[union-attr]
+        assert n <= schedule.max_frames() + windows.MIN_REST_FRAMES
+        if n > schedule.floor() + windows.MIN_REST_FRAMES:  # chosen, not the floor
+            assert cost - schedule.costs.gen(schedule.tail  # type: ignore[union-attr]
                                              + WINDOW_CONTEXT) <= schedule.safety * ahead \
                 or cost <= schedule.safety * ahead + 1e-9
-    assert run(schedule, batches) == plan  # the same text gives the same windows
+    pinned = dataclasses.replace(schedule, source="config")
+    assert run(pinned, batches) == run(pinned, batches)  # pinned: one text, one plan
 
 
 def test_a_slow_cpu_keeps_windows_that_gain_on_the_listener() -> None:
@@ -91,19 +95,20 @@ def test_a_slow_cpu_keeps_windows_that_gain_on_the_listener() -> None:
     the rest of the sentence, falling further behind with each."""
     for costs in (EPYC, Costs(0.008, 0.014, 0.121, 0.0008)):
         schedule = windows.from_costs(costs)
-        assert costs.gen(schedule.floor + 2 * WINDOW_CONTEXT) <= \
-            windows.GAIN * schedule.floor * FRAME_S + 1e-9
+        assert costs.gen(schedule.floor() + 2 * WINDOW_CONTEXT) <= \
+            windows.GAIN * schedule.floor() * FRAME_S + 1e-9
         later = run(schedule, [124, 492])[1:]
         sizes = [n for n, _, _ in later[:-1]]  # the batch's last window takes what is left
-        assert min(sizes) >= schedule.floor > MIN_WINDOW_FRAMES
+        assert min(sizes) >= schedule.floor() > MIN_WINDOW_FRAMES
         assert sizes == sorted(sizes)  # gaining: the lead grows, and with it the windows
 
 
-def test_first_window_leaves_time_for_the_next() -> None:
+@pytest.mark.parametrize("tail", [0, windows.MIN_TAIL_FRAMES])
+def test_first_window_leaves_time_for_the_next(tail: int) -> None:
     for costs in (XEON, EPYC):
-        s = windows.from_costs(costs)
+        s = windows.from_costs(costs, tail=tail)
         ahead = (s.first - windows.LEAD_FRAMES) * FRAME_S
-        assert costs.tail() <= s.safety * ahead
+        assert costs.gen(tail + WINDOW_CONTEXT) <= s.safety * ahead
         assert costs.front(s.first) + costs.gen(MIN_WINDOW_FRAMES + 2 * WINDOW_CONTEXT) \
             <= s.safety * ahead
 
@@ -122,7 +127,7 @@ def test_the_rest_of_the_first_batchs_source_is_paid_in_the_second_step() -> Non
     assert 0 < second_without[0] - second_with[0] <= source / XEON.gen_frame_s + 4
     # a batch the first window (and the tail) covers was sourced whole: nothing pending
     w = Windows(schedule_with)
-    w.front(schedule_with.first + windows.MIN_TAIL_FRAMES)
+    w.front(schedule_with.first + schedule_with.tail)
     assert w._pending_s == 0.0
 
 
@@ -153,33 +158,39 @@ def test_config_values_round_trip_and_bad_ones_are_refused() -> None:
 
 
 def test_saved_schedule_is_reused_only_for_its_machine(store: object) -> None:
-    s = windows.from_costs(EPYC, machine="cpu A|model|threads=2")
-    windows.save("cpu A|model|threads=2", s)
-    kept = windows.saved("cpu A|model|threads=2")
+    s = windows.from_costs(EPYC, machine="cpu A|model|threads=2", tail=0)
+    calibrate.save("cpu A|model|threads=2", s)
+    kept = calibrate.saved("cpu A|model|threads=2")
     assert kept is not None and kept.first == s.first and kept.source == "saved"
-    assert kept.costs == EPYC
-    assert windows.saved("cpu B|model|threads=2") is None
+    assert kept.costs == EPYC and kept.tail == 0
+    assert calibrate.saved("cpu B|model|threads=2") is None
 
 
-def test_windows_slower_than_planned_are_observed_and_said_once(
+def test_windows_slower_than_planned_are_observed_said_once_and_planned_for(
         caplog: pytest.LogCaptureFixture) -> None:
-    """The plan stays fixed; how far the machine has drifted from it shows in `status`,
-    and past SLOWER_WARNING once in the log (the usual cause of a stall)."""
-    schedule = windows.from_costs(XEON)
+    """How far the machine has drifted from its measured costs shows in `status`, past
+    SLOWER_WARNING once in the log, and the next requests' windows are sized for the speed
+    observed: on a machine twice as slow, the same lead buys half the frames, and the
+    first window grows so the second can be ready in time."""
+    schedule = windows.from_costs(XEON, tail=0)
     now = [0.0]
 
-    def request(slowdown: float) -> None:
+    def request(slowdown: float) -> list[int]:
         w = Windows(schedule, clock=lambda: now[0])
         w.front(2000)
+        sizes = []
         for _ in range(12):
             n = w.next_frames()
+            sizes.append(n)
             now[0] += slowdown * XEON.gen(n + 2 * WINDOW_CONTEXT)
             w.spent(n * int(FRAME_S * SAMPLE_RATE), n + 2 * WINDOW_CONTEXT)
+        return sizes
 
-    request(1.0)
+    steady = request(1.0)
     seen = schedule.observed.status()
     # the first two steps ran the source too (its head, then the rest): not the generator alone
     assert seen["windows"] == 10 and seen["real_to_planned"] == 1.0
+    assert schedule.speed() == 1.0
     w = Windows(schedule, clock=lambda: now[0])  # a step that ran the source (a later
     w.next_frames()  # batch's second window runs it whole) is not the generator alone
     now[0] += 10.0
@@ -187,9 +198,36 @@ def test_windows_slower_than_planned_are_observed_and_said_once(
     assert schedule.observed.status() == seen
     with caplog.at_level("WARNING", logger="kokorod.windows"):
         request(2.0)
-        request(2.0)
+        slow = request(2.0)
     seen = schedule.status()["observed"]
     assert seen["windows"] == 30 and 1.6 < seen["real_to_planned"] <= 2.0
     assert seen["slowest"] == 2.0
-    assert sum("slower than when it was measured" in r.message for r in caplog.records) == 1
-    assert windows.from_costs(XEON) == schedule  # what was observed is no part of the plan
+    assert sum("slower than" in r.message for r in caplog.records) == 1
+    assert 1.6 <= schedule.speed() <= 2.0
+    assert slow[0] > steady[0]  # a larger first window: time for the second
+    assert windows.from_costs(XEON, tail=0) == schedule  # observed: no part of the plan's key
+    pinned = dataclasses.replace(schedule, source="config")
+    pinned.observed.add(3.0, 1.0)
+    assert pinned.speed() == 1.0 and Windows(pinned).next_frames() == pinned.first
+    assert schedule.status()["recent_windows"][-1]["why"]  # each window says why
+
+
+def test_a_request_starting_beside_others_gets_a_smaller_first_window() -> None:
+    """Four clients at once: each fresh request's first window runs before anyone's second,
+    so each is smaller when others are synthesizing (not when the plan is pinned)."""
+    schedule = windows.from_costs(EPYC, tail=0)
+    alone = Windows(schedule).next_frames()
+    beside = [Windows(schedule, sharing=n).next_frames() for n in (2, 4)]
+    assert alone > beside[0] > beside[1] >= MIN_WINDOW_FRAMES
+    pinned = dataclasses.replace(schedule, source="config")
+    assert Windows(pinned, sharing=4).next_frames() == pinned.first
+
+
+def test_the_batchs_statistics_let_the_first_window_shrink() -> None:
+    """Without a 80-frame last window to leave time for, the first window is smaller."""
+    for costs in (XEON, EPYC):
+        own, fed = windows.from_costs(costs), windows.from_costs(costs, tail=0)
+        assert fed.first < own.first
+        assert fed.with_tail(windows.MIN_TAIL_FRAMES).first == own.first
+        config = windows.parse(own.text())
+        assert config is not None and config.with_tail(0).first == own.first  # pinned

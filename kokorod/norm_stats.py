@@ -1,0 +1,175 @@
+"""What each of the generator's instance norms would see over a whole batch, predicted
+before vocoding, per voice.
+
+A window vocoded with the whole batch's statistics sounds like the whole (norm_graph.py);
+those are only known after the whole has run, but they are predictable: per channel, the
+mean and the mean square over a batch follow `a + b / frames` for one voice closely (the
+batch's length decides how much of it is the silence at its ends). The table holds a and
+b for every channel of every norm, fitted per voice from a few texts vocoded whole
+(`build`). A blend's table is the weighted mix of its voices' tables, as its style is.
+
+Tables are kept per model (sha256) in the data dir; the embedded model's ship with the
+package (`kokorod/data/`), so every installed voice has one from the first request.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from kokorod_common import atomic, paths
+
+log = logging.getLogger(__name__)
+
+Floats = NDArray[np.float32]
+
+# Texts the tables are fitted on: lengths from a few words to a long sentence (the fit is
+# over 1/frames), none of them a test's or the bench's text.
+FIT_TEXTS = (
+    "Yes, of course.",
+    "Turn it off, please.",
+    "The garden gate was open again.",
+    "Why would anyone leave the lights on all night?",
+    "Four small boats drifted past the harbour wall before dawn.",
+    "If the train is late, wait for me by the clock in the main hall.",
+    "She wrote the answer on the back of an envelope and slid it across the table.",
+    "Nobody in the office remembered who had ordered the enormous box of oranges, but "
+    "everyone took one.",
+    "The museum opens at nine on weekdays, and visitors who arrive early can walk through "
+    "the quiet galleries before the school groups come in.",
+    "After three weeks of rain the river rose above the old stone markers, the fields "
+    "along the valley turned to shallow lakes, and the farmers moved their animals up "
+    "to the higher pastures until the water went down.",
+)
+MIN_VARIANCE = 1e-6
+
+
+@dataclass(frozen=True)
+class VoiceNorms:
+    """One voice's fit: rows mean a, mean b, mean-square a, mean-square b, per channel
+    (every norm's channels one after another)."""
+
+    fit: Floats  # (4, channels)
+
+    def predict(self, frames: int) -> tuple[Floats, Floats]:
+        """Per channel, the mean and variance a batch of `frames` frames would have."""
+        inv = 1.0 / max(1, frames)
+        mean = self.fit[0] + self.fit[1] * inv
+        square = self.fit[2] + self.fit[3] * inv
+        return mean, np.maximum(square - mean * mean, MIN_VARIANCE)
+
+    @staticmethod
+    def fitted(frames: Sequence[int], means: Sequence[Floats],
+               variances: Sequence[Floats]) -> VoiceNorms:
+        """Least squares of each channel's mean and mean square on [1, 1/frames]."""
+        x = np.stack([np.ones(len(frames)), 1.0 / np.asarray(frames, np.float64)], axis=1)
+        m = np.stack(means).astype(np.float64)
+        s = np.stack(variances).astype(np.float64) + m * m
+        coef_m = np.linalg.lstsq(x, m, rcond=None)[0]
+        coef_s = np.linalg.lstsq(x, s, rcond=None)[0]
+        return VoiceNorms(np.concatenate([coef_m, coef_s]).astype(np.float32))
+
+    @staticmethod
+    def mixed(parts: Sequence[tuple[VoiceNorms, float]]) -> VoiceNorms:
+        """A blend's table: the weighted mean of its voices' (weights sum to 1)."""
+        return VoiceNorms(sum((n.fit * w for n, w in parts),
+                              start=np.zeros_like(parts[0][0].fit)).astype(np.float32))
+
+
+def _packaged(sha256: str) -> Path | None:
+    try:
+        path = resources.files("kokorod") / "data" / f"norm-stats-{sha256[:16]}.npz"
+    except ModuleNotFoundError:
+        return None
+    return Path(str(path)) if path.is_file() else None
+
+
+def _stored(sha256: str) -> Path:
+    return paths.models_dir() / "norm-stats" / f"{sha256[:16]}.npz"
+
+
+def _read(path: Path | None, channels: int) -> dict[str, VoiceNorms]:
+    if path is None or not path.is_file():
+        return {}
+    try:
+        with np.load(path) as data:
+            return {name: VoiceNorms(np.asarray(data[name], np.float32)) for name in data.files
+                    if data[name].shape == (4, channels)}
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        log.warning("cannot read voice statistics %s: %s", path, exc)
+        return {}
+
+
+class NormTables:
+    """The tables of one model: packaged, then the data dir's (built here), by voice."""
+
+    def __init__(self, sha256: str, channels: Sequence[int]) -> None:
+        self.sha256 = sha256
+        self.channels = list(channels)
+        self.total = sum(self.channels)
+        self._lock = threading.Lock()
+        self.voices = {**_read(_packaged(sha256), self.total),
+                       **_read(_stored(sha256), self.total)}
+
+    def has(self, voice: str) -> bool:
+        return voice in self.voices
+
+    def for_parts(self, parts: Sequence[tuple[str, float]]) -> VoiceNorms | None:
+        """The table of a voice or blend ([(name, weight)]); None if a voice has none."""
+        found = [(self.voices.get(name), w) for name, w in parts]
+        if any(n is None for n, _ in found):
+            return None
+        if len(found) == 1:
+            return found[0][0]
+        return VoiceNorms.mixed([(n, w) for n, w in found if n is not None])
+
+    def split(self, values: Floats) -> list[Floats]:
+        """A (channels,) vector as one (1, C, 1) array per norm."""
+        out, at = [], 0
+        for c in self.channels:
+            out.append(values[at:at + c].reshape(1, c, 1))
+            at += c
+        return out
+
+    def add(self, voice: str, norms: VoiceNorms) -> None:
+        """Keep a voice's table in the data dir (all of this model's, rewritten atomically)."""
+        with self._lock:
+            self.voices[voice] = norms
+            target = _stored(self.sha256)
+            kept = _read(target, self.total)
+            kept[voice] = norms
+            _write(target, kept)
+
+    def export(self, target: Path, names: Sequence[str]) -> None:
+        """These voices' tables in one file, the form the package ships."""
+        _write(target, {name: self.voices[name] for name in names if name in self.voices})
+
+
+def _write(target: Path, tables: dict[str, VoiceNorms]) -> None:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **{name: n.fit for name, n in sorted(tables.items())})
+    atomic.write_bytes(target, buffer.getvalue())
+
+
+Measure = Callable[[str], tuple[int, Floats, Floats]]
+
+
+def build(texts: Sequence[str], measure: Measure) -> VoiceNorms:
+    """A voice's table from `measure(text)` → (frames, per-channel mean, variance) of the
+    whole batch, for each text."""
+    frames, means, variances = [], [], []
+    for text in texts:
+        n, mean, var = measure(text)
+        frames.append(n)
+        means.append(mean)
+        variances.append(var)
+    return VoiceNorms.fitted(frames, means, variances)
