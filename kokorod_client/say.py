@@ -249,6 +249,8 @@ def main() -> None:
     exit_if_interrupt_hangs()
     try:
         status = run()
+    except BrokenPipeError:  # stdout closed while argparse wrote --help or --version
+        status = quiet_exit() if stdout_closed() else EXIT_ERROR
     except Exception as exc:  # a bug: one line for the user, the details in the debug log
         log.debug("unexpected error", exc_info=True)
         print(f"{PROG}: unexpected error: {type(exc).__name__}: {exc} (KOKORO_VERBOSE_LOGS=1 "
