@@ -36,7 +36,8 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from kokorod_common.punctuation import CLAUSE_END, SENTENCE_END, SENTENCE_END_CLASS
+from kokorod_common.punctuation import CLAUSE_END, SENTENCE_END
+from kokorod_common.sentences import sentences
 
 FIRST_CHARS = 100  # defaults of KOKORO_FIRST_SEGMENT_CHARS / KOKORO_SEGMENT_CHARS
 MAX_CHARS = 300
@@ -70,17 +71,6 @@ LATER_CUT_PAUSE_S = 0.0
 PARAGRAPH_PAUSE_S = 0.45
 
 
-# Abbreviations after which a full stop does not end the sentence.
-_ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof sr jr st vs etc e.g i.e cf fig no vol approx dept est inc ltd co corp "
-    "jan feb mar apr jun jul aug sep sept oct nov dec mt ft gen col lt sgt capt rev".split()
-)
-# A sentence ends after end punctuation (plus closing quotes/brackets) and
-# whitespace, or at a line break. Paragraphs (blank lines) end one too.
-_SENTENCE_RE = re.compile(
-    rf"""(?P<body>.*?(?:{SENTENCE_END_CLASS}+["'”’)\]]*(?=\s|$)|(?=\n)|$))(?P<gap>\s*)""",
-    re.DOTALL,
-)
 _CLAUSE_RE = re.compile("[" + re.escape(CLAUSE_END) + r"]\s+|\s[—–]\s")
 _CONJUNCTIONS = (
     "and but or nor so yet because although though while whereas which who whom whose "
@@ -125,38 +115,6 @@ def _pause_for(text: str, paragraph_end: bool) -> float:
     if tail and tail in CLAUSE_END:
         return CLAUSE_PAUSE_S
     return 0.0
-
-
-def _ends_with_abbreviation(body: str) -> bool:
-    words = body.rstrip(".").rsplit(None, 1)
-    if not words:
-        return False
-    last = words[-1].lower().lstrip("(\"'")
-    # Single initials (J. R. R. Tolkien) and known abbreviations.
-    return (len(last) == 1 and last.isalpha()) or last in _ABBREVIATIONS
-
-
-def _sentences(text: str) -> Iterator[tuple[str, bool]]:
-    """Yield (sentence, paragraph_end) lazily; abbreviations do not end a sentence."""
-    carry = ""
-    pos = 0
-    n = len(text)
-    while pos < n:
-        m = _SENTENCE_RE.match(text, pos)
-        if m is None or m.end() == pos:  # pragma: no cover - regex always advances
-            break
-        pos = m.end()
-        body, gap = m.group("body"), m.group("gap")
-        if body.endswith(".") and _ends_with_abbreviation(body) and "\n" not in gap and pos < n:
-            carry += body + " "
-            continue
-        sentence = " ".join((carry + body).split())
-        carry = ""
-        if sentence:
-            yield sentence, gap.count("\n") >= 2
-    tail = " ".join(carry.split())
-    if tail:
-        yield tail, False
 
 
 def split_point(text: str, budget: int) -> int:
@@ -216,7 +174,7 @@ class SegmentStream:
     """Lazily hands out segments: `next()` by the rule above, `take()` by a budget."""
 
     def __init__(self, text: str) -> None:
-        self._sentences = _sentences(clean(text))
+        self._sentences = sentences(clean(text))
         self._pending: tuple[str, bool] | None = None
         self._index = 0
         self._continue = ""  # head of the first sentence spoken by segment 0

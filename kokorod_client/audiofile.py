@@ -15,11 +15,12 @@ import struct
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from kokorod_common.protocol import SAMPLE_RATE
+
+if TYPE_CHECKING:  # numpy loads with soundfile, when a file is written
+    import numpy as np
 
 # --file-format names (say's and common ones) → soundfile container
 FILE_FORMATS: dict[str, str] = {
@@ -111,6 +112,18 @@ def file_spec(path: str | Path, file_format: str | None = None,
     return FileSpec(container, subtype, endian)
 
 
+def check_target(path: str | Path) -> str | None:
+    """Why the file `path` could not be written (None: it can be); "-" always can."""
+    if str(path) == STDOUT:
+        return None
+    target = Path(path)
+    if not target.parent.is_dir():
+        return f"cannot write {target}: the directory {target.parent} does not exist"
+    if target.is_dir():
+        return f"cannot write {target}: it is a directory"
+    return None
+
+
 class AudioFileWriter:
     def __init__(self, path: str | Path, sample_rate: int = SAMPLE_RATE, *,
                  file_format: str | None = None, data_format: str | None = None) -> None:
@@ -119,9 +132,9 @@ class AudioFileWriter:
         self.path = Path(path)
         self.spec = file_spec(self.path, file_format, data_format)
         self._stdout = str(path) == STDOUT
-        if not self._stdout and not self.path.parent.is_dir():
-            raise UnsupportedFormat(f"cannot write {self.path}: the directory "
-                                    f"{self.path.parent} does not exist")
+        problem = check_target(path)
+        if problem:
+            raise UnsupportedFormat(problem)
         target: Any = io.BytesIO() if self._stdout else str(self.path)
         self._target = target
         container = "AIFF" if self.spec.container == "AIFC" else self.spec.container
@@ -134,6 +147,8 @@ class AudioFileWriter:
         self.samples = 0
 
     def write(self, samples: np.ndarray) -> None:
+        import numpy as np
+
         self._file.write(np.asarray(samples, dtype=np.float32))
         self.samples += samples.size
 

@@ -8,30 +8,20 @@ redrawn in place by moving the cursor up over the rows it took.
 
 from __future__ import annotations
 
-import re
 import shutil
 from bisect import bisect_right
 from typing import TextIO
 
 from kokorod_common.messages import Mark
-from kokorod_common.punctuation import SENTENCE_END_CLASS
+from kokorod_common.sentences import sentence_spans
 
-_UNIT = re.compile(rf".*?(?:{SENTENCE_END_CLASS}+[\"'”’)\]]*(?=\s)|\n|$)", re.DOTALL)
 ON, OFF, CLEAR = "\x1b[7m", "\x1b[27m", "\x1b[K"
 
 
 def units(text: str) -> list[tuple[int, int]]:
-    """The sentences and lines of `text` as (start, end), blank ones left out."""
-    out = []
-    for m in _UNIT.finditer(text):
-        a, b = m.span()
-        while a < b and text[a].isspace():
-            a += 1
-        while b > a and text[b - 1].isspace():
-            b -= 1
-        if b > a:
-            out.append((a, b))
-    return out
+    """The sentences and lines of `text` as (start, end), blank ones left out: the
+    daemon's own rule (abbreviations such as "Dr." do not end a sentence)."""
+    return [(s.start, s.end) for s in sentence_spans(text)]
 
 
 def wrap(text: str, width: int) -> list[tuple[int, int]]:

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -26,6 +27,8 @@ from kokorod_client.say_options import (
     SayError,
     build_parser,
     check_combination,
+    check_outputs,
+    feedback_stream,
     marks_for,
     read_text,
     request_options,
@@ -37,12 +40,15 @@ if TYPE_CHECKING:
     from kokorod_client.client import Client, Stream
     from kokorod_common.player import SinkFactory
 
+log = logging.getLogger(PROG)
+
 
 def run(argv: list[str] | None = None, sink: SinkFactory | None = None) -> int:
     started = time.perf_counter()
     args = build_parser().parse_args(argv)
     try:
         check_combination(args)
+        check_outputs(args)
         if args.audio_device == "?":
             print_devices()
             return 0
@@ -92,7 +98,7 @@ def run(argv: list[str] | None = None, sink: SinkFactory | None = None) -> int:
         if args.json_stats:
             import json  # only for --json-stats, after the speech
 
-            print(json.dumps(stats))
+            print(json.dumps(stats), file=feedback_stream(args))
         elif args.stats:
             print(_human(stats), file=sys.stderr)
         return _spoken_status(stats)
@@ -101,13 +107,41 @@ def run(argv: list[str] | None = None, sink: SinkFactory | None = None) -> int:
     except DaemonError as exc:
         print(f"{PROG}: {exc.message} [{exc.code}]", file=sys.stderr)
         return EXIT_ERROR
-    except (ConnectionLost, BrokenPipeError, ConnectionResetError):
+    except BrokenPipeError:
+        if stdout_closed():
+            return quiet_exit()
+        print(f"{PROG}: kokorod closed the connection (stopped or crashed) before all was "
+              "spoken; the next kokoro-say starts it again", file=sys.stderr)
+        return EXIT_NOT_ALL_SPOKEN
+    except (ConnectionLost, ConnectionResetError):
         print(f"{PROG}: kokorod closed the connection (stopped or crashed) before all was "
               "spoken; the next kokoro-say starts it again", file=sys.stderr)
         return EXIT_NOT_ALL_SPOKEN
     except SayError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return exc.status
+
+
+def stdout_closed() -> bool:
+    """Has the reader of standard output gone (`kokoro-say -v '?' | head -1`)? Told apart
+    from the daemon's socket, whose end raises the same BrokenPipeError."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll, or stdout is not a file
+        return False
+
+
+def quiet_exit() -> int:
+    """Standard output was closed by its reader: stop without a word (as `head` wants),
+    and without Python's complaint when it flushes stdout at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_ERROR
 
 
 def request_fields(args: argparse.Namespace, speed: float) -> dict[str, Any]:
@@ -169,7 +203,9 @@ def _human(stats: dict[str, Any]) -> str:
         lines.append(f"first chunk      {stats['first_chunk_ms']:.0f} ms after start")
     if "first_sound_ms" in stats:
         lines.append(f"first sound      {stats['first_sound_ms']:.0f} ms after start")
-    if end:
+    if end and stats.get("mode") == "daemon-play":
+        lines.append(f"played by kokorod {end['audio_seconds']:.2f} s ({end['reason']})")
+    elif end:
         lines.append(f"audio            {end['audio_seconds']:.2f} s in {end['chunks']} chunks")
     pb = stats.get("playback")
     if pb:
@@ -208,8 +244,19 @@ def exit_if_interrupt_hangs(grace: float = INTERRUPT_GRACE_S) -> None:
 
 def main() -> None:
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    logging.basicConfig(level=logging.DEBUG if os.environ.get("KOKORO_VERBOSE_LOGS") == "1"
+                        else logging.WARNING, format=f"{PROG}: %(message)s")
     exit_if_interrupt_hangs()
-    sys.exit(run())
+    try:
+        status = run()
+    except BrokenPipeError:  # stdout closed while argparse wrote --help or --version
+        status = quiet_exit() if stdout_closed() else EXIT_ERROR
+    except Exception as exc:  # a bug: one line for the user, the details in the debug log
+        log.debug("unexpected error", exc_info=True)
+        print(f"{PROG}: unexpected error: {type(exc).__name__}: {exc} (KOKORO_VERBOSE_LOGS=1 "
+              "shows the details; please report it)", file=sys.stderr)
+        status = EXIT_ERROR
+    sys.exit(status)
 
 
 if __name__ == "__main__":

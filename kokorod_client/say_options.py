@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from kokorod_common import __version__
-from kokorod_common.protocol import PRIORITIES, SPEED_RANGE, TEXT_FORMATS
+from kokorod_common.protocol import CHUNK_MS_RANGE, PRIORITIES, SPEED_RANGE, TEXT_FORMATS
 
 PROG = "kokoro-say"
 NATURAL_WPM = 170.0  # Kokoro at speed 1.0 speaks roughly this many words a minute
@@ -69,8 +69,8 @@ environment:
 
 exit status:
   0 all was spoken (or written), 1 an error, 2 a bad command line, 3 not all was
-  spoken (stopped, interrupted by more urgent speech, a dropped notification, the
-  daemon stopped), 130 Ctrl-C."""
+  spoken (stopped, interrupted by other speech, a dropped notification, the daemon
+  stopped), 130 Ctrl-C."""
 
 
 # Exit statuses (documented in --help): 2 is argparse's for a bad command line.
@@ -82,7 +82,7 @@ EXIT_INTERRUPTED = 130  # Ctrl-C
 # Why a request ended before all was spoken (End.reason) → what the user is told.
 NOT_ALL_SPOKEN = {
     "stopped": "stopped ('kokoro-say --stop' or another client's stop)",
-    "interrupted": "interrupted by more urgent speech",
+    "interrupted": "interrupted by other speech (of a higher priority, or sent with --interrupt)",
     "discarded": "dropped: a notification is spoken only when nothing else is",
     "shutdown": "kokorod was stopped",
     "cancelled": "cancelled",
@@ -105,6 +105,24 @@ def _prebuffer(text: str) -> int:
     return value
 
 
+def _chunk_ms(text: str) -> int:
+    lo, hi = CHUNK_MS_RANGE
+    value = int(text) if text.strip().isdigit() else -1
+    if not lo <= value <= hi:
+        raise argparse.ArgumentTypeError(f"{text!r}: use a chunk length from {lo} to {hi} ms")
+    return value
+
+
+def stdout_carries_audio(args: argparse.Namespace) -> bool:
+    """`-o -`: the audio file goes to standard output, so nothing else may."""
+    return args.output_file == "-"
+
+
+def feedback_stream(args: argparse.Namespace) -> TextIO:
+    """Where -i and --json-stats write: standard output, unless it carries the audio."""
+    return sys.stderr if stdout_carries_audio(args) else sys.stdout
+
+
 def request_options(args: argparse.Namespace, speed: float) -> dict[str, Any]:
     """The request's fields from the command line: the same whether the audio plays here
     or in the daemon (--daemon-play)."""
@@ -117,23 +135,23 @@ def request_options(args: argparse.Namespace, speed: float) -> dict[str, Any]:
 def marks_for(args: argparse.Namespace) -> str | None:
     """The marks to ask the daemon for: word marks when a word is shown (-i on a
     terminal) or written (--subtitles)."""
-    return "word" if (args.interactive and sys.stdout.isatty()) or args.subtitles else None
+    shown = args.interactive and feedback_stream(args).isatty()
+    return "word" if shown or args.subtitles else None
 
 
 def check_combination(args: argparse.Namespace) -> None:
     """Refuse flags that would be silently ignored together, with one line saying why."""
     given_text = bool(args.text)
-    subtitle_formats: tuple[str, ...] = ()
-    if args.subtitles:  # here, not at the top: a client that only speaks does not load it
-        from kokorod_client.subtitles import FORMATS as subtitle_formats
     rules = [
         (args.daemon_play and args.output_file, "--daemon-play plays in the daemon; -o "
          "writes a file here: choose one"),
         (args.daemon_play and (args.interactive or args.progress or args.audio_device
                                or args.subtitles),
          "-i, --progress, --subtitles and -a follow local playback; --daemon-play has none"),
-        (args.subtitles and not str(args.subtitles).lower().endswith(subtitle_formats),
-         f"--subtitles writes {', '.join(subtitle_formats)} files (from the extension)"),
+        (args.audio_device not in (None, "?") and args.output_file, "-a picks the device "
+         "to play on; -o writes a file instead: choose one"),
+        (stdout_carries_audio(args) and sys.stdout.isatty(), "-o - writes the audio file to "
+         "standard output, which is a terminal: redirect it (> file.wav) or pipe it"),
         ((args.data_format or args.file_format) and not args.output_file,
          "--data-format and --file-format describe the -o file; there is none"),
         (args.rate is not None and args.speed is not None, "-r and --speed both set the "
@@ -146,6 +164,41 @@ def check_combination(args: argparse.Namespace) -> None:
     for broken, why in rules:
         if broken:
             raise SayError(why, EXIT_USAGE)
+    for flag, value in (("-v", args.voice), ("-l", args.lang)):
+        if value and not _is_utf8(value):
+            raise SayError(f"{flag} is not UTF-8 text", EXIT_USAGE)
+    speed_from(args)
+
+
+def _is_utf8(value: str) -> bool:
+    """False for an argument holding bytes that were not UTF-8 (surrogate escapes)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """The -o and --subtitles files, checked before any speech is asked for: a format
+    that cannot be written is a bad command line (2); a missing directory an error (1)."""
+    if args.output_file:
+        from kokorod_client.audiofile import UnsupportedFormat, check_target, file_spec
+
+        try:
+            file_spec(args.output_file, args.file_format, args.data_format)
+        except UnsupportedFormat as exc:
+            raise SayError(str(exc), EXIT_USAGE) from None
+        problem = check_target(args.output_file)
+        if problem:
+            raise SayError(problem)
+    if args.subtitles:  # here, not at the top: a client that only speaks does not load it
+        from kokorod_client.subtitles import FORMATS, check_writable
+
+        problem = check_writable(args.subtitles)
+        if problem:
+            wrong_kind = not args.subtitles.lower().endswith(FORMATS)
+            raise SayError(problem, EXIT_USAGE if wrong_kind else EXIT_ERROR)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -185,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-l", "--lang", metavar="lang",
                    help="espeak language of the text (default: the voice's own, e.g. "
                         "en-us for af_*, en-gb for bf_*)")
+    p.add_argument("--encoding", metavar="codec",
+                   help="the text's encoding when it is not UTF-8 (latin-1, cp1252, utf-16…)")
     p.add_argument("--text-format", choices=TEXT_FORMATS,
                    help="how to read the text (default: from -f's extension, else plain)")
     p.add_argument("--no-normalize", action="store_true",
@@ -201,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="with --stop: stop everyone's speech")
     p.add_argument("--prebuffer", type=_prebuffer, default=2, metavar="N",
                    help="chunks to hold before playback starts (1–3 recommended, default 2)")
-    p.add_argument("--chunk-ms", type=int, metavar="MS", help="chunk length, 20–500 ms")
+    p.add_argument("--chunk-ms", type=_chunk_ms, metavar="MS", help="chunk length, 20–500 ms")
     p.add_argument("--stats", action="store_true",
                    help="print timing, underrun and gap statistics to standard error")
     p.add_argument("--json-stats", action="store_true",
@@ -219,33 +274,40 @@ def speed_from(args: argparse.Namespace) -> float:
         speed = args.rate / NATURAL_WPM
         if not lo <= speed <= hi:
             raise SayError(f"rate {args.rate:g} wpm is out of range; use "
-                           f"{lo * NATURAL_WPM:.0f}–{hi * NATURAL_WPM:.0f}")
+                           f"{lo * NATURAL_WPM:.0f}–{hi * NATURAL_WPM:.0f}", EXIT_USAGE)
         return speed
     if args.speed is not None:
         if not lo <= args.speed <= hi:
-            raise SayError(f"speed {args.speed:g} is out of range; use {lo}–{hi}")
+            raise SayError(f"speed {args.speed:g} is out of range; use {lo}–{hi}", EXIT_USAGE)
         return float(args.speed)
     return 1.0
 
 
 def read_text(args: argparse.Namespace) -> str:
-    if args.input_file and args.input_file != "-":
-        try:
-            data = Path(args.input_file).read_bytes()
-        except OSError as exc:
-            raise SayError(f"cannot read {args.input_file}: {exc.strerror}") from None
-        text = data.decode("utf-8", errors="replace")
-        if b"\0" in data[:65536] or text.count("\ufffd") > 0.02 * max(1, len(text)):
-            raise SayError(f"{args.input_file} is a binary file, not text")
-        return text
-    if args.text and args.input_file != "-":
-        return " ".join(args.text)
+    """The text from the arguments, -f FILE or standard input, decoded (text_input)."""
+    from kokorod_client.text_input import TextInputError, decode, from_arguments
+
+    try:
+        if args.input_file and args.input_file != "-":
+            try:
+                data = Path(args.input_file).read_bytes()
+            except OSError as exc:
+                raise SayError(f"cannot read {args.input_file}: {exc.strerror}") from None
+            return decode(data, args.input_file, args.encoding)
+        if args.text and args.input_file != "-":
+            return from_arguments(args.text, args.encoding)
+        return decode(_stdin_bytes(), "standard input", args.encoding)
+    except TextInputError as exc:
+        raise SayError(str(exc), EXIT_USAGE if exc.usage else EXIT_ERROR) from None
+
+
+def _stdin_bytes() -> bytes:
     if sys.stdin is None:
         raise SayError("no text given; pass it as arguments, with -f FILE, or on stdin")
     if sys.stdin.isatty():  # as say does: type the text, end it with Ctrl-D
         print(f"{PROG}: reading the text from the terminal; end it with Ctrl-D",
               file=sys.stderr)
-    return sys.stdin.read()
+    return sys.stdin.buffer.read()
 
 
 def text_format_for(args: argparse.Namespace) -> str:

@@ -49,6 +49,10 @@ SAMPLES_PER_CHAR = 1400  # a first guess at speed 1.0, until a sentence has been
 _VOICE_TYPES = ("male", "female")
 
 
+class ServerGone(Exception):
+    """speech-dispatcher closed the module's standard output: nothing more can be said."""
+
+
 @dataclass
 class Piece:
     """One sentence of a message: its text, marks inside it, the mark that ends it."""
@@ -140,8 +144,11 @@ class Module:
     # ------------------------------------------------------------ io
     def write(self, data: str | bytes) -> None:
         with self._write_lock:
-            self.stdout.write(data.encode() if isinstance(data, str) else data)
-            self.stdout.flush()
+            try:
+                self.stdout.write(data.encode() if isinstance(data, str) else data)
+                self.stdout.flush()
+            except (OSError, ValueError):  # a closed pipe (or file): the server has gone
+                raise ServerGone from None
 
     def read_block(self) -> list[str]:
         lines = []
@@ -154,6 +161,15 @@ class Module:
 
     # ------------------------------------------------------------ commands
     def run(self) -> None:
+        """Answer commands until QUIT or the end of stdin; a server that has gone away
+        (stdout closed) ends it quietly."""
+        try:
+            self._commands()
+        except ServerGone:
+            log.info("speech-dispatcher closed the pipe; exiting")
+            self.stop()
+
+    def _commands(self) -> None:
         for raw in self.stdin:
             command = raw.strip()
             verb = command.upper()
@@ -165,6 +181,8 @@ class Module:
                 return
             try:
                 self.handle(verb, command)
+            except ServerGone:
+                raise
             except Exception as exc:  # the server must always get an answer
                 log.exception("%s failed", verb)
                 self.write(sdp.reply(300, f"ERR {type(exc).__name__}"))
@@ -290,9 +308,10 @@ class Module:
                                       speed=speed_for(int(self.set.get("rate", "0") or 0)))
 
     def _speak(self, todo: list[Piece]) -> None:
-        self.write("701 BEGIN\n")
         gain = gain_for(int(self.set.get("volume", "100") or 100))
+        stream: Stream | None = None
         try:
+            self.write("701 BEGIN\n")
             stream = self._request(todo[0]) if todo else None
             for i, piece in enumerate(todo):
                 if not self._say(piece, stream, gain):
@@ -310,13 +329,23 @@ class Module:
                     self.write("704 PAUSE\n")
                     return
             self.write("702 END\n")
+        except ServerGone:
+            self._server_gone(stream)
         except (ConnectionLost, OSError, DaemonError) as exc:
             log.error("kokorod failed mid-message: %s", exc)
             self.client = None
-            self.write("702 END\n")
+            with contextlib.suppress(ServerGone):
+                self.write("702 END\n")
         finally:
             self._stream = None
             self._ended.set()
+
+    def _server_gone(self, stream: Stream | None) -> None:
+        """The server closed the pipe mid-message: stop asking kokorod for its audio."""
+        log.info("speech-dispatcher closed the pipe mid-message")
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.cancel()
 
     def _say(self, piece: Piece, stream: Stream | None, gain: float) -> bool:
         """Pass one sentence's audio on as it streams; False if STOP came meanwhile."""

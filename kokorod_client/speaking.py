@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from kokorod_client import subtitles
 from kokorod_client.client import Client, Stream
 from kokorod_client.highlight import WordHighlighter
-from kokorod_client.say_options import PROG, SayError, request_options
+from kokorod_client.say_options import PROG, SayError, feedback_stream, request_options
 from kokorod_client.timeline import Timeline
 from kokorod_common.messages import Chunk, Mark
 from kokorod_common.player import DeviceStalled, NoAudioDevice, Player, SinkFactory
@@ -111,8 +111,9 @@ class Feedback:
 
     def __init__(self, args: argparse.Namespace, text: str) -> None:
         self.highlighter: WordHighlighter | None = None
-        if args.interactive and sys.stdout.isatty():
-            self.highlighter = WordHighlighter(text, sys.stdout)
+        self.out = feedback_stream(args)  # stderr when stdout carries the audio (-o -)
+        if args.interactive and self.out.isatty():
+            self.highlighter = WordHighlighter(text, self.out)
         self.subtitles: str | None = args.subtitles
         self.text = text
         self._lock = threading.Lock()  # ticks come from the reader and the ticker thread
@@ -129,7 +130,7 @@ class Feedback:
                             bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}")
 
     def _say(self, text: str, ends: bool) -> None:
-        print(text, end="\n" if ends else " ", flush=True)
+        print(text, end="\n" if ends else " ", flush=True, file=self.out)
         self.open_line = not ends
 
     def started(self, stream: Stream) -> None:
@@ -187,7 +188,7 @@ class Feedback:
             except OSError as exc:
                 raise SayError(f"cannot write {self.subtitles}: {exc.strerror}") from None
         if self.open_line:
-            print(flush=True)
+            print(flush=True, file=self.out)
         if self.bar is not None:
             self.bar.update(self.bar.total - self.bar.n)
             self.bar.close()
@@ -256,4 +257,4 @@ def daemon_play(args: argparse.Namespace, client: Client, text: str,
         with contextlib.suppress(OSError):
             stream.cancel()
         raise
-    return {"end": stream.end._asdict() if stream.end else None}
+    return {"mode": "daemon-play", "end": stream.end._asdict() if stream.end else None}

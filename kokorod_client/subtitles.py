@@ -5,9 +5,11 @@ two lines of 42 characters or 7 seconds; their text is the request's own."""
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from kokorod_client.audiofile import check_target
 from kokorod_client.highlight import units
 from kokorod_common.messages import Mark
 from kokorod_common.protocol import SAMPLE_RATE
@@ -26,13 +28,19 @@ class Word:
 
 
 def words_of(marks: list[Mark], total_samples: int) -> list[Word]:
-    """The word marks as words; the last one's length (the model's, with the silence it
-    ends in) is cut at the end of the audio."""
-    out = []
+    """The word marks as words of the text as written: marks sharing one span ("five",
+    "dollars" of "$5") are one word, from the first's start to the last's end; the last
+    word's length (the model's, with the silence it ends in) is cut at the end of the
+    audio."""
+    out: list[Word] = []
     for m in marks:
-        if m.kind == "word" and m.span is not None:
-            end = min(m.sample + m.samples, total_samples)
-            out.append(Word(m.text, m.sample / SAMPLE_RATE, end / SAMPLE_RATE, m.span))
+        if m.kind != "word" or m.span is None:
+            continue
+        start = m.sample / SAMPLE_RATE
+        end = min(m.sample + m.samples, total_samples) / SAMPLE_RATE
+        if out and out[-1].span == m.span:
+            start = out.pop().start
+        out.append(Word(m.text, start, max(start, end), m.span))
     return out
 
 
@@ -63,6 +71,11 @@ def cues(text: str, words: list[Word]) -> list[tuple[float, float, str]]:
     return out
 
 
+def vtt_text(text: str) -> str:
+    """Cue text as WebVTT reads it: `&` and `<` start markup there, so they are escaped."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _clock(seconds: float, sep: str) -> str:
     ms = round(seconds * 1000)
     h, ms = divmod(ms, 3_600_000)
@@ -83,9 +96,23 @@ def render(path: str, text: str, marks: list[Mark], total_samples: int) -> str:
     blocks = []
     for n, (start, end, line) in enumerate(cues(text, words), 1):
         timing = f"{_clock(start, sep)} --> {_clock(end, sep)}"
-        blocks.append(f"{timing}\n{line}" if suffix == ".vtt" else f"{n}\n{timing}\n{line}")
+        blocks.append(f"{timing}\n{vtt_text(line)}" if suffix == ".vtt"
+                      else f"{n}\n{timing}\n{line}")
     head = "WEBVTT\n\n" if suffix == ".vtt" else ""
     return head + "\n\n".join(blocks) + "\n"
+
+
+def check_writable(path: str) -> str | None:
+    """Why subtitles could not be written to `path` (None: they can): asked before any
+    speech is synthesised, as the -o file's directory is."""
+    if not path.lower().endswith(FORMATS):
+        return f"--subtitles writes {', '.join(FORMATS)} files (from the extension)"
+    problem = check_target(path)
+    target = Path(path)
+    if problem is None and not os.access(target if target.exists() else target.parent,
+                                         os.W_OK):
+        problem = f"cannot write {path}: permission denied"
+    return problem
 
 
 def write(path: str, text: str, marks: list[Mark], total_samples: int) -> None:

@@ -13,14 +13,12 @@ piece is reported with `ends=False`, and the sentence goes on in the next one.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from kokorod_common.messages import Mark
-from kokorod_common.punctuation import SENTENCE_END_CLASS, ends_sentence
-
-_SENTENCE_BREAK = re.compile(rf"(?<={SENTENCE_END_CLASS})\s+")
+from kokorod_common.punctuation import ends_sentence
+from kokorod_common.sentences import sentence_spans
 
 
 @dataclass
@@ -52,14 +50,10 @@ class Timeline:
             return
         index = len(self.marks)
         self.marks.append(mark)
-        offset = 0
-        for part in _SENTENCE_BREAK.split(mark.text):
-            if part.strip():
-                at = max(mark.text.find(part, offset), 0)
-                text = part.strip()
-                ends = ends_sentence(text) or "\n" in mark.text[at + len(part):]
-                self.sentences.append(_Sentence(index, at, text, ends))
-                offset = at + len(part)
+        for a, b, _ in sentence_spans(mark.text):
+            text = " ".join(mark.text[a:b].split())
+            ends = ends_sentence(text) or "\n" in mark.text[b:]  # a line break ends it too
+            self.sentences.append(_Sentence(index, a, text, ends))
 
     def finish(self, total_samples: int) -> None:
         self.end_sample = total_samples

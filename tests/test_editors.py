@@ -43,7 +43,7 @@ def test_emacs_package_speaks_a_region_and_stops_it(speaker: Speaker) -> None:
                   "-l", "kokoro-tests.el", "-f", "ert-run-tests-batch-and-exit"], speaker)
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
-    assert "Ran 9 tests, 9 results as expected" in out, out
+    assert "Ran 10 tests, 10 results as expected" in out, out
     assert_speech_landed(speaker)
 
 

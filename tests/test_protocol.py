@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import struct
+from itertools import pairwise
 from typing import Any
 
 import msgpack
@@ -179,3 +181,56 @@ def test_fuzz_request_validation(message: dict[str, Any]) -> None:
             assert scope in ("client", "all") and (name is None or isinstance(name, str))
     except ProtocolError as exc:
         assert exc.code in DOCUMENTED
+
+
+# ---------------------------------------------------------------- PROTOCOL.md as written
+
+
+def _protocol_md() -> str:
+    from helpers import REPO
+
+    return (REPO / "PROTOCOL.md").read_text()
+
+
+def test_protocol_md_op_table_names_every_synthesize_field() -> None:
+    doc = _protocol_md()
+    row = next(line for line in doc.splitlines() if line.startswith("| `synthesize` |"))
+    listed = set(re.findall(r"`(\w+)`", row.split("|")[2]))
+    table = doc[doc.index("### `synthesize` fields"):doc.index("## Replies")]
+    fields = set(re.findall(r"^\| `(\w+)` \|", table, re.M))
+    assert "marks" in fields and fields <= listed, fields - listed
+
+
+def test_protocol_md_example_runs_and_ends_cleanly_at_eof(daemon: Any) -> None:
+    """The example client, as PROTOCOL.md prints it, speaks; when the daemon closes the
+    connection its recv() raises ConnectionError (MSG_WAITALL alone returned short and
+    struct.unpack failed)."""
+    doc = _protocol_md()
+    example = doc[doc.index("## Example"):]
+    code = example[example.index("```python") + len("```python"):example.index("```\n\n")]
+    played: list[bytes] = []
+    ns: dict[str, Any] = {"path": str(daemon.socket), "play": played.append}
+    exec(code, ns)
+    assert played and sum(len(p) for p in played) > 24_000  # s16: > 0.5 s of audio
+    ns["s"].sendall(b"\x7f\xff\xff\xff")  # a header too large: error, then the daemon closes
+    assert ns["recv"]()["code"] == "frame_too_large"
+    with pytest.raises(ConnectionError):
+        ns["recv"]()
+    ns["s"].close()
+
+
+def test_word_marks_map_segments_back_to_the_text_as_documented(daemon: Any) -> None:
+    """PROTOCOL.md: segment marks index the spoken text; word marks' spans the text sent,
+    several in a row sharing one span ("$5")."""
+    from helpers import raw_conn
+
+    text = "Dr. Smith paid $5."
+    with raw_conn(daemon.socket) as conn:
+        conn.send({"op": "synthesize", "id": 1, "text": text, "marks": "word"})
+        frames = conn.until_final(1)
+    segment = next(f for f in frames if f["op"] == "mark" and f["kind"] == "segment")
+    words = [f for f in frames if f["op"] == "mark" and f["kind"] == "word"]
+    assert segment["text"].startswith("Doctor")  # the spoken text
+    assert text[words[0]["span"][0]:words[-1]["span"][1]] == "Dr. Smith paid $5"
+    shared = [w["text"] for a, w in pairwise(words) if a["span"] == w["span"]]
+    assert shared == ["$5"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -104,7 +105,7 @@ def test_say_reports_errors_clearly(daemon: DaemonProc, tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "not installed" in result.stderr and "unknown_voice" in result.stderr
     result = say(["--no-autostart", "-r", "5000", "Hi."], daemon.env)
-    assert result.returncode == 1 and "rate" in result.stderr
+    assert result.returncode == 2 and "rate" in result.stderr  # a bad command line
     assert "Traceback" not in result.stderr
 
 
@@ -338,7 +339,7 @@ def test_say_raw_output(daemon: DaemonProc, tmp_path: Path, reference: np.ndarra
 def test_say_refuses_formats_it_cannot_write(daemon: DaemonProc, tmp_path: Path,
                                              args: list[str], message: str) -> None:
     result = say(["--no-autostart", *args, SHORT], daemon.env, cwd=tmp_path)
-    assert result.returncode == 1 and message in result.stderr, result.stderr
+    assert result.returncode == 2 and message in result.stderr, result.stderr  # command line
     assert "Traceback" not in result.stderr
 
 
@@ -419,6 +420,7 @@ def test_ctrl_c_ends_kokoro_say_even_when_something_hangs() -> None:
     (["--all", "hi"], "goes with --stop"),
     (["-f", "notes.txt", "hi"], "one or the other"),
     (["--prebuffer", "0", "hi"], "from 1 to 16"),
+    (["-a", "7", "-o", "b.wav", "hi"], "choose one"),
 ])
 def test_flags_that_would_be_ignored_are_refused(argv: list[str], why: str) -> None:
     result = say(["--no-autostart", *argv], dict(os.environ))
@@ -511,3 +513,143 @@ def test_say_speaks_without_importing_numpy(daemon: DaemonProc, tmp_path: Path) 
     assert lines[-1] == "numpy loaded: False", result.stderr
     played = without_silence(read_alsa_capture(capture))
     assert played.size > 0.5 * 24_000  # it really played, through the raw stream
+
+
+# ---------------------------------------------------------------- issue 36 (client side)
+
+
+def say_bytes(args: list[str | bytes], env: dict[str, str], stdin: bytes | None = None,
+              cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
+    """kokoro-say with arguments and standard input as raw bytes (not UTF-8, maybe)."""
+    return subprocess.run([sys.executable.encode(), b"-m", b"kokorod_client.say", *(
+        a if isinstance(a, bytes) else a.encode() for a in args)], env=env,
+        capture_output=True, input=stdin, timeout=180, cwd=cwd)
+
+
+def one_line(stderr: bytes) -> str:
+    text = stderr.decode()
+    assert "Traceback" not in text and len(text.strip().splitlines()) == 1, text
+    return text
+
+
+def test_text_that_is_not_utf8_gets_one_line_and_encoding_reads_it(daemon: DaemonProc,
+                                                                    tmp_path: Path) -> None:
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("Un café, s'il vous plaît. Déjà vu à Noël.".encode("latin-1"))
+    out = str(tmp_path / "x.wav")
+    for args, stdin in (([b"Un caf\xe9"], None), ([], b"caf\xe9 au lait"),
+                        (["-f", str(latin1)], None), (["-f", "-"], b"d\xe9j\xe0 vu")):
+        result = say_bytes(["--no-autostart", "-o", out, *args], daemon.env, stdin)
+        assert result.returncode == 1, result
+        line = one_line(result.stderr)
+        assert "not UTF-8 (looks like latin-1?)" in line and "--encoding latin-1" in line
+    noise = say_bytes(["--no-autostart", "-o", out], daemon.env, os.urandom(4096))
+    assert noise.returncode == 1 and "binary data, not text" in one_line(noise.stderr)
+    voice = say_bytes(["--no-autostart", "-o", out, "-v", b"caf\xe9", "Hi."], daemon.env)
+    assert voice.returncode == 2 and "-v is not UTF-8" in one_line(voice.stderr)
+    unknown = say_bytes(["--no-autostart", "--encoding", "klingon", "-o", out, "Hi."],
+                        daemon.env)
+    assert unknown.returncode == 2 and "klingon" in one_line(unknown.stderr)
+    words = tmp_path / "w.json"
+    for args in ([b"Un caf\xe9 pour No\xebl."], ["-f", str(latin1)]):
+        read = say_bytes(["--no-autostart", "--encoding", "latin-1", "-o", out,
+                          "--subtitles", str(words), *args], daemon.env)
+        assert read.returncode == 0, read.stderr
+        assert "café" in [w["text"] for w in json.loads(words.read_text())["words"]]
+
+
+@pytest.mark.parametrize("argv", [
+    ["-r", "50"], ["--speed", "5"], ["--chunk-ms", "5"], ["-o", "x.wav", "--data-format", "foo"],
+    ["-o", "a.mp3"], ["-o", "x.wav", "--file-format", "mp3"],
+])
+def test_bad_values_are_a_bad_command_line(argv: list[str], tmp_path: Path) -> None:
+    """Exit 2, as argparse's own errors — before any daemon is asked (none runs here)."""
+    env = {**os.environ, "KOKORO_SOCKET": str(tmp_path / "none.sock")}
+    result = say(["--no-autostart", *argv, "hi"], env, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and "not running" not in result.stderr
+
+
+def test_audio_on_stdout_keeps_feedback_and_stats_off_it(daemon: DaemonProc,
+                                                         tmp_path: Path) -> None:
+    """-o -: stdout is the WAV file, whole and nothing else; -i's lines and --json-stats
+    go to standard error."""
+    import io
+
+    text = "First sentence here. And the second one."
+    for flag in ("-i", "--json-stats"):
+        result = subprocess.run([sys.executable, "-m", "kokorod_client.say", "--no-autostart",
+                                 flag, "-o", "-", text], env=daemon.env, capture_output=True,
+                                timeout=180)
+        assert result.returncode == 0, result.stderr
+        wav = result.stdout
+        assert wav[:4] == b"RIFF" and int.from_bytes(wav[4:8], "little") + 8 == len(wav)
+        audio, rate = sf.read(io.BytesIO(wav))
+        assert rate == 24_000 and audio.size > 24_000
+        err = result.stderr.decode().splitlines()
+        if flag == "-i":
+            assert err == ["First sentence here.", "And the second one."]
+        else:
+            assert json.loads(err[-1])["end"]["reason"] == "done"
+
+
+def in_terminal(command: str, tmp_path: Path, timeout: float = 60) -> str:
+    """Run `command` (a shell line) in a real terminal (tmux); the screen when it is done."""
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed")
+    script = tmp_path / "term.sh"
+    script.write_text(f"{command}; echo \"EXIT=$?\"; sleep 30\n")
+    server = ["tmux", "-L", f"ks{tmp_path.name[-8:]}"]
+    subprocess.run([*server, "new-session", "-d", "-x", "150", "-y", "20", "-s", "t",
+                    f"sh {script}"], check=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = subprocess.run([*server, "capture-pane", "-p", "-t", "t"],
+                                    capture_output=True, text=True).stdout
+            if "EXIT=" in screen:
+                return screen
+            time.sleep(0.1)
+        return screen
+    finally:
+        subprocess.run([*server, "kill-server"], capture_output=True)
+
+
+def test_audio_to_stdout_on_a_terminal_is_refused(daemon: DaemonProc, tmp_path: Path) -> None:
+    env = " ".join(f"{k}='{v}'" for k, v in daemon.env.items()
+                   if "'" not in v and k.isidentifier())
+    screen = in_terminal(f"env -i {env} {sys.executable} -m kokorod_client.say "
+                         f"--no-autostart -o - '{SHORT}'", tmp_path)
+    lines = [line for line in screen.splitlines() if line.strip()]
+    assert lines[-1] == "EXIT=2", screen
+    assert lines[:-1] == ["kokoro-say: -o - writes the audio file to standard output, which "
+                          "is a terminal: redirect it (> file.wav) or pipe it"], screen
+
+
+def test_daemon_play_stats_fit_the_mode(speaker: Any) -> None:
+    env = {**os.environ, "KOKORO_SOCKET": str(speaker.socket)}
+    result = say(["--no-autostart", "--daemon-play", "--stats", SHORT], env)
+    assert result.returncode == 0, result.stderr
+    assert re.fullmatch(r"played by kokorod \d+\.\d\d s \(done\)\n", result.stderr), \
+        result.stderr
+    seconds = float(result.stderr.split()[3])
+    assert seconds > 0.5 and "chunks" not in result.stderr
+
+
+def test_same_priority_interrupt_is_not_called_more_urgent(speaker: Any) -> None:
+    env = {**os.environ, "KOKORO_SOCKET": str(speaker.socket)}
+    long = " ".join(["A long message that keeps the daemon's speaker busy."] * 12)
+    busy = subprocess.Popen([sys.executable, "-m", "kokorod_client.say", "--no-autostart",
+                             "--daemon-play", long], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(3.0)
+        after = say(["--no-autostart", "--daemon-play", "--interrupt", SHORT], env)
+        assert after.returncode == 0, after.stderr
+        _, err = busy.communicate(timeout=60)
+    finally:
+        if busy.poll() is None:
+            busy.kill()
+    assert busy.returncode == 3, err
+    assert err.strip() == ("kokoro-say: not all was spoken: interrupted by other speech (of a "
+                           "higher priority, or sent with --interrupt)"), err

@@ -112,8 +112,9 @@ def test_subtitles_follow_sentences_and_the_written_text() -> None:
     srt = subtitles.render("a.srt", text, marks, int(3.0 * SAMPLE_RATE))
     assert srt.splitlines()[:3] == ["1", "00:00:00,100 --> 00:00:01,200", "Hello there, world."]
     data = json.loads(subtitles.render("a.json", text, marks, int(3.0 * SAMPLE_RATE)))
-    assert data["duration"] == 3.0 and len(data["words"]) == 7
+    assert data["duration"] == 3.0 and len(data["words"]) == 6  # "$5": one word, two marks
     assert data["words"][0] == {"text": "Hello", "start": 0.1, "end": 0.4, "span": [0, 5]}
+    assert data["words"][-1] == {"text": "$5", "start": 2.1, "end": 2.85, "span": [29, 31]}
 
 
 def test_highlighter_redraws_the_sentence_with_the_word_in_reverse_video() -> None:
@@ -331,3 +332,80 @@ def test_say_i_highlights_each_word_in_a_terminal(daemon: DaemonProc, tmp_path: 
     for word in seen:  # each a word of the text, in the order spoken
         at = words.index(word, at + 1)
     assert text in screen and "\x1b[7m" not in screen  # all plain at the end
+
+
+# ---------------------------------------------------------------- issue 36 (client side)
+
+ABBREVIATED = "We met Mr. Jones, e.g. at 5 p.m. yesterday, in St. Louis. It was fine."
+
+
+def test_daemon_and_client_cut_sentences_by_one_rule() -> None:
+    """The client's sentences (-i, subtitle cues) are the daemon's: "Mr.", "e.g.", "p.m."
+    followed by a small letter and "St." end none of them."""
+    from kokorod.segment import SegmentStream
+    from kokorod_client.highlight import units
+
+    text = ABBREVIATED + " Dr. Who left at 9 a.m. Then it rained."
+    client = [text[a:b] for a, b in units(text)]
+    assert client == ["We met Mr. Jones, e.g. at 5 p.m. yesterday, in St. Louis.",
+                      "It was fine.", "Dr. Who left at 9 a.m.", "Then it rained."]
+    daemon = []
+    stream = SegmentStream(text)
+    while (seg := stream.take(1000)) is not None:  # no budget cut: sentences only
+        daemon.append(seg.text)
+    assert " ".join(daemon) == " ".join(client)
+
+
+def test_subtitles_and_i_do_not_cut_at_abbreviations(daemon: DaemonProc,
+                                                     tmp_path: Path) -> None:
+    srt = tmp_path / "ab.srt"
+    result = say(daemon, "-o", str(tmp_path / "ab.wav"), "--subtitles", str(srt), ABBREVIATED)
+    assert result.returncode == 0, result.stderr
+    cues = [block.splitlines()[2] for block in srt.read_text().strip().split("\n\n")]
+    assert cues == ["We met Mr. Jones, e.g. at 5 p.m. yesterday, in St. Louis.",
+                    "It was fine."]
+    home, _ = alsa_home(tmp_path)
+    shown = say(daemon, "-i", "--no-normalize", "Dr. Jones came at 5 p.m. yesterday. Fine.",
+                home=home)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines() == ["Dr. Jones came at 5 p.m. yesterday.", "Fine."]
+
+
+def test_vtt_escapes_markup_characters(daemon: DaemonProc, tmp_path: Path) -> None:
+    vtt = tmp_path / "t.vtt"
+    text = "Tom & Jerry said <hello> to me."
+    result = say(daemon, "-o", str(tmp_path / "t.wav"), "--subtitles", str(vtt), text)
+    assert result.returncode == 0, result.stderr
+    assert vtt.read_text().splitlines()[3] == "Tom &amp; Jerry said &lt;hello&gt; to me."
+
+
+def test_subtitle_json_lists_a_written_word_once(daemon: DaemonProc, tmp_path: Path) -> None:
+    """"$5" is heard as "five dollars" (two word marks, one span): one entry, spanning
+    both."""
+    out = tmp_path / "w.json"
+    text = "It costs $5 today."
+    result = say(daemon, "-o", str(tmp_path / "w.wav"), "--subtitles", str(out), text)
+    assert result.returncode == 0, result.stderr
+    words = json.loads(out.read_text())["words"]
+    assert [w["text"] for w in words] == ["It", "costs", "$5", "today"]
+    spans = [tuple(w["span"]) for w in words]
+    assert len(set(spans)) == len(spans)
+    dollars = words[2]
+    assert dollars["end"] - dollars["start"] > 0.4  # "five dollars", not "five" alone
+    assert words[1]["end"] <= dollars["start"] + 0.05 and dollars["end"] <= words[3]["end"]
+
+
+def test_subtitles_in_a_missing_directory_are_refused_before_speaking(
+        daemon: DaemonProc, tmp_path: Path) -> None:
+    wav = tmp_path / "ok.wav"
+    with raw_conn(daemon.socket) as conn:
+        conn.send({"op": "status", "id": 0})
+        before = conn.recv()["requests"]
+    result = say(daemon, "-o", str(wav), "--subtitles", str(tmp_path / "nodir" / "x.vtt"),
+                 "Hello there.")
+    assert result.returncode == 1, result.stderr
+    assert "does not exist" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert not wav.exists()  # checked up front: nothing synthesised, nothing written
+    with raw_conn(daemon.socket) as conn:
+        conn.send({"op": "status", "id": 0})
+        assert conn.recv()["requests"] == before

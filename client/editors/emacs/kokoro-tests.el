@@ -13,10 +13,13 @@
 (ert-deftest kokoro-msgpack-round-trip ()
   (dolist (value (list 0 1 127 128 255 65535 70000 (expt 2 40) -1 -32 -33 -200 -70000
                        0.0 1.5 -2.25 3.14159 1e-5 "" "hello" "übergrößen ✓"
-                       (make-string 40 ?a) (make-string 300 ?b) t :false nil
+                       (make-string 40 ?a) (make-string 300 ?b) t nil
                        [1 2 "three"]))
     (let ((decoded (car (kokoro--unpack (kokoro--pack value) 0))))
       (should (equal decoded value))))
+  ;; msgpack false is sent as :false and read back as nil, which Lisp takes as false
+  (should (equal (kokoro--pack :false) (unibyte-string #xc2)))
+  (should (null (car (kokoro--unpack (unibyte-string #xc2) 0))))
   (let ((map (car (kokoro--unpack (kokoro--pack '((op . "x") (n . 5) (inner . ((a . t)))))
                                   0))))
     (should (equal (alist-get 'op map) "x"))
@@ -103,7 +106,25 @@
 
 (ert-deftest kokoro-pause-and-resume-reply ()
   (should (eq (alist-get 'paused (kokoro-pause)) t))
-  (should (eq (alist-get 'paused (kokoro-resume)) :false)))
+  (let ((resumed (kokoro-resume)))
+    (should (assq 'paused resumed))
+    (should-not (alist-get 'paused resumed))))
+
+(ert-deftest kokoro-event-functions-see-false-as-nil ()
+  "A frame's msgpack false reaches `kokoro-event-functions' as nil, not a truthy :false."
+  (let* ((frames nil)
+         (kokoro-event-functions (list (lambda (frame) (push frame frames)))))
+    (with-temp-buffer
+      (insert "Hello from Emacs.")
+      (let* ((id (kokoro-speak-buffer))
+             (end (kokoro-wait id 120))
+             (seen (cl-find-if (lambda (f) (and (equal (alist-get 'id f) id)
+                                                (equal (alist-get 'op f) "end")))
+                               frames)))
+        (should (equal (alist-get 'reason end) "done"))
+        (should seen)
+        (should (assq 'cancelled seen))
+        (should-not (alist-get 'cancelled seen))))))
 
 (ert-deftest kokoro-bad-voice-is-an-error-frame ()
   (let* ((kokoro-voice "no_such_voice")

@@ -81,7 +81,8 @@ nil: it waits in the daemon's queue."
 (defvar kokoro--highlights (make-hash-table :test 'equal)
   "Request id → (START-MARKER . OVERLAY): where its text starts, its word highlight.")
 (defvar kokoro-event-functions nil
-  "Functions called with every frame from the daemon (an alist with symbol keys).")
+  "Functions called with every frame from the daemon (an alist with symbol keys;
+msgpack false and nil are both nil there).")
 
 ;;;; msgpack (the subset the protocol uses)
 
@@ -164,7 +165,8 @@ An alist is a map (symbol keys become strings), a vector an array, t true,
 
 (defun kokoro--unpack (s pos)
   "Decode the msgpack value at POS in unibyte string S: (VALUE . NEXT-POS).
-Maps become alists with symbol keys, arrays vectors, bin unibyte strings."
+Maps become alists with symbol keys, arrays vectors, bin unibyte strings, true t,
+false and nil nil (so `(if (alist-get \='cancelled frame) ...)' reads as it should)."
   (let ((b (aref s pos)))
     (cl-flet ((str (start n) (cons (decode-coding-string (substring s start (+ start n)) 'utf-8)
                                    (+ start n)))
@@ -190,7 +192,7 @@ Maps become alists with symbol keys, arrays vectors, bin unibyte strings."
        (t
         (pcase b
           (#xc0 (cons nil (1+ pos)))
-          (#xc2 (cons :false (1+ pos)))
+          (#xc2 (cons nil (1+ pos)))
           (#xc3 (cons t (1+ pos)))
           (#xc4 (bin (+ pos 2) (kokoro--uint s (1+ pos) 1)))
           (#xc5 (bin (+ pos 3) (kokoro--uint s (1+ pos) 2)))
