@@ -177,3 +177,15 @@ def silence_dbfs(a: np.ndarray, ref: np.ndarray, frame: int = 300) -> float:
     if not quiet.any():
         return math.nan
     return float(20 * np.log10(np.sqrt((fa[quiet] ** 2).mean()) + 1e-12))
+
+
+def sound_span(audio: np.ndarray, rate: int = SAMPLE_RATE, floor_db: float = -40.0,
+               frame_s: float = 0.01) -> tuple[float, float]:
+    """Seconds from the start to the first and to the end of the last 10 ms frame above
+    `floor_db` dBFS RMS (the near-silence at -52 to -63 dBFS after speech counts as silence)."""
+    n = int(rate * frame_s)
+    frames = audio[: audio.size // n * n].astype(np.float64).reshape(-1, n)
+    loud = np.flatnonzero(np.sqrt((frames ** 2).mean(axis=1)) > 10 ** (floor_db / 20))
+    if loud.size == 0:
+        return 0.0, 0.0
+    return float(loud[0] * frame_s), float((loud[-1] + 1) * frame_s)

@@ -131,3 +131,23 @@ def first_sentence_pair(trial: int) -> tuple[str, str]:
 
 
 PRESETS = {"short": short, "medium": medium, "long": long}
+
+
+# Plain sentences no part of kokorod was tuned on (the window plan, the norm tables, the
+# tests): what bench/prosody.py --held-out compares with one-shot kokoro-onnx.
+HELD_OUT = [
+    "The ferry was cancelled, so we drove the long way around the lake.",
+    "Her grandmother kept every letter in a tin box under the stairs.",
+    "Nobody noticed the clock had stopped until the guests began to leave.",
+    "We planted tomatoes along the fence, and the neighbours laughed at us.",
+    "A small dog followed the postman from one end of the street to the other.",
+    "He fixed the bicycle chain with a paper clip and a lot of patience.",
+    "The concert started late because the piano had not been tuned.",
+    "Bring a warm coat; the wind on the cliffs is stronger than you think.",
+    "After dinner they played cards by candlelight until the power came back.",
+    "The old map showed a road that no longer existed.",
+    "She measured the flour twice, then decided to bake bread instead of cake.",
+    "Every spring the swallows return to the same barn on the hill.",
+    "The students waited in silence while the teacher read out the results.",
+    "Turn the handle slowly, or the water will spray across the kitchen floor.",
+]

@@ -8,6 +8,7 @@ measurement taken while other processes kept the CPU busy is used for that run o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -84,22 +85,21 @@ def measure(engine: Engine, runs: int = 3) -> Costs:
     return Costs(gen_frame, gen_call, front_call, front_frame, source / batch.frames)
 
 
-def schedule_for(engine: Engine, given: Schedule | None = None,
-                 tail: int = windows.MIN_TAIL_FRAMES) -> Schedule:
+def schedule_for(engine: Engine, given: Schedule | None = None) -> Schedule:
     """The config's schedule, else `given` (the daemon's, kept across reloads), else the
-    one kept for this machine, else measured now (and kept if the machine was quiet);
-    for batches whose last window spans `tail` frames."""
+    one kept for this machine, else measured now (and kept if the machine was quiet)."""
     configured = windows.parse(engine.config.window_schedule)
     if configured is not None:
-        return configured.with_tail(tail)
+        return dataclasses.replace(configured, adapt=engine.config.window_adapt)
     if engine.vocoder is None:
         return windows.FIXED
     k = key(engine)
+    adapt = engine.config.window_adapt
     if given is not None and given.machine == k:
-        return given.with_tail(tail)
+        return dataclasses.replace(given, adapt=adapt)
     kept = saved(k)
     if kept is not None:
-        return kept.with_tail(tail)
+        return dataclasses.replace(kept, adapt=adapt)
     progress.say("measuring this machine's speed for the streaming windows (once, a few "
                  "seconds)")
     try:
@@ -109,7 +109,7 @@ def schedule_for(engine: Engine, given: Schedule | None = None,
     except Exception as exc:  # a measurement must never keep the daemon from serving
         log.warning("could not measure the window costs (%s); using the fixed schedule", exc)
         return windows.FIXED
-    schedule = windows.from_costs(costs, machine=k, tail=tail)
+    schedule = dataclasses.replace(windows.from_costs(costs, machine=k), adapt=adapt)
     if busy > BUSY_CORES:
         progress.say(f"other processes kept {busy:.1f} cores busy meanwhile: this measure is "
                      "used for now and taken again at the next start")
@@ -161,8 +161,7 @@ def saved(key: str) -> Schedule | None:
     try:
         data = json.loads(_saved_file().read_text())
         entry = data[key]
-        return Schedule(int(entry["first"]), Costs(**entry["costs"]), "saved", machine=key,
-                        tail=int(entry.get("tail", windows.MIN_TAIL_FRAMES)))
+        return Schedule(int(entry["first"]), Costs(**entry["costs"]), "saved", machine=key)
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -175,8 +174,7 @@ def save(key: str, schedule: Schedule) -> None:
         data = json.loads(path.read_text()) if path.exists() else {}
         if not isinstance(data, dict):
             data = {}
-        data[key] = {"first": schedule.first, "tail": schedule.tail,
-                     "costs": asdict(schedule.costs),
+        data[key] = {"first": schedule.first, "costs": asdict(schedule.costs),
                      "cpu": cpu_model(), "measured_at": time.time(), "pid": os.getpid()}
         atomic.write_text(path, json.dumps(data, indent=1))
     except (OSError, ValueError) as exc:

@@ -109,6 +109,10 @@ class Config:
         "the streaming vocoder's windows: auto (planned from this machine's costs, measured "
         "at the first start), N (first window of N 12.5 ms frames, fixed growth) or what "
         "`kokorod tune` writes", engine=True, check=windows.parse)
+    window_adapt: bool = setting("KOKORO_WINDOW_ADAPT", True,
+        "windows follow the speed this machine shows now, the text and the number of "
+        "requests synthesizing; 0 = the plan fixed as measured or given (one text, one "
+        "audio, bit for bit)", engine=True)
     chunk_ms: int = setting("KOKORO_CHUNK_MS", 50,
         "default chunk length in ms", minimum=CHUNK_MS_RANGE[0], maximum=CHUNK_MS_RANGE[1])
     first_segment_chars: int = setting("KOKORO_FIRST_SEGMENT_CHARS", 100,

@@ -34,7 +34,7 @@ from kokorod.phonemes import Phonemizer, spoken_tokens
 from kokorod.segment import Segment
 from kokorod.vocoder import Audio, Prepared, Vocoder, cut_model
 from kokorod.voices import VoiceTable
-from kokorod.windows import LEAD_FRAMES, MIN_TAIL_FRAMES, Schedule, Windows
+from kokorod.windows import LEAD_FRAMES, Schedule, Windows
 from kokorod.words import WordTime, batch_words, shared_out, word_spans
 from kokorod_common.protocol import SAMPLE_RATE, ProtocolError
 from kokorod_common.voice_names import DEFAULT_VOICE, describe
@@ -121,7 +121,7 @@ class Engine:
         self.cpu_only = False  # CoreML failed: everything on CPU
         self.norms: norm_stats.NormTables | None = None  # the voices' norm statistics
         self.provider = self._build()
-        self.schedule = calibrate.schedule_for(self, schedule, self.tail_frames)
+        self.schedule = calibrate.schedule_for(self, schedule)
 
     # ------------------------------------------------------------ sessions
     def _build(self) -> providers.ProviderChoice:
@@ -239,10 +239,14 @@ class Engine:
         emitted = 0
         for p in self._prepare(segment, voice, speed, lang, words is not None):
             if windows is not None:
-                windows.front(p.frames)
+                windows.more = windows.more or p.follows
+                windows.front(p.frames, p.remaining)
             while not p.done:
                 start, sourced = p.next, p.source_runs
-                audio = self.vocoder.window(p, windows.next_frames() if windows else p.frames)
+                frames = windows.next_frames() if windows else p.frames
+                if p.norms is None:  # no statistics to give: a window would not sound
+                    frames = p.remaining  # like the whole (vocoder.py), so the batch at once
+                audio = self.vocoder.window(p, frames)
                 if windows is not None:  # (and whether the step ran the source too)
                     windows.spent(audio.size, p.span, p.source_runs > sourced)
                 if start == p.origin and words is not None:
@@ -299,6 +303,8 @@ class Engine:
                 prepared.start_after(0, LEAD_FRAMES)
             if number == last:
                 prepared.pause_s = segment.pause_s
+            else:
+                prepared.follows = True
             yield prepared
 
     def _norm_feed(self, voice: Audio, frames: int) -> dict[str, Any] | None:
@@ -336,13 +342,6 @@ class Engine:
         return table
 
     # ------------------------------------------------------------ public
-    @property
-    def tail_frames(self) -> int:
-        """Frames a batch's last window spans at least, for the default voice (windows.py)."""
-        if self.norms is not None and self.norms.has(self.voices.canonical(self.default_voice)):
-            return 0
-        return MIN_TAIL_FRAMES
-
     @property
     def streaming(self) -> bool:
         return self.vocoder is not None

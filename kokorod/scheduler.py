@@ -167,6 +167,7 @@ class Scheduler:
         req, engine, words = job.request, self.engine, job.words is not None
         if job.windows is None:
             job.windows = Windows(engine.schedule, sharing=self.synthesizing)
+            job.windows.more = not job.stream.exhausted()
         windows = job.windows
         key = audio_cache.key_for(segment, job.stream.exhausted(), engine.files.sha256,
                                   req.voice or engine.default_voice, req.speed, job.lang,

@@ -93,7 +93,7 @@ def measure(config: Config, name: str, changes: dict[str, Any], texts: int) -> R
         result.error = f"{type(exc).__name__}: {exc}"[:200]
         return result
     if engine.streaming:
-        engine.schedule = windows.from_costs(calibrate.measure(engine), tail=engine.tail_frames)
+        engine.schedule = windows.from_costs(calibrate.measure(engine))
         result.schedule = engine.schedule.text()
     voice = engine.voice_style(None)
     firsts = []

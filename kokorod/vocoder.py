@@ -34,12 +34,7 @@ from numpy.typing import NDArray
 
 from kokorod import headroom, norm_graph, progress, providers
 from kokorod.config import Config
-from kokorod.windows import (
-    FADE_FRAMES,
-    MIN_REST_FRAMES,
-    MIN_TAIL_FRAMES,
-    WINDOW_CONTEXT,
-)
+from kokorod.windows import FADE_FRAMES, MIN_REST_FRAMES, WINDOW_CONTEXT
 from kokorod.words import WordTime
 from kokorod_common import atomic, paths
 from kokorod_common.protocol import SAMPLE_RATE
@@ -154,15 +149,11 @@ class Prepared:
     held: Audio | None = None
     source_runs: int = 0  # times the source has run for this batch (its head, then whole)
     # The whole batch's norm statistics, predicted (norm_stats): the generator's inputs.
-    # None: each window is normalised by its own (a model or voice without a table).
+    # None: each window is normalised by its own, and a small or silent window sounds
+    # unlike the whole (its silence turns to noise): the engine then vocodes the batch
+    # at once.
     norms: dict[str, NDArray[np.float32]] | None = None
-
-    @property
-    def tail(self) -> int:
-        """Frames a batch's last window runs over at least: with its own statistics a
-        window of mostly silence is normalised into noise (MIN_TAIL_FRAMES); with the
-        batch's, any window sounds like the whole."""
-        return 0 if self.norms is not None else MIN_TAIL_FRAMES
+    follows: bool = False  # another batch of the same segment comes after this one
 
     @property
     def remaining(self) -> int:
@@ -262,7 +253,7 @@ class Vocoder:
             return p.harmonics
         assert p.f0 is not None
         upto = hi + SOURCE_MARGIN
-        f0 = p.f0[:, :, :upto] if p.harmonics is None and upto + p.tail < p.frames else p.f0
+        f0 = p.f0[:, :, :upto] if p.harmonics is None and upto < p.frames else p.f0
         p.harmonics = self.run_source(f0)
         p.source_runs += 1
         if f0 is p.f0:
@@ -311,8 +302,6 @@ class Vocoder:
         a = p.next
         b = p.frames if p.frames - (a + frames) < MIN_REST_FRAMES else a + frames
         lo, hi = max(0, a - WINDOW_CONTEXT), min(p.frames, b + WINDOW_CONTEXT)
-        if b == p.frames:  # the last window sees at least the batch's tail (more context)
-            lo = max(0, min(lo, p.frames - p.tail))
         k = HARMONIC_FRAMES_PER_FRAME
         feed = {FEATURES: p.features[:, :, lo:hi], STYLE: p.style,
                 HARMONICS: self._harmonics(p, hi)[:, :, lo * k: hi * k + 1]}

@@ -15,12 +15,12 @@ measured once (calibrate.py) or given in the config (`KOKORO_WINDOW_SCHEDULE`), 
 - a request that starts while others are synthesizing gets a smaller first window, so
   several clients at once all start soon.
 
-Window size does not shape the sound when the generator is fed the batch's predicted
-statistics (norm_stats.py): windows of 16 and 80 frames are equally close to the whole.
-Where it is not (no table for the voice, a model that cannot be rewritten) a batch's last
-window still spans MIN_TAIL_FRAMES. A plan given in the config is pinned: it does not
-follow the observed speed or the load, so the same text gives the same audio bit for bit
-(the tests rely on it).
+Window size does not shape the sound: the generator is fed the batch's predicted
+statistics (norm_stats.py), and windows of 16 and 80 frames are equally close to the
+whole. (Where it cannot be — no table for the voice, a model that cannot be rewritten —
+the engine vocodes a batch at a time.) With KOKORO_WINDOW_ADAPT=0 the plan is pinned:
+it follows neither the observed speed, nor the text, nor the load, so the same text gives
+the same audio bit for bit (the tests rely on it).
 """
 
 from __future__ import annotations
@@ -47,10 +47,6 @@ MIN_WINDOW_FRAMES = 16  # smaller windows cost more context than audio
 MAX_FIRST_FRAMES = 160
 MAX_WINDOW_FRAMES = 400  # 5 s
 MAX_WINDOW_S = 1.0  # a window's modelled cost: bounds how long another request waits
-# Windows normalised by their own statistics only (no table for the voice): a batch's last
-# window spans at least this, or its silence is normalised into noise (at 48 frames speech
-# ran up to 8 % long and PocketSphinx's WER was 0.17 against 0.06).
-MIN_TAIL_FRAMES = 80
 # Where less fits, a window still costs at most this share of the audio it makes: a
 # smaller one loses ground every step (at 8 ms a frame, 16-frame windows cost 1.3× their
 # audio and fell further behind with each).
@@ -88,14 +84,25 @@ class Costs:
         return Costs(*(v * factor for v in asdict(self).values()))
 
 
-def first_window(costs: Costs, safety: float = SAFETY, tail: int = 0) -> int:
+def first_window(costs: Costs, safety: float = SAFETY, batch: int | None = None,
+                 more: bool = True, second: int = MIN_WINDOW_FRAMES) -> int:
     """The smallest first window (multiple of 8 frames) after which the next step can be
-    ready in time whatever it is: the batch's last window (over `tail` frames at least),
-    or the next sentence's front and a smallest window."""
+    ready in time. Not knowing the text (`batch` None): whatever that step is, a smallest
+    window, or the next sentence's front and one. Knowing the first batch's frames from
+    its origin (`batch`), whether anything follows it (`more`) and the smallest later
+    window (`second`): that step exactly."""
+    smallest = costs.gen(MIN_WINDOW_FRAMES + 2 * WINDOW_CONTEXT)
     for first in range(MIN_WINDOW_FRAMES, MAX_FIRST_FRAMES + 1, 8):
         budget = safety * (first - LEAD_FRAMES) * FRAME_S
-        nxt = max(costs.gen(max(tail, MIN_WINDOW_FRAMES) + 2 * WINDOW_CONTEXT),
-                  costs.front(first) + costs.gen(MIN_WINDOW_FRAMES + 2 * WINDOW_CONTEXT))
+        if batch is None:
+            nxt = costs.front(first) + smallest
+        elif batch - first < MIN_REST_FRAMES:  # the whole batch in this window
+            if not more:
+                return first
+            nxt = costs.front(first) + smallest
+        else:  # the second window: the rest of the source, then at least `second` frames
+            size = second if batch - first - second >= MIN_REST_FRAMES else batch - first
+            nxt = costs.source_frame_s * batch + costs.gen(size + 2 * WINDOW_CONTEXT)
         if nxt <= budget:
             return first
     return MAX_FIRST_FRAMES
@@ -135,34 +142,24 @@ class Observed:
 
 @dataclass(frozen=True)
 class Schedule:
-    """A daemon's windows: its first window and the costs later ones are planned by.
-    `tail`: frames a batch's last window spans at least (0 where the generator is given
-    the batch's statistics). Not `pinned`: it follows the observed speed and the load."""
+    """A daemon's windows: its first window and the costs later ones are planned by. Not
+    `pinned`: each request's follow the observed speed, its text and the load."""
 
     first: int
     costs: Costs | None  # None: no model of playback (fixed growth from `first`)
     source: str  # "calibrated", "saved", "config", "fixed"
     safety: float = SAFETY
     machine: str = ""  # what it was measured for (calibrate.key): reused only there
-    tail: int = MIN_TAIL_FRAMES
+    adapt: bool = True  # follow the observed speed, the text and the load
     observed: Observed = field(default_factory=Observed, compare=False, repr=False)
     recent: list[dict[str, Any]] = field(default_factory=list, compare=False, repr=False)
 
     @property
     def pinned(self) -> bool:
-        return self.source == "config" or self.costs is None
+        return not self.adapt or self.costs is None
 
     def speed(self) -> float:
         return 1.0 if self.pinned else self.observed.speed()
-
-    def with_tail(self, tail: int) -> Schedule:
-        """This plan for batches whose last window spans `tail` frames (its first window
-        planned again, unless given in the config)."""
-        if tail == self.tail:
-            return self
-        first = self.first if self.source == "config" or self.costs is None else \
-            first_window(self.costs, self.safety, tail)
-        return Schedule(first, self.costs, self.source, self.safety, self.machine, tail)
 
     def max_frames(self, costs: Costs | None = None) -> int:
         costs = costs or self.costs
@@ -184,14 +181,14 @@ class Schedule:
 
     def key(self) -> tuple[Any, ...]:
         """Everything fixed that decides the windows (the audio cache keys by it)."""
-        return (self.first, self.safety, self.tail, self.costs and astuple_rounded(self.costs))
+        return (self.first, self.safety, self.adapt,
+                self.costs and astuple_rounded(self.costs))
 
     def status(self) -> dict[str, Any]:
         out: dict[str, Any] = {"first_window_frames": self.first,
                                "first_window_ms": round(self.first * FRAME_S * 1000),
                                "max_window_frames": self.max_frames(),
                                "min_window_frames": self.floor(),
-                               "tail_frames": self.tail,
                                "source": self.source, "calibrated": self.costs is not None,
                                "pinned": self.pinned, "safety": self.safety}
         if self.costs is not None:
@@ -223,9 +220,8 @@ FIXED = Schedule(FALLBACK_FIRST, None, "fixed")
 RECENT_KEPT = 8  # windows `status` shows with their reasons
 
 
-def from_costs(costs: Costs, source: str = "calibrated", machine: str = "",
-               tail: int = MIN_TAIL_FRAMES) -> Schedule:
-    return Schedule(first_window(costs, tail=tail), costs, source, machine=machine, tail=tail)
+def from_costs(costs: Costs, source: str = "calibrated", machine: str = "") -> Schedule:
+    return Schedule(first_window(costs), costs, source, machine=machine)
 
 
 def parse(text: str) -> Schedule | None:
@@ -276,27 +272,34 @@ class Windows:
         self._pending_s = 0.0  # modelled cost of this step so far (a batch's front)
         self._clock = clock
         self._handed_at = 0.0  # when the last window was handed out (its run follows)
+        self._batch: int | None = None  # the first batch's frames from its origin
+        self.more = True  # whether anything follows the first batch (the scheduler says)
 
     def share(self, requests: int) -> None:
         """How many requests take turns at the worker now (this one included)."""
         self.sharing = 1 if self.schedule.pinned else max(1, requests)
 
-    def front(self, frames: int) -> None:
+    def front(self, frames: int, audio_frames: int | None = None) -> None:
         """A batch's front runs in the coming step (for the request's first batch, before
-        the listener starts: only the rest of its source counts, in the second step)."""
+        the listener starts: only the rest of its source counts, in the second step).
+        `audio_frames`: the frames it will vocode (from its origin)."""
         if self.costs is None:
             return
+        if not self.windows:
+            self._batch = audio_frames
         if self.windows:
             self._pending_s += self.costs.front(frames)
-        elif frames > self.schedule.first + self.schedule.tail:  # (else it was run whole)
+        elif frames > self.schedule.first:  # (else it was run whole)
             self._pending_s += self.costs.source_frame_s * frames
 
     def _first(self) -> tuple[int, str]:
         s, costs = self.schedule, self.costs
         if costs is None or s.pinned:
             return s.first, "plan"
-        first = first_window(costs, s.safety, s.tail)
-        why = "plan" if self.speed == 1.0 else f"observed speed ×{self.speed:.2f}"
+        first = first_window(costs, s.safety, self._batch, self.more, s.floor(costs))
+        why = "fitted to the first sentence" if self._batch is not None else "plan"
+        if self.speed != 1.0:
+            why += f", observed speed ×{self.speed:.2f}"
         if self.sharing > 1:  # the others' first windows run before this one's second
             first = max(MIN_WINDOW_FRAMES, 2 * first // (self.sharing + 1) // 8 * 8)
             why += f", {self.sharing} requests synthesizing"

@@ -53,7 +53,8 @@ def engine(data_dir: Path, daemon: DaemonProc) -> Any:
 
     os.environ["KOKORO_DATA_DIR"] = str(data_dir)  # paths read it (models, calibration)
     return Engine(load({"KOKORO_DATA_DIR": str(data_dir),
-                        "KOKORO_WINDOW_SCHEDULE": STEADY_SCHEDULE}))
+                        "KOKORO_WINDOW_SCHEDULE": STEADY_SCHEDULE,
+                        "KOKORO_WINDOW_ADAPT": "0"}))
 
 
 @dataclass

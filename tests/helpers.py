@@ -43,7 +43,7 @@ def daemon_env(socket_path: Path, data_dir: Path, home: Path | None = None,
     env = {k: v for k, v in os.environ.items() if not k.startswith("KOKORO_")}
     env.update(KOKORO_SOCKET=str(socket_path), KOKORO_DATA_DIR=str(data_dir),
                KOKORO_CONFIG=str(data_dir / "no-config.toml"), PYTHONUNBUFFERED="1",
-               KOKORO_WINDOW_SCHEDULE=STEADY_SCHEDULE)
+               KOKORO_WINDOW_SCHEDULE=STEADY_SCHEDULE, KOKORO_WINDOW_ADAPT="0")
     if home is not None:
         env["HOME"] = str(home)
     env.update(extra)

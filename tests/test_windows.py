@@ -28,25 +28,25 @@ XEON = Costs(0.0036, 0.016, 0.035, 0.00047, 0.0002)
 EPYC = Costs(0.0075, 0.03, 0.07, 0.001, 0.0004)
 
 
-def run(schedule: Schedule, batches: list[int]) -> list[tuple[int, float, float]]:
+def run(schedule: Schedule, batches: list[int]) -> list[tuple[int, float, float, bool]]:
     """Plays the plan out on batches of these frame counts: (frames, ahead before the
-    window, its modelled cost) per window, as the engine reports to Windows."""
+    window, its modelled cost, whether it ends its batch) per window, as the engine
+    reports to Windows."""
     now = [0.0]  # windows take exactly their modelled cost: the observed speed stays 1
     w = Windows(schedule, clock=lambda: now[0])
     costs = schedule.costs
     assert costs is not None
     out = []
     for frames in batches:
-        w.front(frames)
+        w.front(frames, frames)  # as the engine does: the first batch's frames are known
         done = 0
         while done < frames:
             n = w.next_frames()
             if frames - (done + n) < windows.MIN_REST_FRAMES:
                 n = frames - done
-            span = max(n + 2 * WINDOW_CONTEXT, schedule.tail + WINDOW_CONTEXT) \
-                if done + n == frames else n + 2 * WINDOW_CONTEXT
+            span = n + WINDOW_CONTEXT if done + n == frames else n + 2 * WINDOW_CONTEXT
             cost = w._pending_s + w.costs.gen(span)  # type: ignore[union-attr]
-            out.append((n, w.ahead_s, cost))
+            out.append((n, w.ahead_s, cost, done + n == frames))
             now[0] += costs.gen(span)
             w.spent(n * int(FRAME_S * SAMPLE_RATE), span)
             done += n
@@ -66,25 +66,22 @@ def test_slower_cpu_gets_a_larger_first_window() -> None:
 @given(per_frame=st.floats(0.001, 0.009), per_call=st.floats(0.0, 0.05),
        front_call=st.floats(0.0, 0.1), front_frame=st.floats(0.0, 0.001),
        source_frame=st.floats(0.0, 0.0005),
-       batches=st.lists(st.integers(20, 1500), min_size=1, max_size=5),
-       tail=st.sampled_from([0, windows.MIN_TAIL_FRAMES]))
+       batches=st.lists(st.integers(20, 1500), min_size=1, max_size=5))
 def test_later_windows_fit_in_the_audio_ahead(per_frame: float, per_call: float,
                                               front_call: float, front_frame: float,
                                               source_frame: float,
-                                              batches: list[int], tail: int) -> None:
+                                              batches: list[int]) -> None:
     """Every window after the first is planned within SAFETY × the audio modelled ahead
     (or is the smallest window, where nothing fits), on any machine and any text."""
     schedule = windows.from_costs(Costs(per_frame, per_call, front_call, front_frame,
-                                        source_frame), tail=tail)
+                                        source_frame))
     plan = run(schedule, batches)
     assert plan[0][0] <= max(schedule.first, batches[0])
-    for n, ahead, cost in plan[1:]:
+    for n, ahead, cost, _ in plan[1:]:
         assert n <= schedule.max_frames() + windows.MIN_REST_FRAMES
         if n > schedule.floor() + windows.MIN_REST_FRAMES:  # chosen, not the floor
-            assert cost - schedule.costs.gen(schedule.tail  # type: ignore[union-attr]
-                                             + WINDOW_CONTEXT) <= schedule.safety * ahead \
-                or cost <= schedule.safety * ahead + 1e-9
-    pinned = dataclasses.replace(schedule, source="config")
+            assert cost <= schedule.safety * ahead + 1e-9
+    pinned = dataclasses.replace(schedule, adapt=False)
     assert run(pinned, batches) == run(pinned, batches)  # pinned: one text, one plan
 
 
@@ -98,17 +95,15 @@ def test_a_slow_cpu_keeps_windows_that_gain_on_the_listener() -> None:
         assert costs.gen(schedule.floor() + 2 * WINDOW_CONTEXT) <= \
             windows.GAIN * schedule.floor() * FRAME_S + 1e-9
         later = run(schedule, [124, 492])[1:]
-        sizes = [n for n, _, _ in later[:-1]]  # the batch's last window takes what is left
+        sizes = [n for n, _, _, last in later if not last]  # a batch's last takes the rest
         assert min(sizes) >= schedule.floor() > MIN_WINDOW_FRAMES
         assert sizes == sorted(sizes)  # gaining: the lead grows, and with it the windows
 
 
-@pytest.mark.parametrize("tail", [0, windows.MIN_TAIL_FRAMES])
-def test_first_window_leaves_time_for_the_next(tail: int) -> None:
+def test_first_window_leaves_time_for_the_next() -> None:
     for costs in (XEON, EPYC):
-        s = windows.from_costs(costs, tail=tail)
+        s = windows.from_costs(costs)
         ahead = (s.first - windows.LEAD_FRAMES) * FRAME_S
-        assert costs.gen(tail + WINDOW_CONTEXT) <= s.safety * ahead
         assert costs.front(s.first) + costs.gen(MIN_WINDOW_FRAMES + 2 * WINDOW_CONTEXT) \
             <= s.safety * ahead
 
@@ -116,18 +111,14 @@ def test_first_window_leaves_time_for_the_next(tail: int) -> None:
 def test_the_rest_of_the_first_batchs_source_is_paid_in_the_second_step() -> None:
     """A request's first window runs only the head of its batch's source; the rest runs
     with the second window, so the second window is planned around it."""
-    without = Costs(*dataclasses.astuple(XEON)[:4])
-    schedule_with, schedule_without = windows.from_costs(XEON), windows.from_costs(without)
-    second_with = run(schedule_with, [600])[1]
-    second_without = run(schedule_without, [600])[1]
+    schedule = windows.from_costs(XEON)
+    n, ahead, cost, _ = run(schedule, [600])[1]
     source = XEON.source_frame_s * 600
-    assert schedule_with.first == schedule_without.first  # first audio is not delayed
-    assert second_with[2] <= schedule_with.safety * second_with[1] + 1e-9  # source included
-    assert abs(second_with[2] - second_without[2]) < XEON.gen_frame_s * 4 + 1e-9
-    assert 0 < second_without[0] - second_with[0] <= source / XEON.gen_frame_s + 4
-    # a batch the first window (and the tail) covers was sourced whole: nothing pending
-    w = Windows(schedule_with)
-    w.front(schedule_with.first + schedule_with.tail)
+    assert cost <= schedule.safety * ahead + 1e-9  # source included
+    assert abs(cost - source - XEON.gen(n + 2 * WINDOW_CONTEXT)) < 1e-9
+    # a batch the first window covers was sourced whole: nothing pending
+    w = Windows(schedule)
+    w.front(schedule.first)
     assert w._pending_s == 0.0
 
 
@@ -158,11 +149,11 @@ def test_config_values_round_trip_and_bad_ones_are_refused() -> None:
 
 
 def test_saved_schedule_is_reused_only_for_its_machine(store: object) -> None:
-    s = windows.from_costs(EPYC, machine="cpu A|model|threads=2", tail=0)
+    s = windows.from_costs(EPYC, machine="cpu A|model|threads=2")
     calibrate.save("cpu A|model|threads=2", s)
     kept = calibrate.saved("cpu A|model|threads=2")
     assert kept is not None and kept.first == s.first and kept.source == "saved"
-    assert kept.costs == EPYC and kept.tail == 0
+    assert kept.costs == EPYC
     assert calibrate.saved("cpu B|model|threads=2") is None
 
 
@@ -172,7 +163,7 @@ def test_windows_slower_than_planned_are_observed_said_once_and_planned_for(
     SLOWER_WARNING once in the log, and the next requests' windows are sized for the speed
     observed: on a machine twice as slow, the same lead buys half the frames, and the
     first window grows so the second can be ready in time."""
-    schedule = windows.from_costs(XEON, tail=0)
+    schedule = windows.from_costs(XEON)
     now = [0.0]
 
     def request(slowdown: float) -> list[int]:
@@ -205,8 +196,8 @@ def test_windows_slower_than_planned_are_observed_said_once_and_planned_for(
     assert sum("slower than" in r.message for r in caplog.records) == 1
     assert 1.6 <= schedule.speed() <= 2.0
     assert slow[0] > steady[0]  # a larger first window: time for the second
-    assert windows.from_costs(XEON, tail=0) == schedule  # observed: no part of the plan's key
-    pinned = dataclasses.replace(schedule, source="config")
+    assert windows.from_costs(XEON) == schedule  # observed: no part of the plan's key
+    pinned = dataclasses.replace(schedule, adapt=False)
     pinned.observed.add(3.0, 1.0)
     assert pinned.speed() == 1.0 and Windows(pinned).next_frames() == pinned.first
     assert schedule.status()["recent_windows"][-1]["why"]  # each window says why
@@ -215,19 +206,31 @@ def test_windows_slower_than_planned_are_observed_said_once_and_planned_for(
 def test_a_request_starting_beside_others_gets_a_smaller_first_window() -> None:
     """Four clients at once: each fresh request's first window runs before anyone's second,
     so each is smaller when others are synthesizing (not when the plan is pinned)."""
-    schedule = windows.from_costs(EPYC, tail=0)
+    schedule = windows.from_costs(EPYC)
     alone = Windows(schedule).next_frames()
     beside = [Windows(schedule, sharing=n).next_frames() for n in (2, 4)]
     assert alone > beside[0] > beside[1] >= MIN_WINDOW_FRAMES
-    pinned = dataclasses.replace(schedule, source="config")
+    pinned = dataclasses.replace(schedule, adapt=False)
     assert Windows(pinned, sharing=4).next_frames() == pinned.first
 
 
-def test_the_batchs_statistics_let_the_first_window_shrink() -> None:
-    """Without a 80-frame last window to leave time for, the first window is smaller."""
+def test_the_first_window_fits_the_text() -> None:
+    """Knowing the first sentence, the first window is the smallest after which that
+    sentence's next window is ready in time: a sentence that ends the text may be vocoded
+    in one small window, a long one starts with a window sized for what follows."""
     for costs in (XEON, EPYC):
-        own, fed = windows.from_costs(costs), windows.from_costs(costs, tail=0)
-        assert fed.first < own.first
-        assert fed.with_tail(windows.MIN_TAIL_FRAMES).first == own.first
-        config = windows.parse(own.text())
-        assert config is not None and config.with_tail(0).first == own.first  # pinned
+        schedule = windows.from_costs(costs)
+        short_alone = Windows(schedule)
+        short_alone.more = False
+        short_alone.front(60, 40)
+        assert short_alone.next_frames() <= 40
+        long_first = Windows(schedule)
+        long_first.front(700, 690)
+        n = long_first.next_frames()
+        second = schedule.floor()
+        assert costs.source_frame_s * 700 + costs.gen(second + 2 * WINDOW_CONTEXT) <= \
+            schedule.safety * (n - windows.LEAD_FRAMES) * FRAME_S
+        pinned = dataclasses.replace(schedule, adapt=False)
+        fixed = Windows(pinned)
+        fixed.front(60, 40)
+        assert fixed.next_frames() == pinned.first
