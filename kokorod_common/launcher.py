@@ -59,9 +59,13 @@ def instance_lock_held(socket_path: Path) -> bool:
         os.close(fd)
 
 
-def _tail(path: Path, lines: int = 8) -> str:
+def _tail(path: Path, lines: int = 8, since: int = 0) -> str:
+    """The log's last lines, from byte `since` on: what this start wrote, not an older
+    run's lines (ALSA's, a previous failure's)."""
     try:
-        text = path.read_text(errors="replace").strip().splitlines()
+        with path.open("rb") as f:
+            f.seek(since)
+            text = f.read().decode("utf-8", "replace").strip().splitlines()
     except OSError:
         return ""
     return "\n".join(text[-lines:])
@@ -76,6 +80,7 @@ class LogFollower:
             self.offset = paths.log_file().stat().st_size
         except OSError:
             self.offset = 0
+        self.start = self.offset  # where this start's lines begin
         self._partial = b""
 
     def poll(self) -> None:
@@ -116,6 +121,7 @@ def wait_ready(socket_path: Path, proc: subprocess.Popen[bytes] | None,
                follower: LogFollower | None = None) -> None:
     deadline = time.monotonic() + timeout
     delay = 0.02
+    since = follower.start if follower is not None else 0
     while time.monotonic() < deadline:
         if follower is not None:
             follower.poll()
@@ -130,12 +136,15 @@ def wait_ready(socket_path: Path, proc: subprocess.Popen[bytes] | None,
                 # Lost a start race to another daemon that is still loading: wait for it.
                 proc = None
                 continue
+            said = _tail(paths.log_file(), since=since)
+            if proc.returncode == 2 and said and "Traceback" not in said:
+                raise StartError(said.removeprefix("kokorod: "))  # it said why: just that
             raise StartError(f"kokorod exited with status {proc.returncode} during start:\n"
-                             f"{_tail(paths.log_file())}")
+                             f"{said}")
         time.sleep(delay)
         delay = min(delay * 1.5, 0.25)
     raise StartError(f"kokorod did not start within {timeout:.0f}s; log {paths.log_file()}:\n"
-                     f"{_tail(paths.log_file())}")
+                     f"{_tail(paths.log_file(), since=since)}")
 
 
 def ensure_running(socket_path: Path, timeout: float = DEFAULT_START_TIMEOUT) -> bool:
