@@ -65,7 +65,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     logs.setup(config.verbose_logs)
     try:
         server.run(config)
-    except (AlreadyRunning, ModelError, PathError) as exc:
+    except (AlreadyRunning, ModelError, PathError, server.HttpError) as exc:
         return _cannot_start(str(exc))
     except RuntimeError as exc:  # e.g. onnxruntime could not load the model
         return _cannot_start(f"cannot start: {str(exc).splitlines()[0]}")
@@ -87,6 +87,12 @@ def cmd_start(args: argparse.Namespace) -> int:
         return 1
     pid = launcher.daemon_pid(path)
     print(f"kokorod started (pid {pid}) on {path} in {time.monotonic() - started:.1f}s")
+    try:
+        http = control.call(path, "status", client_name="kokorod-start").get("http") or {}
+    except (OSError, RuntimeError):
+        http = {}
+    if http.get("url"):
+        print(f"OpenAI speech API on {http['url']}")
     return 0
 
 
@@ -114,6 +120,7 @@ def _format_status(s: dict[str, Any]) -> str:
         ("rss", f"{s['rss_bytes'] / 2**20:.0f} MiB"),
         ("requests", _format_requests(s)),
         ("connections", s["connections"]),
+        ("http", _format_http(s.get("http"))),
         ("engine", f"{e.get('segments')} segments, {e.get('audio_seconds')} s audio, "
                    f"RTF {e.get('rtf') if e.get('rtf') is not None else '–'}, "
                    f"{e.get('failures')} failures, "
@@ -272,15 +279,32 @@ def _service_preview(manager: Any, action: str, args: argparse.Namespace) -> int
     return 0
 
 
+HTTP_OFF = ("off: set KOKORO_HTTP_PORT (e.g. 8880) before 'kokorod start', or http_port in "
+            "the config file and reload; needs pip install 'kokorod[http]'")
+
+
+def _format_http(http: dict[str, Any] | None) -> str:
+    if not http:
+        return "– (a daemon too old to say)"
+    if http.get("url"):
+        return str(http["url"])
+    return str(http.get("error") or "off")
+
+
 def cmd_http(args: argparse.Namespace) -> int:
-    """Where the OpenAI-compatible speech API is (or how to turn it on)."""
-    config = _config(args)
-    if not config.http_port:
-        print("off: set KOKORO_HTTP_PORT (e.g. 8880) and restart kokorod; needs "
-              "python3 -m pip install -e '.[http]'")
-        return 1
-    print(f"http://127.0.0.1:{config.http_port}/v1")
-    return 0
+    """Where the running daemon serves OpenAI's speech API (it says; the caller's
+    environment is not the daemon's), or why it does not."""
+    path = _config(args).socket_path
+    try:
+        http = control.call(path, "status", client_name="kokorod-http").get("http")
+    except (FileNotFoundError, ConnectionRefusedError):
+        print(f"kokorod is not running (socket {path})", file=sys.stderr)
+        return 3
+    if http and http.get("url"):
+        print(http["url"])
+        return 0
+    print(http.get("error") if http and http.get("error") else HTTP_OFF)
+    return 1
 
 
 def cmd_speechd(args: argparse.Namespace) -> int:

@@ -23,6 +23,8 @@ from kokorod_common import paths
 DEFAULT_START_TIMEOUT = 180.0
 # Lines the daemon writes to its log during a first start; echoed to whoever started it.
 PROGRESS_PREFIX = "kokorod first run:"
+# A start's notes for whoever started it (a missing optional part): echoed the same way.
+NOTE_PREFIX = "kokorod note:"
 
 
 class StartError(RuntimeError):
@@ -94,7 +96,7 @@ class LogFollower:
         *lines, self._partial = (self._partial + data).split(b"\n")
         for line in lines:
             text = line.decode("utf-8", "replace").strip()
-            if text.startswith(PROGRESS_PREFIX):
+            if text.startswith((PROGRESS_PREFIX, NOTE_PREFIX)):
                 self.echo(text)
 
 
