@@ -163,6 +163,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     try:
         status = control.call(path, "status", client_name="kokorod-status")
     except (FileNotFoundError, ConnectionRefusedError):
+        pid = launcher.daemon_pid(path)  # by its pid file and lock, not the socket alone
+        if pid is not None or launcher.instance_lock_held(path):
+            state = (f"kokorod is running (pid {pid}) but its socket {path} is missing; it "
+                     "puts it back within KOKORO_RUNTIME_CHECK_S" if pid is not None else
+                     f"kokorod is starting (its lock is held; socket {path} not yet there)")
+            if args.json:
+                print(json.dumps({"running": True, "pid": pid, "socket": str(path),
+                                  "socket_missing": True, "state": state}))
+            else:
+                print(state)
+            return 1
         if args.json:
             print(json.dumps({"running": False, "socket": str(path)}))
         else:

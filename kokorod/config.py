@@ -136,7 +136,7 @@ class Config:
     idle_timeout_s: float = setting("KOKORO_IDLE_TIMEOUT_S", 30.0,
         "close a connection that sends nothing (or stalls mid-frame) this long; "
         "connections that have sent a request may idle", minimum=0.5, maximum=86400)
-    runtime_check_s: float = setting("KOKORO_RUNTIME_CHECK_S", 30.0,
+    runtime_check_s: float = setting("KOKORO_RUNTIME_CHECK_S", 5.0,
         "how often the daemon checks that its socket, pid and lock files are still there "
         "(macOS sweeps temporary files) and puts back what is gone", minimum=0.1,
         maximum=3600)

@@ -135,8 +135,11 @@ def wait_ready(socket_path: Path, proc: subprocess.Popen[bytes] | None,
             if socket_is_live(socket_path):
                 return
             if instance_lock_held(socket_path):
-                # Lost a start race to another daemon that is still loading: wait for it.
+                # Another daemon holds the lock: one still loading (a start race), or one
+                # running whose socket was removed, which it puts back. Wait for it.
                 proc = None
+                if follower is not None:
+                    follower.echo(_waiting_for(socket_path))
                 continue
             said = _tail(paths.log_file(), since=since)
             if proc.returncode == 2 and said and "Traceback" not in said:
@@ -147,6 +150,14 @@ def wait_ready(socket_path: Path, proc: subprocess.Popen[bytes] | None,
         delay = min(delay * 1.5, 0.25)
     raise StartError(f"kokorod did not start within {timeout:.0f}s; log {paths.log_file()}:\n"
                      f"{_tail(paths.log_file(), since=since)}")
+
+
+def _waiting_for(socket_path: Path) -> str:
+    pid = daemon_pid(socket_path)
+    if pid is None:
+        return "kokorod: another kokorod is starting on this socket; waiting for it"
+    return (f"kokorod: the daemon (pid {pid}) is running but its socket {socket_path} was "
+            "removed; waiting for it to put the socket back (KOKORO_RUNTIME_CHECK_S)")
 
 
 def ensure_running(socket_path: Path, timeout: float = DEFAULT_START_TIMEOUT) -> bool:

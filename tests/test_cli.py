@@ -88,3 +88,31 @@ def test_service_install_dry_run_previews_and_writes_nothing(user: dict[str, str
     assert not any(home.rglob("kokorod.service")) and not any(home.rglob("*.plist"))
     wrong = kokorod("service", "start", "--dry-run", env=user)
     assert wrong.returncode == 2 and "install" in wrong.stderr
+
+
+def test_a_removed_socket_is_found_by_pid_and_waited_for_aloud(run_dir: Path,
+                                                               data_dir: Path) -> None:
+    """`rm $(kokorod socket)` while it runs: status finds the daemon by its pid file and
+    lock; kokoro-say says what it waits for, and speaks once the socket is back."""
+    from helpers import start_daemon
+
+    sock = run_dir / "k.sock"
+    handle = start_daemon(sock, data_dir, KOKORO_RUNTIME_CHECK_S="4", KOKORO_WARMUP="0")
+    env = {**handle.env, "XDG_STATE_HOME": str(run_dir / "state")}
+    try:
+        sock.unlink()
+        status = kokorod("status", env=env)
+        assert status.returncode == 1, status.stdout + status.stderr
+        assert f"running (pid {handle.proc.pid})" in status.stdout
+        assert "socket" in status.stdout and "missing" in status.stdout
+        said = subprocess.run([sys.executable, "-m", "kokorod_client.say", "-o",
+                               str(run_dir / "x.wav"), "Back again."], env=env, cwd=REPO,
+                              capture_output=True, text=True, timeout=120)
+        assert said.returncode == 0, said.stderr
+        waiting = [line for line in said.stderr.splitlines() if "waiting" in line]
+        assert len(waiting) == 1 and f"pid {handle.proc.pid}" in waiting[0], said.stderr
+        assert (run_dir / "x.wav").stat().st_size > 10_000
+        assert kokorod("status", env=env).returncode == 0
+        assert handle.proc.poll() is None  # the same daemon serves; no second one
+    finally:
+        handle.stop()
