@@ -83,7 +83,8 @@ def cmd_start(args: argparse.Namespace) -> int:
         follower = launcher.LogFollower(launcher.echo_stderr)
         launcher.wait_ready(path, launcher.spawn(path), args.timeout, follower)
     except launcher.StartError as exc:
-        print(f"kokorod: {exc}", file=sys.stderr)
+        said = str(exc)
+        print(said if said.startswith("kokorod: ") else f"kokorod: {said}", file=sys.stderr)
         return 1
     pid = launcher.daemon_pid(path)
     print(f"kokorod started (pid {pid}) on {path} in {time.monotonic() - started:.1f}s")

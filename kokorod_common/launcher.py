@@ -143,7 +143,7 @@ def wait_ready(socket_path: Path, proc: subprocess.Popen[bytes] | None,
                 continue
             said = _tail(paths.log_file(), since=since)
             if proc.returncode == 2 and said and "Traceback" not in said:
-                raise StartError(said.removeprefix("kokorod: "))  # it said why: just that
+                raise StartError(said)  # it said why: just that, as it said it
             raise StartError(f"kokorod exited with status {proc.returncode} during start:\n"
                              f"{said}")
         time.sleep(delay)

@@ -45,6 +45,12 @@ def test_bad_settings_get_one_verdict_from_every_command(user: dict[str, str]) -
         assert "ALSA" not in result.stderr and "older run" not in result.stderr
         assert "Traceback" not in result.stderr and "using the default" not in result.stderr
     assert "KOKORO_CHUNK_MS=5000  [config file: not usable" in shown.stdout
+    said = subprocess.run([sys.executable, "-m", "kokorod_client.say", "-o", "x.wav", "Hi."],
+                          env=user, cwd=Path(user["HOME"]), capture_output=True, text=True,
+                          timeout=120)  # its autostart: the daemon's own verdict, nothing else
+    assert said.returncode == 1, said.stderr
+    assert [line.removeprefix("kokoro-say: ") for line in said.stderr.strip().splitlines()] \
+        == verdict, said.stderr
     assert not Path(user["KOKORO_SOCKET"]).exists()  # no daemon was started
 
 
