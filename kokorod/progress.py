@@ -6,8 +6,13 @@ from __future__ import annotations
 
 import sys
 
-from kokorod_common.launcher import PROGRESS_PREFIX
+from kokorod_common.launcher import NOTE_PREFIX, PROGRESS_PREFIX
 
 
 def say(message: str) -> None:
     print(f"{PROGRESS_PREFIX} {message}", file=sys.stderr, flush=True)
+
+
+def note(message: str) -> None:
+    """A start's note for whoever started the daemon (echoed like progress lines)."""
+    print(f"{NOTE_PREFIX} {message}", file=sys.stderr, flush=True)

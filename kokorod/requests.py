@@ -11,10 +11,12 @@ and `config` here; requests already running keep what they started with.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import Counter
 from collections.abc import Container
 from typing import Any
 
+from kokorod import extras
 from kokorod.config import Config
 from kokorod.engine import Engine
 from kokorod.job import Job
@@ -41,6 +43,36 @@ def language_note(text: object, lang: str) -> str:
     code = _ESPEAK.get(written, written)
     return (f"this text looks written in '{written}', not English: give its language "
             f"(kokoro-say -l {code}, or lang: \"{code}\") and a voice that speaks it")
+
+
+_KANA = re.compile(r"[\u3040-\u30ff\uff66-\uff9f]")
+_HAN = re.compile(r"[\u3400-\u9fff]")
+RESTART = "then restart the daemon (kokorod stop; kokorod start)"
+
+
+def script_note(text: object, lang: str, reads_japanese: bool) -> str:
+    """A word for the client when a voice cannot read the text's script: Japanese without
+    the `ja` extra (espeak-ng names each kanji: "Chinese letter …"), or Japanese or
+    Chinese text given to another language's voice."""
+    if not isinstance(text, str):
+        return ""
+    sample = text[:4000]
+    kana, han = len(_KANA.findall(sample)), len(_HAN.findall(sample))
+    letters = sum(1 for ch in sample if ch.isalpha())
+    if kana + han == 0 or (kana + han) < 0.3 * letters:
+        return ""
+    lang = lang.lower()
+    if lang == "ja":
+        if han and not reads_japanese:
+            return ("without the ja extra this Japanese text is read by espeak-ng, which "
+                    "names each kanji instead of reading it: "
+                    f"{extras.install_hint('ja')}, {RESTART}")
+        return ""
+    if lang.startswith(("cmn", "zh")):
+        return ""
+    written, voice = ("Japanese", "jf_alpha") if kana else ("Chinese", "zf_xiaobei")
+    return (f"this text is written in {written}, which a '{lang}' voice cannot read (it "
+            f"names the characters): use a {written} voice (kokoro-say -v {voice})")
 
 
 class Requests:
@@ -85,7 +117,8 @@ class Requests:
             self.stop(None if req.mode == "stop-all" else client, "interrupted")
         self.counters["requests"] += 1
         job = Job(req, voice, lang, client, original=original)
-        job.note = language_note(message.get("text"), lang)
+        job.note = language_note(message.get("text"), lang) or script_note(
+            message.get("text"), lang, engine.phonemize.reads_japanese())
         return job
 
     async def _cleaned(self, req: SynthesizeRequest, lang: str) -> SynthesizeRequest:

@@ -62,8 +62,11 @@ class InstanceLock:
         except FileNotFoundError:
             return False
 
-    def release(self) -> None:
+    def release(self, remove: bool = False) -> None:
         if self._fd is not None:
+            if remove and self.held():  # ours: no lock file left behind
+                with contextlib.suppress(OSError):
+                    self.path.unlink()
             os.close(self._fd)
             self._fd = None
 
@@ -147,6 +150,7 @@ class RuntimeFiles:
 
     def release(self) -> None:
         """Last step of shutdown."""
-        if self.pid.exists() and self.pid.read_text().strip() == str(os.getpid()):
-            self.pid.unlink()
-        self.lock.release()
+        with contextlib.suppress(OSError):
+            if self.pid.exists() and self.pid.read_text().strip() == str(os.getpid()):
+                self.pid.unlink()
+        self.lock.release(remove=True)

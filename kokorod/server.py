@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -22,7 +24,7 @@ from typing import Any
 
 import psutil
 
-from kokorod import __version__, first_run, heap, logs, models
+from kokorod import __version__, extras, first_run, heap, logs, models, progress
 from kokorod import config as config_module
 from kokorod.config import ENGINE_SETTINGS, Config
 from kokorod.connection import Connection
@@ -34,6 +36,99 @@ from kokorod.speech_queue import SpeechQueue
 from kokorod.state import ReloadError, ServerState
 
 log = logging.getLogger(__name__)
+
+
+class HttpError(RuntimeError):
+    """The HTTP front-end cannot start as configured (its port is taken): one line."""
+
+
+def port_holder(port: int) -> str:
+    """' (pid N: command)' of whatever listens on `port`, when psutil can tell."""
+    try:
+        for conn in psutil.net_connections(kind="inet"):
+            if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN:
+                if conn.pid is None:
+                    return ""
+                proc = psutil.Process(conn.pid)
+                command = " ".join(proc.cmdline()) or proc.name()
+                return f" (by pid {conn.pid}: {command[:80]})"
+    except (psutil.Error, OSError):
+        pass
+    return ""
+
+
+def port_in_use(port: int, exc: OSError | None = None) -> str:
+    why = "already in use" if exc is None or exc.errno == errno.EADDRINUSE else str(exc)
+    return (f"HTTP port {port} is {why}{port_holder(port)}; set another KOKORO_HTTP_PORT "
+            "(or http_port in the config file)")
+
+
+def check_port(port: int) -> None:
+    """Before anything is claimed: HttpError if 127.0.0.1:`port` cannot be bound."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise HttpError(port_in_use(port, exc)) from None
+
+
+class HttpFront:
+    """OpenAI's speech API beside the socket (KOKORO_HTTP_PORT): on, off, or why not, and
+    where; turned on, off or moved by a reload."""
+
+    def __init__(self) -> None:
+        self.api: Any = None
+        self.port = 0  # the configured port (0: off)
+        self.error = ""
+
+    def status(self) -> dict[str, Any]:
+        on = self.api is not None
+        return {"on": on, "port": self.port,
+                "url": f"http://127.0.0.1:{self.port}/v1" if on else None,
+                "error": self.error or None}
+
+    async def apply(self, config: Config, requests: Requests, at_start: bool) -> None:
+        """Serve at `config.http_port` (0: not at all). At start a port in use is HttpError
+        (the daemon stops, nothing left behind); on reload it is logged and shown in
+        status while the socket serves on."""
+        port = config.http_port
+        if self.api is not None and port == self.port:
+            self.api.token = config.http_token
+            return
+        if self.api is not None:
+            await self.api.stop()
+            self.api = None
+            log.info("OpenAI speech API on port %d stopped", self.port)
+        self.port, self.error = port, ""
+        if not port:
+            return
+        if not extras.installed("http"):
+            self.error = f"off: {extras.missing('http', f'KOKORO_HTTP_PORT={port}')}"
+            log.warning("%s", self.error)
+            if at_start:
+                progress.note(self.error)
+            return
+        from kokorod.http_api import SpeechAPI  # the http extra: only when it is on
+
+        api = SpeechAPI(requests, config.http_token, config.max_frame_bytes)
+        try:
+            await api.start(port)
+        except OSError as exc:
+            await api.stop()
+            message = port_in_use(port, exc)
+            if at_start:
+                raise HttpError(message) from None
+            self.error = f"off: {message}"
+            log.error("reload: %s", message)
+            return
+        self.api = api
+        log.info("OpenAI speech API on http://127.0.0.1:%d/v1", port)
+
+    async def stop(self) -> None:
+        if self.api is not None:
+            await self.api.stop()
+            self.api = None
 
 
 class Daemon:
@@ -55,13 +150,15 @@ class Daemon:
         self._force = False
         self.files = RuntimeFiles(self.socket_path)
         self._keeper: asyncio.Task[None] | None = None
-        self._http: Any = None  # the OpenAI speech API, when KOKORO_HTTP_PORT is set
+        self.http = HttpFront()  # the OpenAI speech API, when KOKORO_HTTP_PORT is set
         self._conn_tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------ startup
     def prepare(self) -> None:
         """Everything before the event loop: lock, socket probe, engine load."""
         heap.configure()  # before any thread or large buffer exists
+        if self.config.http_port and extras.installed("http"):
+            check_port(self.config.http_port)  # taken: said before anything is claimed
         self.files.claim()
         first_run.ensure_english_voices(self.config)
         self.engine = Engine(self.config)
@@ -75,12 +172,8 @@ class Daemon:
         self.requests = Requests(self.config, self.engine, self.scheduler, self.speech,
                                  self.counters)
         self.state = ServerState(self.version, self.requests, self.status, self.reload)
-        if self.config.http_port:  # before the socket: a live socket means all is served
-            from kokorod.http_api import SpeechAPI  # the http extra: only when it is on
-
-            self._http = SpeechAPI(self.requests, self.config.http_token,
-                                   self.config.max_frame_bytes)
-            await self._http.start(self.config.http_port)
+        # before the socket: a live socket means all is served
+        await self.http.apply(self.config, self.requests, at_start=True)
         await self.files.bind(self._accept)
         self._keeper = asyncio.get_running_loop().create_task(
             self.files.keep(self._accept, self.config.runtime_check_s, self.request_stop),
@@ -156,6 +249,7 @@ class Daemon:
             self.config = self.requests.config = self.scheduler.config = new
             self.speech.device, self.speech.max_queued = new.audio_device, new.max_queued
             self.speech.prebuffer = new.playback_prebuffer
+            await self.http.apply(new, self.requests, at_start=False)  # on, off or moved
             logs.setup(new.verbose_logs)
             self.counters["reloads"] += 1
             log.warning("reloaded settings (reload %d)", self.counters["reloads"])
@@ -188,9 +282,9 @@ class Daemon:
                 break
             await asyncio.sleep(0.05)
         await self.speech.close()
-        if self._http is not None:  # its streams end like the socket's: cancelled, shutdown
+        if self.http.api is not None:  # its streams end like the socket's: cancelled
             self.requests.stop(None, "shutdown")
-            await self._http.stop()
+            await self.http.stop()
         for conn in list(self.connections):
             await conn.close("shutdown")
         if self._conn_tasks:
@@ -222,6 +316,7 @@ class Daemon:
             "refused": self.counters["refused"],
             "errors": self.counters["failed"] + self.counters["refused"],
             "reloads": self.counters["reloads"],
+            "http": self.http.status(),
             "rss_bytes": mem.rss,
             "num_fds": proc.num_fds() if hasattr(proc, "num_fds") else None,
             "num_tasks": len(asyncio.all_tasks()),
@@ -239,11 +334,14 @@ class Daemon:
 def run(config: Config) -> None:
     """`kokorod run`: foreground daemon (uvloop where available)."""
     daemon = Daemon(config)
-    daemon.prepare()
     try:
-        import uvloop
+        daemon.prepare()
+        try:
+            import uvloop
 
-        runner: Any = uvloop.run
-    except ImportError:  # pragma: no cover - uvloop missing on this platform
-        runner = asyncio.run
-    runner(daemon.serve())
+            runner: Any = uvloop.run
+        except ImportError:  # pragma: no cover - uvloop missing on this platform
+            runner = asyncio.run
+        runner(daemon.serve())
+    finally:
+        daemon.files.release()  # a start that failed leaves no pid or lock file behind

@@ -148,6 +148,47 @@ def best(results: list[Result]) -> Result | None:
     return top
 
 
+def progress_line(r: Result) -> str:
+    """One candidate's outcome, said as soon as it is measured."""
+    if r.error:
+        return f"  {r.name}: failed ({r.error})"
+    pace = "keeps up" if r.keeps_up else f"does not keep up: RTF above {MAX_RTF}"
+    return f"  {r.name}: first audio {r.first_audio_ms:.0f} ms, RTF {r.rtf:.3f} ({pace})"
+
+
+def verdict(results: list[Result], winner: Result | None, dry_run: bool) -> str:
+    """What is (or would be) kept, and why, in words."""
+    would = "would keep" if dry_run else "keeps"
+    measured = [r for r in results if not r.error and r.first_audio_ms is not None]
+    if winner is None:
+        if not measured:
+            return "no candidate could be measured; the config is left as it is"
+        fastest = min(measured, key=lambda r: r.rtf or 0.0)
+        return (f"none keeps up (RTF ≤ {MAX_RTF}: audio made faster than it plays) on this "
+                f"machine now — the fastest, {fastest.name}, made audio at RTF {fastest.rtf:.3f}"
+                "; the config is left as it is (a busy machine measures slow: try again "
+                "when it is idle)")
+    need = max(MIN_GAIN, noise(results))
+    configured = [r for r in measured if not r.changes and r.keeps_up]
+    ref = min(configured, key=lambda r: r.first_audio_ms or 0.0) if configured else None
+    if not winner.changes:
+        rivals = [r for r in measured if r.changes and r.keeps_up]
+        if not rivals:
+            return (f"{would} the configured settings: no other candidate keeps up "
+                    f"(RTF ≤ {MAX_RTF})")
+        best_rival = min(rivals, key=lambda r: r.first_audio_ms or 0.0)
+        gain = 1 - (best_rival.first_audio_ms or 0.0) / (winner.first_audio_ms or 1.0)
+        return (f"{would} the configured settings: the fastest change, {best_rival.name}, "
+                f"starts audio {gain:.0%} sooner, and a change must be {need:.0%} sooner "
+                "(more than this machine's noise) to be kept")
+    if ref is None:
+        return (f"{would} {winner.name}: the configured settings do not keep up "
+                f"(RTF ≤ {MAX_RTF}) and it does, with the first audio soonest")
+    gain = 1 - (winner.first_audio_ms or 0.0) / (ref.first_audio_ms or 1.0)
+    return (f"{would} {winner.name}: first audio {winner.first_audio_ms:.0f} ms against "
+            f"{ref.first_audio_ms:.0f} ms as configured ({gain:.0%} sooner; {need:.0%} needed)")
+
+
 def table(results: list[Result], winner: Result | None) -> str:
     rows = [f"{'candidate':<28} {'first audio':>12} {'RTF':>6}  window plan"]
     for r in results:
@@ -178,9 +219,11 @@ def run(args: argparse.Namespace) -> int:
             continue
         print(f"  measuring: {name} …", flush=True)
         results.append(measure(config, name, changes, args.texts))
+        print(progress_line(results[-1]), flush=True)
     if len(results) > 1 and any(not r.changes for r in results):
         print(f"  measuring: {AGAIN} (this machine's noise) …", flush=True)
         results.append(measure(config, AGAIN, {}, args.texts))
+        print(progress_line(results[-1]), flush=True)
     winner = best(results)
     print(table(results, winner))
     spread = noise(results)
@@ -193,8 +236,11 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(report, fh, indent=2)
+    print(verdict(results, winner, args.dry_run))
     if winner is None:
-        print(f"no candidate kept up (RTF ≤ {MAX_RTF}); the config is left as it is")
+        if args.dry_run:
+            print("dry run: nothing written")
+            return 0  # the dry run did what it was asked: measured and said so
         return 1
     chosen = {k: v for k, v in winner.settings.items() if k in TUNED or k == "model_path"}
     print(f"best: {winner.name} → " + ", ".join(f"{k} = {v}" for k, v in chosen.items()))

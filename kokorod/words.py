@@ -25,7 +25,8 @@ from kokorod.segment import Segment
 WORD = re.compile(r"\w+(?:['’]\w+)*")
 # Words and the punctuation that survives cleanup: commas and full stops anchor the
 # alignment inside a run of rewritten words ("the 1990s, 50%").
-_TOKEN = re.compile(r"\w+(?:['’]\w+)*|[,;:.!?]")
+# A clock time ("9:30", "14:30:05") is one word: its colon is no punctuation to anchor on.
+_TOKEN = re.compile(r"\d{1,2}:\d{2}(?::\d{2})?(?![\d:])|\w+(?:['’]\w+)*|[,;:.!?]")
 _STRESS = "ˈˌ"  # espeak puts these where context moves stress: not matched on
 _SPOKEN_SYMBOLS = "#%&@+=<>/\\|~^"  # symbols cleanup may have said in words
 

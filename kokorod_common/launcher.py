@@ -23,6 +23,8 @@ from kokorod_common import paths
 DEFAULT_START_TIMEOUT = 180.0
 # Lines the daemon writes to its log during a first start; echoed to whoever started it.
 PROGRESS_PREFIX = "kokorod first run:"
+# A start's notes for whoever started it (a missing optional part): echoed the same way.
+NOTE_PREFIX = "kokorod note:"
 
 
 class StartError(RuntimeError):
@@ -59,9 +61,13 @@ def instance_lock_held(socket_path: Path) -> bool:
         os.close(fd)
 
 
-def _tail(path: Path, lines: int = 8) -> str:
+def _tail(path: Path, lines: int = 8, since: int = 0) -> str:
+    """The log's last lines, from byte `since` on: what this start wrote, not an older
+    run's lines (ALSA's, a previous failure's)."""
     try:
-        text = path.read_text(errors="replace").strip().splitlines()
+        with path.open("rb") as f:
+            f.seek(since)
+            text = f.read().decode("utf-8", "replace").strip().splitlines()
     except OSError:
         return ""
     return "\n".join(text[-lines:])
@@ -76,6 +82,7 @@ class LogFollower:
             self.offset = paths.log_file().stat().st_size
         except OSError:
             self.offset = 0
+        self.start = self.offset  # where this start's lines begin
         self._partial = b""
 
     def poll(self) -> None:
@@ -89,7 +96,7 @@ class LogFollower:
         *lines, self._partial = (self._partial + data).split(b"\n")
         for line in lines:
             text = line.decode("utf-8", "replace").strip()
-            if text.startswith(PROGRESS_PREFIX):
+            if text.startswith((PROGRESS_PREFIX, NOTE_PREFIX)):
                 self.echo(text)
 
 
@@ -116,6 +123,7 @@ def wait_ready(socket_path: Path, proc: subprocess.Popen[bytes] | None,
                follower: LogFollower | None = None) -> None:
     deadline = time.monotonic() + timeout
     delay = 0.02
+    since = follower.start if follower is not None else 0
     while time.monotonic() < deadline:
         if follower is not None:
             follower.poll()
@@ -127,15 +135,29 @@ def wait_ready(socket_path: Path, proc: subprocess.Popen[bytes] | None,
             if socket_is_live(socket_path):
                 return
             if instance_lock_held(socket_path):
-                # Lost a start race to another daemon that is still loading: wait for it.
+                # Another daemon holds the lock: one still loading (a start race), or one
+                # running whose socket was removed, which it puts back. Wait for it.
                 proc = None
+                if follower is not None:
+                    follower.echo(_waiting_for(socket_path))
                 continue
+            said = _tail(paths.log_file(), since=since)
+            if proc.returncode == 2 and said and "Traceback" not in said:
+                raise StartError(said)  # it said why: just that, as it said it
             raise StartError(f"kokorod exited with status {proc.returncode} during start:\n"
-                             f"{_tail(paths.log_file())}")
+                             f"{said}")
         time.sleep(delay)
         delay = min(delay * 1.5, 0.25)
     raise StartError(f"kokorod did not start within {timeout:.0f}s; log {paths.log_file()}:\n"
-                     f"{_tail(paths.log_file())}")
+                     f"{_tail(paths.log_file(), since=since)}")
+
+
+def _waiting_for(socket_path: Path) -> str:
+    pid = daemon_pid(socket_path)
+    if pid is None:
+        return "kokorod: another kokorod is starting on this socket; waiting for it"
+    return (f"kokorod: the daemon (pid {pid}) is running but its socket {socket_path} was "
+            "removed; waiting for it to put the socket back (KOKORO_RUNTIME_CHECK_S)")
 
 
 def ensure_running(socket_path: Path, timeout: float = DEFAULT_START_TIMEOUT) -> bool:

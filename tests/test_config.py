@@ -96,7 +96,7 @@ def test_control_commands_work_with_a_broken_config(tmp_path: Path) -> None:
                              str(tmp_path / "k.sock")], env=env, capture_output=True, text=True,
                             timeout=60, cwd=REPO)
     assert socket.returncode == 0 and socket.stdout.strip() == str(tmp_path / "k.sock")
-    assert "KOKORO_CHUNK_MS" in socket.stderr and "warning" in socket.stderr
+    assert "KOKORO_CHUNK_MS" in socket.stderr and "configuration error" in socket.stderr
     stop = subprocess.run([sys.executable, "-m", "kokorod", "stop"], env=env,
                           capture_output=True, text=True, timeout=60, cwd=REPO)
     assert stop.returncode == 0

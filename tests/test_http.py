@@ -7,6 +7,9 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import os
+import shutil
+import signal
 import socket
 import threading
 import time
@@ -16,7 +19,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from helpers import DaemonProc, raw_conn, short_tmpdir, start_daemon, stream_audio
+from helpers import (
+    DaemonProc,
+    daemon_env,
+    kokorod_cli,
+    raw_conn,
+    short_tmpdir,
+    start_daemon,
+    stream_audio,
+)
 
 openai = pytest.importorskip("openai")
 pytest.importorskip("aiohttp")
@@ -152,3 +163,149 @@ def test_http_and_socket_clients_share_the_daemon(client: openai.OpenAI,
     for t in threads:
         t.join(300)
     assert len(results) == 6 and all(n > 24_000 for n in results.values()), results
+
+
+def test_kokorod_http_and_status_ask_the_daemon(http_daemon: tuple[DaemonProc, int]) -> None:
+    """The caller's environment has no KOKORO_HTTP_PORT: the daemon says where it is."""
+    daemon, port = http_daemon
+    env = {k: v for k, v in daemon.env.items() if k != "KOKORO_HTTP_PORT"}
+    where = kokorod_cli("http", env=env)
+    assert where.returncode == 0 and where.stdout.strip() == f"http://127.0.0.1:{port}/v1", \
+        where.stdout + where.stderr
+    shown = kokorod_cli("status", env=env)
+    assert f"http         http://127.0.0.1:{port}/v1" in shown.stdout, shown.stdout
+    http = json.loads(kokorod_cli("status", "--json", env=env).stdout)["http"]
+    assert http["on"] is True and http["port"] == port and http["error"] is None
+    assert f"on http://127.0.0.1:{port}/v1" in daemon.log_text()  # the log says so too
+
+
+def test_unknown_routes_and_methods_get_openai_shaped_errors(
+        http_daemon: tuple[DaemonProc, int]) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", http_daemon[1], timeout=30)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    for method, path, status, code in [("GET", "/v1/nothing", 404, "not_found"),
+                                       ("GET", "/v1/audio/speech", 405, "method_not_allowed"),
+                                       ("DELETE", "/v1/models", 405, "method_not_allowed")]:
+        conn.request(method, path, headers=auth)
+        response = conn.getresponse()
+        body = response.read()
+        assert response.status == status, (method, path, body)
+        assert response.getheader("Content-Type", "").startswith("application/json")
+        error = json.loads(body)["error"]
+        assert error["code"] == code and error["type"] == "invalid_request_error"
+        assert path in error["message"]
+    with pytest.raises(openai.NotFoundError) as err:  # as an OpenAI client sees it
+        openai.OpenAI(base_url=f"http://127.0.0.1:{http_daemon[1]}/v2", api_key=TOKEN,
+                      max_retries=0).audio.speech.create(model="tts-1", voice="af_heart",
+                                                         input="Hi.")
+    assert isinstance(err.value.body, dict) and err.value.body.get("code") == "not_found"
+
+
+def test_streamed_mp3_decodes_to_its_full_duration(client: openai.OpenAI,
+                                                   http_daemon: tuple[DaemonProc, int]) -> None:
+    """Decoders reckon a streamed mp3's duration from its frames: all of it is there."""
+    text = ("Streaming should not cost the end of the audio. A decoder reads every frame "
+            "that was sent, and the last sentence is heard to the end.")
+    data = b""
+    with client.audio.speech.with_streaming_response.create(
+            model="tts-1", voice="af_heart", input=text, response_format="mp3",
+            speed=1.2) as response:
+        for part in response.iter_bytes():
+            data += part
+    audio, rate = sf.read(io.BytesIO(data), dtype="float32")
+    sent = stream_audio(http_daemon[0].socket, "mp3-duration", text, voice="af_heart",
+                        speed=1.2)
+    assert rate == 24_000
+    assert abs(audio.size - sent.size) / rate < 0.1, (audio.size / rate, sent.size / rate)
+    info = sf.info(io.BytesIO(data))
+    assert abs(info.duration - sent.size / rate) < 0.1, (info.duration, sent.size / rate)
+    # A player without a Xing header (a browser, a stream) reckons the duration from the
+    # size and the first frame's bitrate: right only when every frame has that bitrate.
+    bitrates, at = [], 0
+    while at + 4 <= len(data):
+        header = data[at:at + 4]
+        assert header[0] == 0xFF and header[1] & 0xE0 == 0xE0, f"no frame at byte {at}"
+        kbps = (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)[header[2] >> 4]
+        size = 72 * kbps * 1000 // 24_000 + ((header[2] >> 1) & 1)  # MPEG-2 layer III
+        assert any(data[at + 4:at + size]), f"a zero-filled frame at byte {at}"
+        bitrates.append(kbps)
+        at += size
+    assert len(set(bitrates)) == 1, sorted(set(bitrates))  # constant bitrate
+    estimate = len(data) * 8 / (bitrates[0] * 1000)
+    assert abs(estimate - sent.size / rate) < 0.1, (estimate, sent.size / rate)
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_a_port_in_use_is_one_line_and_leaves_nothing(data_dir: Path) -> None:
+    run = short_tmpdir("kb")
+    state = short_tmpdir("kbs")
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    try:
+        sock = run / "other.sock"
+        env = daemon_env(sock, data_dir, KOKORO_HTTP_PORT=str(port), XDG_STATE_HOME=str(state))
+        for command in ("run", "start"):
+            result = kokorod_cli(command, env=env)
+            lines = result.stderr.strip().splitlines()
+            assert result.returncode == 2 if command == "run" else result.returncode != 0
+            assert len(lines) == 1, result.stderr
+            assert f"HTTP port {port} is already in use" in lines[0]
+            assert f"pid {os.getpid()}" in lines[0]  # who holds it, as psutil tells
+            assert "Traceback" not in result.stderr
+            assert sorted(p.name for p in run.iterdir()) == [], list(run.iterdir())
+    finally:
+        holder.close()
+        shutil.rmtree(run, ignore_errors=True)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def test_a_reload_starts_moves_and_stops_http(data_dir: Path) -> None:
+    run = short_tmpdir("kl")
+    config = run / "kokorod.toml"
+    config.write_text("")
+    handle = start_daemon(run / "k.sock", data_dir, KOKORO_CONFIG=str(config),
+                          KOKORO_WARMUP="0")
+    env = handle.env
+
+    def reload_to(port: int) -> dict[str, object]:
+        config.write_text(f"http_port = {port}\n")
+        before = status(handle)["reloads"]
+        handle.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while status(handle)["reloads"] == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return status(handle)["http"]  # type: ignore[return-value]
+
+    try:
+        assert kokorod_cli("http", env=env).returncode == 1  # off, and says how
+        first, second = free_port(), free_port()
+        http_on = reload_to(first)
+        assert http_on["url"] == f"http://127.0.0.1:{first}/v1" and listening(first)
+        where = kokorod_cli("http", env=env)
+        assert where.stdout.strip() == f"http://127.0.0.1:{first}/v1"
+        voices = openai.OpenAI(base_url=f"http://127.0.0.1:{first}/v1", api_key="x",
+                               max_retries=0).models.list()
+        assert "tts-1" in [m.id for m in voices.data]
+        moved = reload_to(second)
+        assert moved["url"] == f"http://127.0.0.1:{second}/v1"
+        assert listening(second) and not listening(first)
+        with socket.socket() as taken:  # a reload to a taken port: said, the socket serves on
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            busy = taken.getsockname()[1]
+            failed = reload_to(busy)
+            assert failed["url"] is None and f"HTTP port {busy}" in str(failed["error"])
+            said = kokorod_cli("http", env=env)
+            assert said.returncode == 1 and f"HTTP port {busy}" in said.stdout
+        off = reload_to(0)
+        assert off["url"] is None and off["error"] is None and not listening(second)
+        assert handle.proc.poll() is None
+    finally:
+        handle.stop()
+        shutil.rmtree(run, ignore_errors=True)

@@ -61,6 +61,8 @@ MARKDOWN = [
     ("Intro\n\n```python\nx = load_model(path)\n```",
      "Intro.\nCode: x equals load model path."),
     ("---\n\nAfter the rule", "After the rule."),
+    ("Version **v1.2.3**", "Version one point two point three."),
+    ("Now on version v2 and v1.4.", "Now on version two and version one point four."),
 ]
 
 CODE = [

@@ -293,3 +293,26 @@ def test_the_shared_voice_list_is_the_pinned_one() -> None:
     from kokorod_common.voice_names import V1_VOICES
 
     assert sorted(V1_VOICES) == sorted(VOICE_SHA256) and len(V1_VOICES) == 54
+
+
+def test_a_voice_given_text_it_cannot_read_says_so_on_kokoro_says_stderr(
+        daemon: DaemonProc, tmp_path: Path) -> None:
+    """An English voice on Japanese text names kanji one by one ("Chinese letter …"):
+    the `start` frame's note says which voice reads it, and kokoro-say prints it."""
+    env = {**os.environ, "KOKORO_SOCKET": str(daemon.socket)}
+    said = subprocess.run([sys.executable, "-m", "kokorod_client.say", "--no-autostart",
+                           "-v", "af_heart", "-o", str(tmp_path / "x.wav"),
+                           "こんにちは。今日は良い天気ですね。"], env=env, capture_output=True,
+                          text=True, timeout=180)
+    assert said.returncode == 0, said.stderr
+    notes = [line for line in said.stderr.splitlines() if "Japanese" in line]
+    assert len(notes) == 1 and "-v jf_alpha" in notes[0], said.stderr
+    with raw_conn(daemon.socket) as conn:  # a Japanese voice on it: nothing to say
+        conn.send({"op": "synthesize", "id": 1, "voice": "jf_alpha", "text": "今日は良い天気。"})
+        frames = conn.until_final(1)
+    assert frames[0]["op"] == "start" and "note" not in frames[0], frames[0]
+    with raw_conn(daemon.socket) as conn:  # English with one kanji in it: no note either
+        conn.send({"op": "synthesize", "id": 2, "voice": "af_heart",
+                   "text": "The sign for mountain is 山, which looks like one."})
+        frames = conn.until_final(2)
+    assert "note" not in frames[0], frames[0]

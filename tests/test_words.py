@@ -198,6 +198,19 @@ def test_a_later_sentence_cut_at_a_clause_marks_each_word_once(daemon: DaemonPro
     assert samples == sorted(set(samples))
 
 
+def test_a_clock_time_is_one_written_word(daemon: DaemonProc) -> None:
+    """"9:30 pm" is said "nine thirty P M": every spoken word points at the whole time,
+    never at "9", ":" or "30" alone (the colon held a quarter second of its own)."""
+    text = "It starts at 9:30 pm and ends at 10:15."
+    assert [w for w, _ in segment_spans(text, "plain")][3:7] == ["nine", "thirty", "P", "M"]
+    frames = word_stream(daemon, text)
+    words = [(f["text"], tuple(f["span"])) for f in frames
+             if f["op"] == "mark" and f.get("kind") == "word"]
+    texts = [w for w, _ in words]
+    assert ":" not in texts and "9" not in texts and "30" not in texts, words
+    assert texts[3:] == ["9:30 pm"] * 4 + ["and", "ends", "at"] + ["10:15"] * 2, words
+
+
 def test_japanese_gets_a_mark_per_run_of_text(daemon: DaemonProc) -> None:
     text = "こんにちは、世界。今日は いい天気ですね。"
     words = [f for f in word_stream(daemon, text, voice="jf_alpha")

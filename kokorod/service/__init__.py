@@ -19,7 +19,7 @@ from kokorod.service.launchd import LaunchdManager
 from kokorod.service.systemd import SystemdManager
 
 __all__ = ["LaunchdManager", "Manager", "NoServiceManager", "ServiceError", "SystemdManager",
-           "detect"]
+           "detect", "for_platform"]
 
 
 def detect(platform: str | None = None, runner: Runner = run_command,
@@ -43,6 +43,16 @@ def detect(platform: str | None = None, runner: Runner = run_command,
             "systemctl was not found"
         return NoServiceManager(why)
     return NoServiceManager(f"no supported service manager on {platform}")
+
+
+def for_platform(platform: str | None = None, home: Path | None = None) -> Manager | None:
+    """The manager this platform uses, whether or not it runs here (for a preview)."""
+    platform = platform or sys.platform
+    if platform == "darwin":
+        return LaunchdManager(home=home)
+    if platform.startswith("linux"):
+        return SystemdManager(home=home)
+    return None
 
 
 def user_env(config: Config, environ: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -66,6 +66,10 @@ class Manager:
     def install(self, env: dict[str, str]) -> Path:
         raise NotImplementedError
 
+    def preview(self, env: dict[str, str]) -> tuple[str, list[list[str]]]:
+        """What `install` would write to `path`, and the commands it would then run."""
+        raise NotImplementedError
+
     def uninstall(self) -> Path:
         raise NotImplementedError
 

@@ -93,6 +93,10 @@ class LaunchdManager(Manager):
         self._bootstrap()
         return self.path
 
+    def preview(self, env: dict[str, str]) -> tuple[str, list[list[str]]]:
+        return plist_bytes(self.home, env).decode(), [
+            ["launchctl", "bootstrap", self.domain, str(self.path)]]
+
     def _loaded(self) -> bool:
         return self.run("launchctl", "print", self.target, check=False).returncode == 0
 

@@ -62,6 +62,10 @@ class SystemdManager(Manager):
         self.systemctl("enable", "--now", UNIT)
         return self.path
 
+    def preview(self, env: dict[str, str]) -> tuple[str, list[list[str]]]:
+        return unit_text(env), [["systemctl", "--user", "daemon-reload"],
+                                ["systemctl", "--user", "enable", "--now", UNIT]]
+
     def uninstall(self) -> Path:
         self.systemctl("disable", "--now", UNIT, check=False)
         self.path.unlink(missing_ok=True)

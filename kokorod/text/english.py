@@ -136,7 +136,8 @@ class EnglishNormalizer:
             (_units_re(), self._unit),
             (re.compile(rf"{_B}(\d+)(st|nd|rd|th)\b", re.I),
              lambda m: n.ordinal(m.group(1), b)),
-            (re.compile(r"\b[vV](\d+(?:\.\d+)+|\d+)\b"), self._version),
+            # "Version v1.2.3": one "version" (the written word kept, its case too)
+            (re.compile(r"\b(?:([Vv]ersion)\s+)?[vV](\d+(?:\.\d+)+|\d+)\b"), self._version),
             (re.compile(r"\b(\d+)\.(\d+)\.(\d+)(?:\.(\d+))?\b"),
              lambda m: " point ".join(n.cardinal(g, b) for g in m.groups() if g is not None)),
             (re.compile(r"(?:#|\bNo\.\s?)(\d+)\b"),
@@ -237,8 +238,9 @@ class EnglishNormalizer:
         return ", ".join(n.digits(g) for g in groups)
 
     def _version(self, m: re.Match[str]) -> str:
-        parts = m.group(1).split(".")
-        return "version " + " point ".join(n.cardinal(p, self.british) for p in parts)
+        parts = m.group(2).split(".")
+        word = m.group(1) or "version"
+        return f"{word} " + " point ".join(n.cardinal(p, self.british) for p in parts)
 
     @staticmethod
     def _decade(m: re.Match[str]) -> str:

@@ -1,0 +1,142 @@
+"""README's first command, exactly as written, against the system Python where that Python
+is externally managed (PEP 668: Debian's, Homebrew's): it must install and speak."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import (
+    REPO,
+    STEADY_SCHEDULE,
+    DaemonProc,
+    alsa_home,
+    read_alsa_capture,
+    short_tmpdir,
+    without_silence,
+)
+
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+
+
+def first_command() -> str:
+    """The first line of the first ```sh block in README.md."""
+    readme = (REPO / "README.md").read_text()
+    block = re.search(r"```sh\n(.*?)```", readme, re.S)
+    assert block, "README.md has no ```sh block"
+    lines = [line for line in block.group(1).splitlines() if line.strip()]
+    assert len(lines) == 1, f"README's first command is not one line: {lines}"
+    return lines[0]
+
+
+def externally_managed(python: Path) -> str:
+    """'' when `python` is externally managed and can make a venv, else why not."""
+    if not python.exists():
+        return f"no {python} here"
+    probe = subprocess.run(
+        [str(python), "-c", "import ensurepip, os, sysconfig; print(os.path.exists("
+         "os.path.join(sysconfig.get_path('stdlib'), 'EXTERNALLY-MANAGED')))"],
+        capture_output=True, text=True, timeout=60)
+    if probe.returncode != 0:
+        return f"{python} cannot make a venv (no ensurepip: python3-venv missing)"
+    if probe.stdout.strip() != "True":
+        return f"{python} is not externally managed (PEP 668)"
+    return ""
+
+
+def test_the_first_command_is_one_line_with_a_venv() -> None:
+    line = first_command()
+    assert "python3 -m venv" in line and "pip install -e ." in line
+    assert "python3 -m pip install" not in line  # refused by an externally managed Python
+    assert "kokoro-say" in line
+
+
+@dataclass
+class Install:
+    """What README's first line left: its venv, the environment it ran in, its output."""
+
+    venv: Path
+    env: dict[str, str]
+    done: subprocess.CompletedProcess[str]
+    capture: Path
+    run: Path
+
+    def cli(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        command = [str(self.venv / "bin" / args[0]), *args[1:]]
+        return subprocess.run(command, cwd=self.run, env={**self.env, **env},
+                              capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def install(data_dir: Path, daemon: DaemonProc) -> Iterator[Install]:
+    """README's first line run once, with `python3` being the system Python, in a fresh HOME
+    whose ALSA default device writes what it plays to a file. (`daemon`: the session's
+    first start has put the v1.0 voices into `data_dir`, which this run shares.)"""
+    why = externally_managed(SYSTEM_PYTHON)
+    if why:
+        pytest.skip(why)
+    line = first_command()
+    run = short_tmpdir("kv")
+    home, capture = alsa_home(run)
+    bin_dir = run / "bin"  # `python3` is the system Python, whatever else is on PATH
+    bin_dir.mkdir()
+    (bin_dir / "python3").symlink_to(SYSTEM_PYTHON)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("KOKORO_", "PYTHON", "VIRTUAL_ENV", "PYENV", "XDG_"))}
+    env.update(HOME=str(home), PATH=f"{bin_dir}:/usr/bin:/bin", KOKORO_SOCKET=str(run / "k.sock"),
+               KOKORO_DATA_DIR=str(data_dir), KOKORO_CONFIG=str(run / "none.toml"),
+               KOKORO_WINDOW_SCHEDULE=STEADY_SCHEDULE, KOKORO_OFFLINE="1")
+    try:
+        done = subprocess.run(["bash", "-c", line], cwd=REPO, env=env, capture_output=True,
+                              text=True, timeout=600)
+        yield Install(home / ".local/share/kokorod/venv", env, done, capture, run)
+    finally:
+        subprocess.run([sys.executable, "-m", "kokorod", "stop"], cwd=REPO, timeout=60,
+                       env={**env, "PATH": os.environ["PATH"]}, capture_output=True)
+        shutil.rmtree(run, ignore_errors=True)
+
+
+def test_readmes_first_command_speaks_on_an_externally_managed_python(
+        install: Install) -> None:
+    done = install.done
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Traceback" not in done.stderr, done.stderr
+    assert "externally-managed-environment" not in done.stderr
+    assert (install.venv / "bin/kokorod").exists()
+    speech = without_silence(read_alsa_capture(install.capture))  # the sentence: ~3.5 s
+    assert speech.size > 2 * 24_000, speech.size
+    assert float(np.sqrt(np.mean(speech ** 2))) > 0.02
+
+
+def test_without_the_ja_extra_kokoro_say_says_how_to_read_japanese(install: Install) -> None:
+    """That install has no extras: Japanese read by espeak-ng, and kokoro-say says so."""
+    assert install.cli("python", "-c", "import pyopenjtalk").returncode != 0
+    said = install.cli("kokoro-say", "-v", "jf_alpha", "-o", "ja.wav",
+                       "こんにちは。今日は良い天気ですね。")
+    assert said.returncode == 0, said.stderr
+    assert "pip install 'kokorod[ja]'" in said.stderr and "restart the daemon" in said.stderr
+    assert said.stderr.count("kokorod[ja]") == 1 and "Traceback" not in said.stderr
+
+
+def test_without_the_http_extra_the_http_port_is_one_line(install: Install) -> None:
+    assert install.cli("python", "-c", "import aiohttp").returncode != 0
+    install.cli("kokorod", "stop")
+    port = "18899"
+    started = install.cli("kokorod", "start", KOKORO_HTTP_PORT=port)
+    assert started.returncode == 0, started.stderr
+    lines = started.stderr.strip().splitlines()
+    assert [line for line in lines if "http" in line.lower()] == [lines[-1]], started.stderr
+    assert f"KOKORO_HTTP_PORT={port}" in lines[-1] and "pip install 'kokorod[http]'" in lines[-1]
+    assert "Traceback" not in started.stderr
+    where = install.cli("kokorod", "http")  # this caller has no KOKORO_HTTP_PORT
+    assert where.returncode == 1 and "pip install 'kokorod[http]'" in where.stdout
+    said = install.cli("kokoro-say", "-o", "still.wav", "Still speaking.", KOKORO_HTTP_PORT=port)
+    assert said.returncode == 0 and (install.run / "still.wav").stat().st_size > 10_000
