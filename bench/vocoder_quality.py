@@ -40,8 +40,8 @@ from kokorod.config import load  # noqa: E402
 from kokorod.engine import Engine  # noqa: E402
 from kokorod.segment import Segment  # noqa: E402
 from kokorod.vocoder import SAMPLES_PER_FRAME, Prepared  # noqa: E402
-from kokorod.windows import MIN_TAIL_FRAMES  # noqa: E402
 
+OWN_TAIL = 80  # before the statistics: a batch's last window spanned this many frames
 VOICES = ["af_heart", "bm_george", "am_michael", "bf_emma", "af_bella", "am_adam",
           "af_heart:0.5,bm_george:0.5", "bf_emma:0.7,am_michael:0.3"]
 SIZES = [16, 24, 32, 48, 80]
@@ -98,7 +98,7 @@ def measure(engine: Engine, voice: str, text: str, sizes: list[int], asr: bool,
     table = p.norms
     whole = engine.vocoder.whole(dataclasses.replace(p))[p.origin * SAMPLES_PER_FRAME:]
     modes: list[tuple[str, int, dict[str, Any] | None, int]] = [
-        ("own", MIN_TAIL_FRAMES, None, MIN_TAIL_FRAMES), ("own", 32, None, MIN_TAIL_FRAMES),
+        ("own", OWN_TAIL, None, OWN_TAIL), ("own", 32, None, OWN_TAIL),
         ("oracle", 16, oracle(engine, dataclasses.replace(p)), 0)]
     if table is not None:
         modes += [("table", size, table, 0) for size in sizes]

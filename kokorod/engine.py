@@ -23,19 +23,17 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
-from kokoro_onnx.chunker import split_phonemes
-from kokoro_onnx.config import MAX_PHONEME_LENGTH
 from kokoro_onnx.tokenizer import Tokenizer
 from kokoro_onnx.trim import trim as trim_silence
 
-from kokorod import calibrate, headroom, heap, models, norm_graph, norm_stats, providers, voices
+from kokorod import calibrate, headroom, heap, models, norm_stats, providers, voices
 from kokorod.config import Config
 from kokorod.phonemes import Phonemizer, spoken_tokens
 from kokorod.segment import Segment
 from kokorod.vocoder import Audio, Prepared, Vocoder, cut_model
 from kokorod.voices import VoiceTable
 from kokorod.windows import LEAD_FRAMES, Schedule, Windows
-from kokorod.words import WordTime, batch_words, shared_out, word_spans
+from kokorod.words import WordTime, read_batches, shared_out, word_spans
 from kokorod_common.protocol import SAMPLE_RATE, ProtocolError
 from kokorod_common.voice_names import DEFAULT_VOICE, describe
 
@@ -212,16 +210,7 @@ class Engine:
 
     def _read(self, text: str, lang: str, words: bool,
               skip_words: int = 0) -> tuple[list[str], list[list[tuple[int, int, int]]]]:
-        """The batches of `text`'s reading and (`words`) each batch's words, numbered
-        from `skip_words` (the words of a head read before `text`)."""
-        phonemes = self.phonemize(text, lang)
-        batches = split_phonemes(phonemes, MAX_PHONEME_LENGTH) if phonemes else []
-        if not (words and batches):
-            return batches, [[] for _ in batches]
-        spans = word_spans(text)
-        readings = self.phonemize.each([text[s:e] for s, e in spans], lang)
-        found = batch_words(phonemes, batches, readings)
-        return batches, [[(w + skip_words, a, b) for w, a, b in ws] for ws in found]
+        return read_batches(self.phonemize, text, lang, words, skip_words)
 
     # ------------------------------------------------------------ the two strategies
     def _pieces(self, segment: Segment, voice: Audio, speed: float, lang: str,
@@ -310,34 +299,18 @@ class Engine:
     def _norm_feed(self, voice: Audio, frames: int) -> dict[str, Any] | None:
         """The generator's norm inputs for a batch of `frames` in `voice` (None: the voice
         has no table, or the model's norms cannot be fed: each window uses its own)."""
-        if self.norms is None:
-            return None
-        parts = self.voices.parts_of(voice)
-        table = self.norms.for_parts(parts) if parts else None
-        if table is None:
-            return None
-        mean, var = table.predict(frames)
-        feed: dict[str, Any] = {norm_graph.OWN: np.array(0.0, np.float32)}
-        for k, (m, v) in enumerate(zip(self.norms.split(mean), self.norms.split(var),
-                                       strict=True)):
-            feed[norm_graph.mean_input(k)] = m
-            feed[norm_graph.var_input(k)] = v
-        return feed
+        parts = self.voices.parts_of(voice) if self.norms is not None else None
+        return self.norms.feed(parts, frames) if self.norms is not None and parts else None
 
     def build_norms(self, voice: str, texts: tuple[str, ...] = norm_stats.FIT_TEXTS
                     ) -> norm_stats.VoiceNorms:
-        """Fit `voice`'s norm table from `texts` vocoded whole, and keep it (tools: tune,
-        the bench; never on a request's path: ~1 s of generator per text)."""
+        """Fit `voice`'s norm table and keep it (`kokorod model norms`; never on a
+        request's path: ~1 s of generator per text)."""
         assert self.vocoder is not None and self.norms is not None
         vocoder, style = self.vocoder, self.voice_style(voice)
         lang = self.lang_for(voice, texts[0], None)
-
-        def measure(text: str) -> tuple[int, Any, Any]:
-            p = self.prepare(Segment(text, 0.0, 0), style, 1.0, lang)[0]
-            _, mean, var = self._guarded(f"{voice} statistics", vocoder.whole_norms, p)
-            return p.frames, mean, var
-
-        table = norm_stats.build(texts, measure)
+        table = norm_stats.build(texts, lambda text: vocoder.batch_norms(
+            self.prepare(Segment(text, 0.0, 0), style, 1.0, lang)[0]))
         self.norms.add(self.voices.canonical(voice), table)
         return table
 
@@ -439,27 +412,6 @@ class Engine:
         return [describe(name) for name in self.voices.names()]
 
     def status(self) -> dict[str, Any]:
-        s = self.stats
-        return {
-            "model_path": str(self.files.model),
-            "voices_path": str(self.files.voices),
-            "default_voice": self.default_voice,
-            "model_sha256": self.files.sha256,
-            "model_verified": self.files.verified,
-            "model_embedded": self.files.embedded,
-            "provider": self.provider.provider,
-            "provider_reason": self.provider.reason,
-            "threads": providers.thread_count(self.config),
-            "onnxruntime": ort.__version__,
-            "warmup_seconds": round(self.warmup_seconds, 3),
-            "streaming_vocoder": self.streaming,
-            "window_schedule": self.schedule.status() if self.streaming else None,
-            "segments": s.segments,
-            "audio_seconds": round(s.audio_seconds, 3),
-            "busy_seconds": round(s.busy_seconds, 3),
-            "rtf": round(s.busy_seconds / s.audio_seconds, 3) if s.audio_seconds else None,
-            "failures": s.failures,
-            "interrupted": s.interrupted,
-            "rebuilds": s.rebuilds,
-            "last_error": s.last_error,
-        }
+        from kokorod.engine_status import describe_engine
+
+        return describe_engine(self)

@@ -22,10 +22,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from kokorod import norm_graph
 from kokorod_common import atomic, paths
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,9 @@ FIT_TEXTS = (
     "to the higher pastures until the water went down.",
 )
 MIN_VARIANCE = 1e-6
+# Shorter batches are predicted as this long: the fit's 1/frames term is not extrapolated
+# far below the shortest fitting text (~60 frames).
+MIN_FRAMES = 32
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,7 @@ class VoiceNorms:
 
     def predict(self, frames: int) -> tuple[Floats, Floats]:
         """Per channel, the mean and variance a batch of `frames` frames would have."""
-        inv = 1.0 / max(1, frames)
+        inv = 1.0 / max(MIN_FRAMES, frames)
         mean = self.fit[0] + self.fit[1] * inv
         square = self.fit[2] + self.fit[3] * inv
         return mean, np.maximum(square - mean * mean, MIN_VARIANCE)
@@ -131,6 +136,19 @@ class NormTables:
         if len(found) == 1:
             return found[0][0]
         return VoiceNorms.mixed([(n, w) for n, w in found if n is not None])
+
+    def feed(self, parts: Sequence[tuple[str, float]], frames: int) -> dict[str, Any] | None:
+        """The generator's norm inputs for a batch of `frames` in a voice or blend (None:
+        a voice of it has no table)."""
+        table = self.for_parts(parts)
+        if table is None:
+            return None
+        mean, var = table.predict(frames)
+        out: dict[str, Any] = {norm_graph.OWN: np.array(0.0, np.float32)}
+        for k, (m, v) in enumerate(zip(self.split(mean), self.split(var), strict=True)):
+            out[norm_graph.mean_input(k)] = m
+            out[norm_graph.var_input(k)] = v
+        return out
 
     def split(self, values: Floats) -> list[Floats]:
         """A (channels,) vector as one (1, C, 1) array per norm."""

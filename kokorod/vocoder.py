@@ -280,6 +280,12 @@ class Vocoder:
         out = self._gen({FEATURES: p.features, STYLE: p.style, HARMONICS: harmonics}, None)[0]
         return np.asarray(out, dtype=np.float32).ravel()
 
+    def batch_norms(self, p: Prepared) -> tuple[int, NDArray[np.float32],
+                                                NDArray[np.float32]]:
+        """A batch's frames and its norms' statistics vocoded whole (a table's data)."""
+        _, mean, var = self.whole_norms(p)
+        return p.frames, mean, var
+
     def whole_norms(self, p: Prepared) -> tuple[Audio, NDArray[np.float32],
                                                  NDArray[np.float32]]:
         """The whole batch's audio and its norms' own statistics (per channel, every norm's

@@ -19,6 +19,7 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
+from typing import Any
 
 from kokorod.segment import Segment
 
@@ -277,3 +278,20 @@ def shared_out(segment: Segment, samples: int) -> list[WordTime]:
               if s >= rest_at]
     return [WordTime(k, at, max(1, (starts[i + 1][1] if i + 1 < len(starts) else samples) - at))
             for i, (k, at) in enumerate(starts)]
+
+
+def read_batches(phonemize: Any, text: str, lang: str, words: bool, skip_words: int = 0
+                 ) -> tuple[list[str], list[list[tuple[int, int, int]]]]:
+    """The batches of `text`'s reading (`phonemize`: phonemes.Phonemizer) and (`words`)
+    each batch's words, numbered from `skip_words` (the words of a head read before)."""
+    from kokoro_onnx.chunker import split_phonemes
+    from kokoro_onnx.config import MAX_PHONEME_LENGTH
+
+    phonemes = phonemize(text, lang)
+    batches = split_phonemes(phonemes, MAX_PHONEME_LENGTH) if phonemes else []
+    if not (words and batches):
+        return batches, [[] for _ in batches]
+    spans = word_spans(text)
+    readings = phonemize.each([text[s:e] for s, e in spans], lang)
+    found = batch_words(phonemes, batches, readings)
+    return batches, [[(w + skip_words, a, b) for w, a, b in ws] for ws in found]

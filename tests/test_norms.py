@@ -1,0 +1,153 @@
+"""The generator's norms fed from outside: tables fitted, kept, mixed for blends, and windows
+of any size that sound like the batch vocoded whole (log-spectral distance in dB over
+speech, the scale of bench/vocoder_quality.py; the level where the whole is silent)."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from kokorod import norm_graph, norm_stats
+from kokorod.engine import Engine
+from kokorod.segment import Segment
+from kokorod.vocoder import SAMPLES_PER_FRAME, Prepared
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from metrics import lsd_db, silence_dbfs
+
+TEXTS = [
+    "The quick brown fox jumps over the lazy dog, then it runs far away into the forest.",
+    "Please hold the door.",
+]
+
+
+def _prepared(engine: Engine, text: str, voice: str | None = None) -> Prepared:
+    return engine.prepare(Segment(text, 0.0, 0), engine.voice_style(voice), 1.0, "en-us")[0]
+
+
+def _windowed(engine: Engine, p: Prepared, size: int,
+              norms: dict[str, Any] | None) -> np.ndarray:
+    q = dataclasses.replace(p, next=p.origin, fade_tail=None, peak_rms=0.0, norms=norms)
+    assert engine.vocoder is not None
+    pieces = []
+    while not q.done:
+        pieces.append(engine.vocoder.window(q, size, trim=False))
+    return np.concatenate(pieces)
+
+
+def _whole(engine: Engine, p: Prepared) -> np.ndarray:
+    assert engine.vocoder is not None
+    return engine.vocoder.whole(dataclasses.replace(p))[p.origin * SAMPLES_PER_FRAME:]
+
+
+def test_every_installed_english_voice_has_its_statistics(engine: Engine) -> None:
+    assert engine.norms is not None and len(engine.vocoder.norm_channels) == 44
+    missing = [v for v in engine.voices.names() if not engine.norms.has(v)]
+    assert not missing, f"no statistics shipped for {missing}"
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_windows_of_any_size_sound_like_the_whole(engine: Engine, text: str) -> None:
+    """With the predicted statistics, 16-frame windows are as close to the whole as
+    80-frame ones, far closer than windows normalised by their own, and as quiet where
+    the whole is silent."""
+    p = _prepared(engine, text)
+    assert p.norms is not None
+    whole = _whole(engine, p)
+    fed = {size: _windowed(engine, p, size, p.norms) for size in (16, 80)}
+    own16 = _windowed(engine, p, 16, None)
+    for audio in fed.values():
+        assert audio.size == whole.size
+        assert lsd_db(audio, whole) < 6.5
+        assert silence_dbfs(audio, whole) < silence_dbfs(whole, whole) + 4
+    assert abs(lsd_db(fed[16], whole) - lsd_db(fed[80], whole)) < 1.0
+    assert lsd_db(own16, whole) > lsd_db(fed[16], whole) + 2.0
+
+
+def test_the_oracles_statistics_bound_the_prediction(engine: Engine) -> None:
+    """Fed the whole batch's own statistics, a 16-frame window comes closest: the table's
+    prediction is measured against that."""
+    assert engine.vocoder is not None and engine.norms is not None
+    p = _prepared(engine, TEXTS[0])
+    whole = _whole(engine, p)
+    _, mean, var = engine.vocoder.whole_norms(dataclasses.replace(p))
+    oracle: dict[str, Any] = {norm_graph.OWN: np.array(0.0, np.float32)}
+    for k, (m, v) in enumerate(zip(engine.norms.split(mean), engine.norms.split(var),
+                                   strict=True)):
+        oracle[norm_graph.mean_input(k)], oracle[norm_graph.var_input(k)] = m, v
+    best = lsd_db(_windowed(engine, p, 16, oracle), whole)
+    predicted = lsd_db(_windowed(engine, p, 16, p.norms), whole)
+    assert best < predicted < best + 2.5
+
+
+def test_a_blend_uses_its_voices_tables_mixed(engine: Engine) -> None:
+    assert engine.norms is not None
+    p = _prepared(engine, TEXTS[1], "af_heart:0.6,bm_george:0.4")
+    assert p.norms is not None
+    a, b = engine.norms.voices["af_heart"], engine.norms.voices["bm_george"]
+    mixed = norm_stats.VoiceNorms.mixed([(a, 0.6), (b, 0.4)]).predict(p.frames)
+    np.testing.assert_allclose(p.norms[norm_graph.mean_input(0)].ravel(),
+                               mixed[0][:engine.norms.channels[0]], rtol=1e-5)
+    assert lsd_db(_windowed(engine, p, 16, p.norms), _whole(engine, p)) < 6.5
+
+
+def test_a_voice_without_statistics_is_vocoded_a_batch_at_a_time(engine: Engine) -> None:
+    """No table: a window would be normalised by its own statistics, so the engine runs
+    the batch at once (one piece per batch), sounding like the whole model."""
+    assert engine.norms is not None
+    kept = engine.norms.voices.pop("af_sky")
+    try:
+        pieces = _steps(engine, "af_sky")
+        assert len(pieces) == 1 and pieces[0].size > SAMPLES_PER_FRAME * 100
+    finally:
+        engine.norms.voices["af_sky"] = kept
+    windowed = _steps(engine, "af_sky")
+    assert len(windowed) > 1
+
+
+def _steps(engine: Engine, voice: str) -> list[np.ndarray]:
+    """A segment's pieces, one per step, on the engine's plan."""
+    from kokorod.windows import Windows
+
+    audio = engine.begin(Segment(TEXTS[0], 0.0, 0), engine.voice_style(voice), 1.0, "en-us",
+                         Windows(engine.schedule))
+    pieces = []
+    while (piece := audio.step()) is not None:
+        pieces.append(piece)
+    return pieces
+
+
+def test_a_fit_recovers_the_line_it_was_made_from() -> None:
+    rng = np.random.default_rng(0)
+    a_m, b_m = rng.normal(size=5), rng.normal(size=5) * 30
+    var = np.abs(rng.normal(size=5)) + 0.5
+    frames = [40, 90, 200, 500]
+    means = [a_m + b_m / t for t in frames]
+    table = norm_stats.VoiceNorms.fitted(frames, means, [var] * 4)
+    for t in frames:
+        mean, variance = table.predict(t)
+        np.testing.assert_allclose(mean, a_m + b_m / t, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(variance, var, rtol=1e-3, atol=1e-3)
+
+
+def test_a_fitted_table_is_kept_and_found_again(engine: Engine, store: Path) -> None:
+    """`build_norms` fits from texts vocoded whole and keeps the table in the data dir,
+    where a new engine's tables find it (atomically rewritten, all of a model's voices in
+    one file)."""
+    assert engine.norms is not None
+    before = engine.norms.voices.get("am_adam")
+    try:
+        table = engine.build_norms("am_adam", texts=("One two three.", "Four five six seven "
+                                                     "eight nine ten eleven twelve."))
+        assert table.fit.shape == (4, engine.norms.total) and np.isfinite(table.fit).all()
+        again = norm_stats.NormTables(engine.files.sha256, engine.norms.channels)
+        np.testing.assert_array_equal(again.voices["am_adam"].fit, table.fit)
+        assert list(store.rglob("*.npz"))
+    finally:
+        if before is not None:
+            engine.norms.voices["am_adam"] = before
