@@ -177,10 +177,11 @@ def test_a_device_that_stops_calling_back_is_reported_stalled() -> None:
     assert not player.stalled(5.0)
 
 
-def test_stream_settings_match_the_jitter_buffer_on_macos() -> None:
+def test_stream_settings_match_the_jitter_buffer() -> None:
     mac = stream_settings("darwin")
     assert mac["latency"] >= 0.02 and mac["blocksize"] >= 512  # not CoreAudio's 64 frames
-    assert stream_settings("linux") == {"latency": "low", "blocksize": 0}  # unchanged
+    # not PulseAudio's 8.7 ms "low" either: a callback that late is heard (test_clocked_sink)
+    assert stream_settings("linux")["latency"] >= 0.02
 
 
 def test_devices_are_enumerated_afresh_before_each_utterance_on_macos() -> None:
