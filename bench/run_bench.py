@@ -32,6 +32,7 @@ import anchors  # noqa: E402
 import machine  # noqa: E402
 import texts  # noqa: E402
 from metrics import gaps, simulate_playback, summary  # noqa: E402
+from pulse_sink import PulseSink, PulseUnavailable  # noqa: E402
 
 from kokorod_client import Client  # noqa: E402
 from kokorod_common.launcher import socket_is_live  # noqa: E402
@@ -195,10 +196,11 @@ def checkout_commit(checkout: Path) -> str:
 
 
 def say_end_to_end(socket: Path, text: str, args: argparse.Namespace,
-                   home: Path, checkout: Path = REPO) -> dict[str, Any]:
+                   sink_env: dict[str, str], checkout: Path = REPO) -> dict[str, Any]:
     """kokoro-say process start → first sample handed to the audio device; the client
-    code is `checkout`'s (its directory comes first on the path of `-m`)."""
-    env = dict(os.environ, KOKORO_SOCKET=str(socket), HOME=str(home))
+    code is `checkout`'s (its directory comes first on the path of `-m`). Its underruns
+    are its player's own count, at the device `sink_env` gives it."""
+    env = dict(os.environ, KOKORO_SOCKET=str(socket), **sink_env)
     t0 = time.time()
     out = subprocess.run([args.say_python, "-m", "kokorod_client.say", "--no-autostart",
                           "--json-stats", "--prebuffer", str(args.prebuffer), text],
@@ -208,16 +210,53 @@ def say_end_to_end(socket: Path, text: str, args: argparse.Namespace,
     except (IndexError, json.JSONDecodeError):
         return {"error": out.stderr.strip()[-300:]}
     first = stats.get("first_sound_unix")
+    play = stats.get("playback") or {}
     # The daemon's own share of this same request: request received → first chunk out.
     daemon_s = ((stats.get("end") or {}).get("timings") or {}).get("first_chunk_ms")
     e2e = first - t0 if first else None
     return {"e2e_first_sound_s": e2e,
             "client_share_s": e2e - daemon_s / 1000 if e2e and daemon_s is not None else None,
-            "underruns": (stats.get("playback") or {}).get("underruns"),
+            "underruns": play.get("underruns"),
+            "underrun_s": play.get("underrun_seconds"),
+            "underrun_at_s": play.get("underrun_at_s"),
+            "device_underflows": play.get("device_underflows"),
+            "audio_s": play.get("audio_seconds"),
+            # process start → exit: at a clocked sink at least the audio's length
+            "wall_s": time.time() - t0,
             "played": first is not None}
 
 
-SAY_KEYS = ("e2e_first_sound_s", "client_share_s")
+SAY_KEYS = ("e2e_first_sound_s", "client_share_s", "underruns", "device_underflows")
+
+SINKS = {"pulse": "PulseAudio null sink (clocked: plays in real time)",
+         "file": "ALSA file plugin over null (no clock: underrun counts are artefacts)"}
+
+
+class SayOutput:
+    """Where kokoro-say plays for --stream: `--sink pulse` (default), a private PulseAudio
+    null sink, which keeps time like a sound card; `--sink file`, ALSA's file plugin, which
+    takes audio as fast as it comes (its callbacks spin, take a core from the daemon, and
+    make the player count underruns no listener would hear)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.pulse: PulseSink | None = None
+        self.home: Path | None = None
+        if kind == "pulse":
+            self.pulse = PulseSink()
+            self.env = self.pulse.env
+        else:
+            self.home = alsa_home()
+            self.env = {"HOME": str(self.home)}
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "what": SINKS[self.kind]}
+
+    def close(self) -> None:
+        if self.pulse is not None:
+            self.pulse.stop()
+        if self.home is not None:
+            shutil.rmtree(self.home, ignore_errors=True)
 
 
 def bench_say(daemon: BenchDaemon, args: argparse.Namespace,
@@ -225,7 +264,7 @@ def bench_say(daemon: BenchDaemon, args: argparse.Namespace,
     """kokoro-say end to end, one process per text. With --say-also, another checkout's
     client runs each text too, in turn (order alternating), against the same daemon: a
     client change measured in pairs, which the machine's drift cannot fake."""
-    home = alsa_home()
+    output = SayOutput(args.sink)
     checkouts = {"kokoro_say": REPO}
     if args.say_also:
         checkouts["kokoro_say_also"] = Path(args.say_also).resolve()
@@ -236,13 +275,14 @@ def bench_say(daemon: BenchDaemon, args: argparse.Namespace,
     try:
         for t, text in enumerate(trial_texts):
             for key in (list(checkouts) if t % 2 == 0 else list(reversed(checkouts))):
-                runs[key].append(say_end_to_end(daemon.socket, text, args, home,
+                runs[key].append(say_end_to_end(daemon.socket, text, args, output.env,
                                                 checkouts[key]))
     finally:
-        shutil.rmtree(home, ignore_errors=True)
+        output.close()
     out: dict[str, Any] = {}
     for key, trials in runs.items():
         out[key] = {"checkout": checkout_commit(checkouts[key]), "python": python,
+                    "sink": output.describe(),
                     "bytecode": "compiled ahead, as pip install does", "trials": trials,
                     "summary": {k: summary([e[k] for e in trials if e.get(k) is not None])
                                 for k in SAY_KEYS}}
@@ -572,6 +612,11 @@ def print_table(report: dict[str, Any]) -> None:
                   f"p95 {fmt(e.get('p95'), 'ms')}; the client's own share (that, less the "
                   f"daemon's request → first chunk): p50 {fmt(own.get('p50'), 'ms')}, "
                   f"p95 {fmt(own.get('p95'), 'ms')}")
+            heard = [(t.get("underruns"), t.get("device_underflows"))
+                     for t in res[key]["trials"] if t.get("played")]
+            print(f"  at the {res[key]['sink']['kind']} sink, kokoro-say's own count per "
+                  "trial (underruns/device underflows): "
+                  + ", ".join(f"{u}/{d}" for u, d in heard))
         if "kokoro_say_paired" in res:
             d = res["kokoro_say_paired"]
             print(f"kokoro-say paired, {res['kokoro_say']['checkout']} less "
@@ -658,7 +703,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--trials", type=int, default=5)
     p.add_argument("--stream", action="store_true",
                    help="also time kokoro-say end to end (process start → first sample "
-                        "at the audio device, real playback into an ALSA file sink)")
+                        "at the audio device, real playback; see --sink)")
+    p.add_argument("--sink", choices=list(SINKS), default="pulse",
+                   help="where --stream's kokoro-say plays: 'pulse' (default), a private "
+                        "PulseAudio null sink that plays in real time, so its underruns are "
+                        "heard ones; 'file', ALSA's file sink (no clock: the old figures)")
     p.add_argument("--say-python", default=sys.executable, metavar="PYTHON",
                    help="the interpreter that runs kokoro-say for --stream (default: this one); "
                         "e.g. a clean venv's python with kokorod pip-installed, to time the "
@@ -697,6 +746,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     presets = args.preset or ["short"]
+    if args.stream and args.sink == "pulse":
+        try:
+            PulseSink().stop()  # before the daemon starts: say so at once
+        except PulseUnavailable as exc:
+            raise SystemExit(f"bench: no clocked sink for --stream: {exc}; or --sink file "
+                             "(no clock: its underrun counts are artefacts)") from None
     home = alsa_home() if "speaker" in presets and not args.socket else None
     # Cold means cold: the audio cache is off unless --warm-cache asks for repeats.
     cache = {} if args.warm_cache else {"KOKORO_AUDIO_CACHE_MB": "0"}

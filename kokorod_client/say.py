@@ -209,7 +209,8 @@ def _human(stats: dict[str, Any]) -> str:
         lines.append(f"audio            {end['audio_seconds']:.2f} s in {end['chunks']} chunks")
     pb = stats.get("playback")
     if pb:
-        lines.append(f"underruns        {pb['underruns']} ({pb['underrun_seconds']} s)")
+        lines.append(f"underruns        {pb['underruns']} ({pb['underrun_seconds']} s), "
+                     f"device underflows {pb.get('device_underflows', 0)}")
         lines.append(f"arrival gaps     median {pb['gap_median_ms']} ms, max {pb['gap_max_ms']} ms")
     return "\n".join(lines)
 

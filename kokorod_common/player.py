@@ -2,7 +2,11 @@
 
 Chunks arrive tagged with seq; the buffer puts them back in order, holds
 playback until `prebuffer` chunks are in (or the stream has ended), and counts
-underruns (the device asked for audio we did not have yet) and arrival gaps.
+what a listener hears go wrong: underruns (the device asked for audio we did not
+have yet: silence until the pre-buffer refills, `underrun_seconds` long in all) and
+device underflows (the device ran dry because our callback came late); and arrival
+gaps. Counted at a device that plays in real time these are heard; at one without a
+clock (ALSA's file plugin) the callbacks run ahead of the audio and they mean nothing.
 The output stream is opened before the first chunk so opening the device does
 not add to the time to first audio; it is started once the pre-buffer is full.
 The sink is injectable for tests; the default is a real sounddevice stream.
@@ -44,7 +48,9 @@ class PlaybackStats:
     samples_in: int = 0
     samples_played: int = 0
     underruns: int = 0
-    underrun_seconds: float = 0.0
+    underrun_seconds: float = 0.0  # the silence they put in the audio, in all
+    underrun_at: list[float] = field(default_factory=list)  # seconds into the audio
+    device_underflows: int = 0
     reordered: int = 0
     duplicates: int = 0
     arrival_gaps: list[float] = field(default_factory=list)
@@ -58,6 +64,8 @@ class PlaybackStats:
             "audio_seconds": round(self.samples_in / SAMPLE_RATE, 3),
             "underruns": self.underruns,
             "underrun_seconds": round(self.underrun_seconds, 3),
+            "underrun_at_s": [round(a, 3) for a in self.underrun_at],
+            "device_underflows": self.device_underflows,
             "reordered": self.reordered,
             "gap_median_ms": round(1000 * gaps[len(gaps) // 2], 1) if gaps else None,
             "gap_max_ms": round(1000 * gaps[-1], 1) if gaps else None,
@@ -84,6 +92,7 @@ class JitterBuffer:
         self._early: dict[int, bytes] = {}
         self._next_seq = 0
         self._playing = False
+        self._dry = False  # ran dry mid-stream: the silence until it plays again is heard
         self._finished = False
         self.paused = False  # read() gives silence and keeps its place
         self._last_arrival: float | None = None
@@ -167,13 +176,16 @@ class JitterBuffer:
             self._heard = self._heard_now()
             self._clock = None
 
-    def read(self, out: Any) -> bool:
+    def read(self, out: Any, device_underflow: bool = False) -> bool:
         """Fill `out` (a writable buffer of float32 samples: a device's raw buffer or a
-        1-D float32 array); returns False once everything has been played."""
+        1-D float32 array); returns False once everything has been played.
+        `device_underflow`: the device says it ran dry before this call (came late)."""
         dst = memoryview(out).cast("B")
         frames = len(dst) // F32
         with self._lock:
             self.last_read_at = self.clock()
+            if device_underflow and self._playing:
+                self.stats.device_underflows += 1
             if self.paused:
                 self._stop_clock()
                 dst[:] = bytes(len(dst))
@@ -183,7 +195,10 @@ class JitterBuffer:
                     self._playing = True
                 else:
                     dst[:] = bytes(len(dst))
+                    if self._dry:
+                        self.stats.underrun_seconds += frames / SAMPLE_RATE
                     return not self.drained.is_set()
+            self._dry = False
             filled = 0
             while filled < frames and self._ready:
                 head = self._ready[0]
@@ -211,7 +226,9 @@ class JitterBuffer:
                 # Ran dry mid-stream: count it and wait for the pre-buffer again.
                 self.stats.underruns += 1
                 self.stats.underrun_seconds += (frames - filled) / SAMPLE_RATE
+                self.stats.underrun_at.append(self.stats.samples_played / SAMPLE_RATE)
                 self._playing = False
+                self._dry = True
             return True
 
 
@@ -234,17 +251,20 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
-SinkFactory = Callable[[Callable[[Any], bool], int], Sink]  # (fill, rate): fill(buffer)
+# (fill, rate): fill(buffer) or fill(buffer, device_underflow)
+SinkFactory = Callable[[Callable[..., bool], int], Sink]
 
 
 def stream_settings(platform: str = sys.platform) -> dict[str, Any]:
-    """Device buffer for the output stream. On CoreAudio latency="low" is a 64-frame
-    buffer: the Python callback would have to win the GIL every 1–3 ms beside
-    onnxruntime's threads, and clicks. The jitter buffer already holds 100 ms, so a
-    50 ms device buffer costs nothing audible there."""
+    """Device buffer for the output stream: 50 ms. latency="low" is a 64-frame buffer on
+    CoreAudio and 8.7 ms on PulseAudio: the Python callback would have to win the GIL every
+    few ms beside onnxruntime's threads, and it does not (measured at a PulseAudio null
+    sink, a medium text beside the daemon: 25 device underflows, 2.2 s of gaps heard,
+    none of them in the jitter buffer's count). The jitter buffer already holds 100 ms,
+    so a 50 ms device buffer costs nothing audible."""
     if platform == "darwin":
         return {"latency": 0.05, "blocksize": SAMPLE_RATE // 20}
-    return {"latency": "low", "blocksize": 0}
+    return {"latency": 0.05, "blocksize": 0}
 
 
 def refresh_devices(platform: str = sys.platform, sd: Any = None) -> None:
@@ -267,9 +287,10 @@ def sounddevice_sink(device: int | str | None = None) -> SinkFactory:
     except OSError as exc:  # PortAudio library not installed
         raise NoAudioDevice(f"PortAudio is not available ({exc})") from None
 
-    def factory(fill: Callable[[Any], bool], samplerate: int) -> Sink:
-        def callback(outdata: Any, frames: int, _time: Any, _status: Any) -> None:
-            if not fill(outdata):  # a raw buffer of float32 mono: no numpy on this path
+    def factory(fill: Callable[..., bool], samplerate: int) -> Sink:
+        def callback(outdata: Any, frames: int, _time: Any, status: Any) -> None:
+            # a raw buffer of float32 mono: no numpy on this path
+            if not fill(outdata, bool(status) and status.output_underflow):
                 raise sd.CallbackStop
 
         try:

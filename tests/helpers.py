@@ -8,8 +8,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
 
 from load import Frames  # noqa: E402  (the frame connection the bench's load uses too)
+from pulse_sink import PulseSink, PulseUnavailable, Recording, zero_runs  # noqa: E402, F401  (the bench's clocked sink)
 
 START_TIMEOUT = 120.0
 # The window plan follows the machine's measured costs (windows.py), and the windows shape
@@ -173,6 +174,19 @@ def alsa_home(tmp: Path) -> tuple[Path, Path]:
     return home, capture
 
 
+def clocked_sink() -> PulseSink:
+    """A private PulseAudio null sink (a device that plays in real time); skips the test
+    where PulseAudio is not installed (fails on CI, which installs it)."""
+    import pytest
+
+    try:
+        return PulseSink()
+    except PulseUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"{exc}; .ci/run installs it from Debian")
+        pytest.skip(str(exc))
+
+
 def read_alsa_capture(path: Path) -> Any:
     """Samples written by ALSA's `file` plugin.
 
@@ -211,3 +225,91 @@ def stream_audio(path: Path, rid: Any, text: str, **fields: Any) -> Any:
     assert frames[-1]["op"] == "end", frames[-1]
     return np.concatenate([np.frombuffer(f["pcm"], np.float32)
                            for f in frames if f["op"] == "chunk"])
+
+
+
+class Relay:
+    """A Unix socket in front of the daemon's, frame by frame: requests pass as they are;
+    the audio replies are either held for `stall_s` once `stall_after_s` of audio has
+    passed (a daemon or a network that falls behind), or, with `whole`, held until their
+    request's end and then passed all at once (a daemon far ahead of playback). A real
+    client and its real player on the other side, for its underrun counter to judge.
+    `playing`: the stall's `stall_s` counts from when this says playback has begun (the
+    device takes its time to open, and a stall before then would be no stall)."""
+
+    def __init__(self, listen: Path, target: Path, stall_after_s: float | None = None,
+                 stall_s: float = 0.0, whole: bool = False,
+                 playing: Callable[[], bool] | None = None) -> None:
+        import socket
+        import threading
+
+        self.target, self.stall_after_s, self.stall_s, self.whole = \
+            target, stall_after_s, stall_s, whole
+        self.playing = playing
+        self.path = listen
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(str(listen))
+        self.server.listen(8)
+        self.stalls = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            upstream.connect(str(self.target))
+            threading.Thread(target=self._pass, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._replies, args=(upstream, client),
+                             daemon=True).start()
+
+    @staticmethod
+    def _close(*socks: Any) -> None:
+        for s in socks:
+            with suppress(OSError):
+                s.shutdown(2)
+
+    def _pass(self, src: Any, dst: Any) -> None:
+        with suppress(OSError):
+            while data := src.recv(1 << 16):
+                dst.sendall(data)
+        self._close(src, dst)
+
+    def _replies(self, src: Any, dst: Any) -> None:
+        from kokorod_common.protocol import FrameDecoder, encode_frame
+
+        decoder = FrameDecoder(64 << 20)
+        audio_s, stalled, held = 0.0, False, []
+        try:
+            while data := src.recv(1 << 16):
+                decoder.feed(data)
+                for frame in decoder:
+                    if frame.get("op") == "chunk":
+                        if self.whole:
+                            held.append(frame)
+                            continue
+                        audio_s += len(frame["pcm"]) / 4 / 24_000
+                    elif frame.get("op") in ("end", "error") and held:
+                        dst.sendall(b"".join(encode_frame(f) for f in held))
+                        held = []
+                    dst.sendall(encode_frame(frame))
+                    if (self.stall_after_s is not None and not stalled
+                            and audio_s >= self.stall_after_s):
+                        stalled = True
+                        self.stalls += 1
+                        deadline = time.monotonic() + 60
+                        while (self.playing is not None and not self.playing()
+                               and time.monotonic() < deadline):
+                            time.sleep(0.01)
+                        time.sleep(self.stall_s)
+        except OSError:
+            pass
+        self._close(src, dst)
+
+    def close(self) -> None:
+        self.server.close()

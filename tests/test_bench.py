@@ -63,6 +63,11 @@ def test_bench_smoke(daemon: DaemonProc, tmp_path: Path) -> None:
     assert short["kokoro_say_paired"]["client_share_s"]["n"] == 1
     assert short["kokoro_say"]["python"]["this_interpreter"] is True
     assert short["kokoro_say"]["checkout"] == short["kokoro_say_also"]["checkout"]
+    # --stream plays at the clocked sink: the process lasts at least the audio it played
+    assert short["kokoro_say"]["sink"]["kind"] == "pulse"
+    say = short["kokoro_say"]["trials"][0]
+    assert say["played"] and say["wall_s"] >= 0.8 * say["audio_s"] > 0
+    assert say["underruns"] is not None and say["device_underflows"] is not None
     assert report["first_sentence"]["ratio_p95_long_over_short"] > 0
     assert report["concurrency"]["errors"] == [] and report["concurrency"]["clients"] == 2
     assert report["soak"]["requests"] >= 1 and report["soak"]["audio_s"] > 0

@@ -1,4 +1,5 @@
-"""kokoro-say end to end: file output, real sounddevice playback into an ALSA file sink,
+"""kokoro-say end to end: file output, real sounddevice playback into an ALSA file sink
+(the exact samples) or a clocked PulseAudio null sink (timing),
 autostart, and the daemon's lifecycle commands."""
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import soundfile as sf
 from helpers import (
     DaemonProc,
     alsa_home,
+    clocked_sink,
     daemon_env,
     raw_conn,
     read_alsa_capture,
@@ -360,12 +362,15 @@ def test_say_audio_devices(daemon: DaemonProc, tmp_path: Path) -> None:
 
 def test_say_interactive_prints_each_sentence_as_spoken(daemon: DaemonProc,
                                                         tmp_path: Path) -> None:
-    home, _capture = alsa_home(tmp_path)
+    sink = clocked_sink()  # sentences printed as heard: at a device that keeps time
     sentences = ["First sentence here.", "The second one is a little longer, to be sure.",
                  "Third!", "And a fourth sentence at the end of it all, which is long "
                  "enough to be cut into more than one segment by the daemon."]
-    result = say(["--no-autostart", "-i", "--progress", " ".join(sentences)],
-                 {**daemon.env, "HOME": str(home)})
+    try:
+        result = say(["--no-autostart", "-i", "--progress", " ".join(sentences)],
+                     {**daemon.env, **sink.env})
+    finally:
+        sink.stop()
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == sentences
     assert "100%" in result.stderr  # the progress bar reached the end

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import DaemonProc, alsa_home, raw_conn
+from helpers import DaemonProc, alsa_home, clocked_sink, raw_conn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -313,11 +313,11 @@ def test_say_i_highlights_each_word_in_a_terminal(daemon: DaemonProc, tmp_path: 
         if os.environ.get("CI"):
             pytest.fail("tmux is not installed; .ci/run installs it from Debian")
         pytest.skip("tmux is not installed")
-    home, _ = alsa_home(tmp_path)
+    sink = clocked_sink()  # a device that plays in real time, as the words are timed
     text = ("Seven small birds sang on the old stone wall, and then they flew away over "
             "the quiet green hills.")
     script = tmp_path / "run.sh"
-    env = " ".join(f"{k}='{v}'" for k, v in {**daemon.env, "HOME": str(home)}.items()
+    env = " ".join(f"{k}='{v}'" for k, v in {**daemon.env, **sink.env}.items()
                    if "'" not in v and k.isidentifier())
     script.write_text(f"env -i {env} {sys.executable} -m kokorod_client.say --no-autostart "
                       f"-i '{text}'; echo DONE; sleep 30\n")
@@ -338,6 +338,7 @@ def test_say_i_highlights_each_word_in_a_terminal(daemon: DaemonProc, tmp_path: 
             time.sleep(0.02)
     finally:
         subprocess.run([*server, "kill-server"], capture_output=True)
+        sink.stop()
     assert "DONE" in screen, screen
     words = re.findall(r"\w+", text)
     assert len(seen) >= 6, seen
