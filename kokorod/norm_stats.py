@@ -6,7 +6,9 @@ those are only known after the whole has run, but they are predictable: per chan
 mean and the mean square over a batch follow `a + b / frames` for one voice closely (the
 batch's length decides how much of it is the silence at its ends). The table holds a and
 b for every channel of every norm, fitted per voice from a few texts vocoded whole
-(`build`). A blend's table is the weighted mix of its voices' tables, as its style is.
+(`build`). A blend's statistics are its voices' predictions mixed by weight (means
+arithmetically, variances geometrically: 0.4-0.7 dB closer to the whole than mixing the
+tables, on two blends of unlike voices).
 
 Tables are kept per model (sha256) in the data dir; the embedded model's ship with the
 package (`kokorod/data/`), so every installed voice has one from the first request.
@@ -83,11 +85,20 @@ class VoiceNorms:
         coef_s = np.linalg.lstsq(x, s, rcond=None)[0]
         return VoiceNorms(np.concatenate([coef_m, coef_s]).astype(np.float32))
 
-    @staticmethod
-    def mixed(parts: Sequence[tuple[VoiceNorms, float]]) -> VoiceNorms:
-        """A blend's table: the weighted mean of its voices' (weights sum to 1)."""
-        return VoiceNorms(sum((n.fit * w for n, w in parts),
-                              start=np.zeros_like(parts[0][0].fit)).astype(np.float32))
+
+
+@dataclass(frozen=True)
+class BlendNorms:
+    """A blend's statistics from its voices' tables (weights sum to 1)."""
+
+    parts: tuple[tuple[VoiceNorms, float], ...]
+
+    def predict(self, frames: int) -> tuple[Floats, Floats]:
+        predicted = [(n.predict(frames), w) for n, w in self.parts]
+        mean = sum((m * w for (m, _), w in predicted), start=np.zeros_like(predicted[0][0][0]))
+        log_var = sum((np.log(v) * w for (_, v), w in predicted),
+                      start=np.zeros_like(predicted[0][0][1]))
+        return mean.astype(np.float32), np.exp(log_var).astype(np.float32)
 
 
 def _packaged(sha256: str) -> Path | None:
@@ -128,14 +139,14 @@ class NormTables:
     def has(self, voice: str) -> bool:
         return voice in self.voices
 
-    def for_parts(self, parts: Sequence[tuple[str, float]]) -> VoiceNorms | None:
+    def for_parts(self, parts: Sequence[tuple[str, float]]) -> VoiceNorms | BlendNorms | None:
         """The table of a voice or blend ([(name, weight)]); None if a voice has none."""
         found = [(self.voices.get(name), w) for name, w in parts]
         if any(n is None for n, _ in found):
             return None
         if len(found) == 1:
             return found[0][0]
-        return VoiceNorms.mixed([(n, w) for n, w in found if n is not None])
+        return BlendNorms(tuple((n, w) for n, w in found if n is not None))
 
     def feed(self, parts: Sequence[tuple[str, float]], frames: int) -> dict[str, Any] | None:
         """The generator's norm inputs for a batch of `frames` in a voice or blend (None:

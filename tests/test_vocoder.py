@@ -217,7 +217,7 @@ def test_calibration_measures_this_machine_and_keeps_it(engine: Engine,
     # a window costs less than the audio it makes on any machine that can stream at all
     assert costs.gen(64) < 64 * windows.FRAME_S * 4
     assert windows.MIN_WINDOW_FRAMES <= measured.first <= windows.MAX_FIRST_FRAMES
-    assert measured.first == windows.first_window(costs, tail=measured.tail)
+    assert measured.first == windows.first_window(costs)
     kept = calibrate.schedule_for(probe)
     assert kept.source == "saved" and kept.costs == costs and kept.first == measured.first
 
@@ -230,7 +230,8 @@ def test_a_calibration_taken_on_a_busy_machine_is_not_kept(
     monkeypatch.setenv("KOKORO_DATA_DIR", str(tmp_path))
     monkeypatch.setattr(calibrate, "BUSY_CORES", -1.0)
     probe = copy.copy(engine)
-    probe.config = dataclasses.replace(engine.config, window_schedule="auto")
+    probe.config = dataclasses.replace(engine.config, window_schedule="auto",
+                                       window_adapt=True)
     measured = calibrate.schedule_for(probe)
     assert measured.source == "calibrated" and not measured.pinned
     err = capsys.readouterr().err
