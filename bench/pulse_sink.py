@@ -31,6 +31,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+import processes
+
 log = logging.getLogger("pulse_sink")
 
 SINK = "nullsink"
@@ -78,13 +80,7 @@ class Recording:
         """Stop recording; the samples (a float32 numpy array)."""
         import numpy as np
 
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        processes.end(self.proc, signal.SIGINT, 5)
         self._out.close()
         raw = self.path.read_bytes()
         return np.frombuffer(raw[:len(raw) // 4 * 4], dtype="<f4")

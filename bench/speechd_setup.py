@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import processes
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -80,13 +81,7 @@ def start_speechd(kokoro_socket: Path, data_dir: Path, log_level: int = 3) -> Sp
 
 
 def stop_speechd(sd: Speechd) -> None:
-    if sd.proc.poll() is None:
-        sd.proc.send_signal(signal.SIGTERM)
-        try:
-            sd.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            sd.proc.kill()
-            sd.proc.wait()
+    processes.end(sd.proc, signal.SIGTERM, 10)
     shutil.rmtree(sd.root, ignore_errors=True)
 
 

@@ -19,6 +19,7 @@ from kokorod_common.launcher import socket_is_live
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
 
+import processes  # noqa: E402
 from load import Frames  # noqa: E402  (the frame connection the bench's load uses too)
 from pulse_sink import PulseSink, PulseUnavailable, Recording, zero_runs  # noqa: E402, F401  (the bench's clocked sink)
 
@@ -59,14 +60,7 @@ class DaemonProc:
     log: Path
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return processes.end(self.proc, sig, timeout)
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
