@@ -138,7 +138,8 @@ class Engine:
                                                      self._run_options)
                 if self.vocoder.norm_channels and self.norms is None:
                     self.norms = norm_stats.NormTables(self.files.sha256,
-                                                       self.vocoder.norm_channels)
+                                                       self.vocoder.norm_channels,
+                                                       self.voices.style)
                 self._warm(required=self.on_coreml)
                 return choice
             except Exception as exc:
@@ -310,7 +311,8 @@ class Engine:
         vocoder, style = self.vocoder, self.voice_style(voice)
         lang = self.lang_for(voice, texts[0], None)
         table = norm_stats.build(texts, lambda text: vocoder.batch_norms(
-            self.prepare(Segment(text, 0.0, 0), style, 1.0, lang)[0]))
+            self.prepare(Segment(text, 0.0, 0), style, 1.0, lang)[0]),
+            norm_stats.fingerprint(style))
         self.norms.add(self.voices.canonical(voice), table)
         return table
 

@@ -16,6 +16,8 @@ package (`kokorod/data/`), so every installed voice has one from the first reque
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import io
 import logging
 import threading
@@ -55,17 +57,26 @@ FIT_TEXTS = (
     "to the higher pastures until the water went down.",
 )
 MIN_VARIANCE = 1e-6
+STYLE_KEY = "@style"  # beside each voice's table in a file: the fingerprint of its style
 # Shorter batches are predicted as this long: the fit's 1/frames term is not extrapolated
 # far below the shortest fitting text (~60 frames).
 MIN_FRAMES = 32
 
 
+def fingerprint(style: NDArray[Any]) -> str:
+    """What a table was fitted for: a voice of the same name in another voices file is
+    another voice, and its statistics differ."""
+    data = np.ascontiguousarray(style, dtype=np.float32).tobytes()
+    return hashlib.blake2b(data, digest_size=8).hexdigest()
+
+
 @dataclass(frozen=True)
 class VoiceNorms:
     """One voice's fit: rows mean a, mean b, mean-square a, mean-square b, per channel
-    (every norm's channels one after another)."""
+    (every norm's channels one after another), and the fingerprint of its style table."""
 
     fit: Floats  # (4, channels)
+    style: str = ""
 
     def predict(self, frames: int) -> tuple[Floats, Floats]:
         """Per channel, the mean and variance a batch of `frames` frames would have."""
@@ -118,8 +129,10 @@ def _read(path: Path | None, channels: int) -> dict[str, VoiceNorms]:
         return {}
     try:
         with np.load(path) as data:
-            return {name: VoiceNorms(np.asarray(data[name], np.float32)) for name in data.files
-                    if data[name].shape == (4, channels)}
+            return {name: VoiceNorms(np.asarray(data[name], np.float32),
+                                     str(data[name + STYLE_KEY]) if name + STYLE_KEY in
+                                     data.files else "")
+                    for name in data.files if data[name].shape == (4, channels)}
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         log.warning("cannot read voice statistics %s: %s", path, exc)
         return {}
@@ -128,20 +141,38 @@ def _read(path: Path | None, channels: int) -> dict[str, VoiceNorms]:
 class NormTables:
     """The tables of one model: packaged, then the data dir's (built here), by voice."""
 
-    def __init__(self, sha256: str, channels: Sequence[int]) -> None:
+    def __init__(self, sha256: str, channels: Sequence[int],
+                 styles: Callable[[str], NDArray[Any]] | None = None) -> None:
+        """`styles`: a voice's style table by name (to check a table was fitted for it)."""
         self.sha256 = sha256
         self.channels = list(channels)
         self.total = sum(self.channels)
         self._lock = threading.Lock()
+        self._styles = styles
+        self._matches: dict[str, bool] = {}
         self.voices = {**_read(_packaged(sha256), self.total),
                        **_read(_stored(sha256), self.total)}
 
     def has(self, voice: str) -> bool:
-        return voice in self.voices
+        return self._table(voice) is not None
+
+    def _table(self, voice: str) -> VoiceNorms | None:
+        """`voice`'s table if it was fitted for the style installed under that name."""
+        table = self.voices.get(voice)
+        if table is None or not table.style or self._styles is None:
+            return table
+        match = self._matches.get(voice)
+        if match is None:
+            match = self._matches[voice] = fingerprint(self._styles(voice)) == table.style
+            if not match:
+                log.warning("the statistics of %s were fitted for another voice of that name; "
+                            "`kokorod model norms %s --again` fits them for this one",
+                            voice, voice)
+        return table if match else None
 
     def for_parts(self, parts: Sequence[tuple[str, float]]) -> VoiceNorms | BlendNorms | None:
         """The table of a voice or blend ([(name, weight)]); None if a voice has none."""
-        found = [(self.voices.get(name), w) for name, w in parts]
+        found = [(self._table(name), w) for name, w in parts]
         if any(n is None for n, _ in found):
             return None
         if len(found) == 1:
@@ -173,6 +204,7 @@ class NormTables:
         """Keep a voice's table in the data dir (all of this model's, rewritten atomically)."""
         with self._lock:
             self.voices[voice] = norms
+            self._matches.pop(voice, None)
             target = _stored(self.sha256)
             kept = _read(target, self.total)
             kept[voice] = norms
@@ -184,21 +216,26 @@ class NormTables:
 
 
 def _write(target: Path, tables: dict[str, VoiceNorms]) -> None:
+    arrays: dict[str, Any] = {}
+    for name, n in sorted(tables.items()):
+        arrays[name] = n.fit
+        if n.style:
+            arrays[name + STYLE_KEY] = np.array(n.style)
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **{name: n.fit for name, n in sorted(tables.items())})
+    np.savez_compressed(buffer, **arrays)
     atomic.write_bytes(target, buffer.getvalue())
 
 
 Measure = Callable[[str], tuple[int, Floats, Floats]]
 
 
-def build(texts: Sequence[str], measure: Measure) -> VoiceNorms:
+def build(texts: Sequence[str], measure: Measure, style: str = "") -> VoiceNorms:
     """A voice's table from `measure(text)` → (frames, per-channel mean, variance) of the
-    whole batch, for each text."""
+    whole batch, for each text; `style`: the fingerprint of the voice's style table."""
     frames, means, variances = [], [], []
     for text in texts:
         n, mean, var = measure(text)
         frames.append(n)
         means.append(mean)
         variances.append(var)
-    return VoiceNorms.fitted(frames, means, variances)
+    return dataclasses.replace(VoiceNorms.fitted(frames, means, variances), style=style)

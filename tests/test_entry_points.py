@@ -21,7 +21,6 @@ except ModuleNotFoundError:  # Python 3.10
 SCRIPTS: dict[str, str] = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
     "scripts"]
 NOISE = ("Traceback", "Exception ignored", "unexpected error")
-DAEMON_SIDE = pytest.mark.xfail(reason="daemon side: polish-daemon branch", strict=False)
 
 
 @dataclass(frozen=True)
@@ -102,16 +101,10 @@ CASES = [
     Case("kokorod", ["config"], closed_stdout=True),
     Case("kokorod", ["model", "list"], closed_stdout=True),
 ]
-# kokorod's own command line is the polish-daemon branch's (cli.py, model_cli.py): these
-# cases still end in a traceback here and are expected to fail until that branch lands.
-DAEMON_TRACEBACKS = {"kokorod status > closed", "kokorod socket > closed",
-                     "kokorod status --json > closed", "kokorod config > closed",
-                     "kokorod model list > closed"}
 
 
 def _param(case: Case) -> object:
-    marks = [DAEMON_SIDE] if str(case) in DAEMON_TRACEBACKS else []
-    return pytest.param(case, id=str(case), marks=marks)
+    return pytest.param(case, id=str(case))
 
 
 def test_every_console_script_is_walked() -> None:
@@ -149,6 +142,5 @@ def test_a_missing_optional_extra_is_one_line(daemon: DaemonProc, tmp_path: Path
         proc.terminate()
         _, err = proc.communicate(timeout=30)
     text = err.decode(errors="replace")
-    if "Traceback" in text:
-        pytest.xfail("daemon side: polish-daemon branch")
+    assert "Traceback" not in text, text
     assert "kokorod[http]" in text, text

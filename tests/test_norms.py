@@ -160,3 +160,17 @@ def test_a_fitted_table_is_kept_and_found_again(engine: Engine, store: Path) -> 
     finally:
         if before is not None:
             engine.norms.voices["am_adam"] = before
+
+
+def test_a_table_is_used_only_for_the_voice_it_was_fitted_for(
+        engine: Engine, caplog: pytest.LogCaptureFixture) -> None:
+    """Another voices file may hold another voice under a known name: its table's
+    fingerprint does not match, so that voice is vocoded a batch at a time, and the log
+    says how to fit it."""
+    assert engine.norms is not None
+    other = norm_stats.NormTables(engine.files.sha256, engine.norms.channels,
+                                  lambda name: engine.voices.style("af_bella"))
+    with caplog.at_level("WARNING", logger="kokorod.norm_stats"):
+        assert not other.has("af_heart") and other.feed([("af_heart", 1.0)], 100) is None
+    assert "kokorod model norms af_heart --again" in caplog.text
+    assert other.has("af_bella") and engine.norms.has("af_heart")
