@@ -3,6 +3,7 @@ says how to install it. Nothing optional ever ends the daemon with a traceback."
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 
 # extra → (the module it brings, what it is for)
@@ -13,11 +14,15 @@ EXTRAS: dict[str, tuple[str, str]] = {
 
 
 def installed(extra: str) -> bool:
+    """Whether the extra's module imports (found but broken counts as missing)."""
     module, _ = EXTRAS[extra]
     try:
-        return importlib.util.find_spec(module) is not None
+        if importlib.util.find_spec(module) is None:
+            return False
+        importlib.import_module(module)
     except (ImportError, ValueError):
         return False
+    return True
 
 
 def install_hint(extra: str) -> str:
