@@ -35,7 +35,6 @@ import machine  # noqa: E402
 import texts  # noqa: E402
 from metrics import lsd_db, mcd, silence_dbfs  # noqa: E402
 
-from kokorod import norm_graph  # noqa: E402
 from kokorod.config import load  # noqa: E402
 from kokorod.engine import Engine  # noqa: E402
 from kokorod.segment import Segment  # noqa: E402
@@ -83,11 +82,7 @@ def oracle(engine: Engine, p: Prepared) -> dict[str, Any]:
     """The norm inputs that give each window the whole batch's own statistics."""
     assert engine.vocoder is not None and engine.norms is not None
     _, mean, var = engine.vocoder.whole_norms(p)
-    feed: dict[str, Any] = {norm_graph.OWN: np.array(0.0, np.float32)}
-    for k, (m, v) in enumerate(zip(engine.norms.split(mean), engine.norms.split(var),
-                                   strict=True)):
-        feed[norm_graph.mean_input(k)], feed[norm_graph.var_input(k)] = m, v
-    return feed
+    return engine.norms.inputs(mean, var)
 
 
 def measure(engine: Engine, voice: str, text: str, sizes: list[int], asr: bool,

@@ -300,8 +300,9 @@ class Engine:
     def _norm_feed(self, voice: Audio, frames: int) -> dict[str, Any] | None:
         """The generator's norm inputs for a batch of `frames` in `voice` (None: the voice
         has no table, or the model's norms cannot be fed: each window uses its own)."""
-        parts = self.voices.parts_of(voice) if self.norms is not None else None
-        return self.norms.feed(parts, frames) if self.norms is not None and parts else None
+        if self.norms is None or not (parts := self.voices.parts_of(voice)):
+            return None
+        return self.norms.feed(parts, frames)
 
     def build_norms(self, voice: str, texts: tuple[str, ...] = norm_stats.FIT_TEXTS
                     ) -> norm_stats.VoiceNorms:

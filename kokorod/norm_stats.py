@@ -185,7 +185,10 @@ class NormTables:
         table = self.for_parts(parts)
         if table is None:
             return None
-        mean, var = table.predict(frames)
+        return self.inputs(*table.predict(frames))
+
+    def inputs(self, mean: Floats, var: Floats) -> dict[str, Any]:
+        """The generator's inputs that give every norm these statistics (per channel)."""
         out: dict[str, Any] = {norm_graph.OWN: np.array(0.0, np.float32)}
         for k, (m, v) in enumerate(zip(self.split(mean), self.split(var), strict=True)):
             out[norm_graph.mean_input(k)] = m

@@ -221,7 +221,6 @@ class Vocoder:
             for k, c in enumerate(self.norm_channels):
                 self._own[norm_graph.mean_input(k)] = np.zeros((1, c, 1), np.float32)
                 self._own[norm_graph.var_input(k)] = np.ones((1, c, 1), np.float32)
-        self._gen_outputs = ["audio"]
 
     @classmethod
     def load(cls, files: CutFiles, whole: Path, config: Config,
@@ -272,7 +271,7 @@ class Vocoder:
         """The generator on `feed`, its norms given `norms` (None: each its own)."""
         if self.norm_channels:
             feed.update(self._own if norms is None else norms)
-        return self.parts["gen"].run(outputs or self._gen_outputs, feed, self._run_options)
+        return self.parts["gen"].run(outputs or ["audio"], feed, self._run_options)
 
     def whole(self, p: Prepared) -> Audio:
         """The generator over the whole batch at once (what the windows are measured by)."""

@@ -76,10 +76,7 @@ def test_the_oracles_statistics_bound_the_prediction(engine: Engine) -> None:
     p = _prepared(engine, TEXTS[0])
     whole = _whole(engine, p)
     _, mean, var = engine.vocoder.whole_norms(dataclasses.replace(p))
-    oracle: dict[str, Any] = {norm_graph.OWN: np.array(0.0, np.float32)}
-    for k, (m, v) in enumerate(zip(engine.norms.split(mean), engine.norms.split(var),
-                                   strict=True)):
-        oracle[norm_graph.mean_input(k)], oracle[norm_graph.var_input(k)] = m, v
+    oracle = engine.norms.inputs(mean, var)
     best = lsd_db(_windowed(engine, p, 16, oracle), whole)
     predicted = lsd_db(_windowed(engine, p, 16, p.norms), whole)
     assert best < predicted < best + 2.5
