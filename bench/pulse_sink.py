@@ -39,6 +39,7 @@ SINK = "nullsink"
 RATE = 24_000  # kokorod's rate: PulseAudio resamples nothing
 START_TIMEOUT_S = 15.0
 PACKAGES = "pulseaudio libasound2-plugins"
+RECORD_ATTEMPTS = 3
 
 
 class PulseUnavailable(RuntimeError):
@@ -65,16 +66,40 @@ class Recording:
             raise PulseUnavailable("parec is not installed (Debian: pulseaudio-utils)")
         self.path = path
         self._out = path.open("wb")
-        self.proc = subprocess.Popen(
-            ["parec", "-d", f"{SINK}.monitor", "--format=float32le", f"--rate={RATE}",
-             "--channels=1", "--latency-msec=20", "--raw"],
-            env={**os.environ, **sink.env}, stdout=self._out, stderr=subprocess.DEVNULL)
-        # parec connects in a few ms; audio played before that is not captured.
+        self._err = path.with_suffix(".parec.log")
+        # A loaded machine can make one connection fail (parec exits 1): try again, and
+        # say why (parec's words and the server's log) if it never connects.
+        for attempt in range(1, RECORD_ATTEMPTS + 1):
+            sink.check()
+            with self._err.open("wb") as err:
+                self.proc = subprocess.Popen(
+                    ["parec", "-d", f"{SINK}.monitor", "--format=float32le", f"--rate={RATE}",
+                     "--channels=1", "--latency-msec=20", "--raw"],
+                    env={**os.environ, **sink.env}, stdout=self._out, stderr=err,
+                    stdin=subprocess.DEVNULL)
+            if self._connected(sink):
+                return
+            log.warning("parec attempt %d: %s", attempt, self._why())
+            time.sleep(0.5 * attempt)
+        self._out.close()
+        raise PulseUnavailable(f"parec could not record: {self._why()}; "
+                               f"server: {sink.log_tail()}")
+
+    def _connected(self, sink: PulseSink) -> bool:
+        """Wait until the sink lists the recording (audio played before is not captured)."""
         deadline = time.monotonic() + 5
-        while not sink.listing("source-outputs") and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise PulseUnavailable(f"parec exited ({self.proc.returncode})")
+                return False
+            if sink.listing("source-outputs"):
+                return True
             time.sleep(0.02)
+        processes.end(self.proc, signal.SIGINT, 5)
+        return False
+
+    def _why(self) -> str:
+        said = self._err.read_text(errors="replace").strip()[-300:]
+        return f"exit {self.proc.returncode}: {said or 'nothing said'}"
 
     def stop(self) -> Any:
         """Stop recording; the samples (a float32 numpy array)."""
@@ -120,8 +145,11 @@ class PulseSink:
         server_env.pop("PULSE_SERVER", None)
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
+                # No CPU limiter (it kills the server on a loaded machine), no real-time
+                # or raised priority (root would get them): a plain process, like a test's.
                 ["pulseaudio", "-n", "-F", str(conf), "--exit-idle-time=-1",
-                 "--daemonize=no", "--use-pid-file=no", "--disallow-exit"],
+                 "--daemonize=no", "--use-pid-file=no", "--disallow-exit", "--no-cpu-limit",
+                 "--realtime=no", "--high-priority=no", "--log-time=yes"],
                 env=server_env, stdout=out, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True)
         try:
@@ -134,9 +162,7 @@ class PulseSink:
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise PulseUnavailable(f"pulseaudio exited ({self.proc.returncode}): "
-                                       f"{self.log.read_text(errors='replace')[-500:]}")
+            self.check()
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
                 try:
                     s.connect(str(self.socket))
@@ -145,6 +171,18 @@ class PulseSink:
                     pass
             time.sleep(0.05)
         raise PulseUnavailable(f"pulseaudio did not start in {START_TIMEOUT_S:.0f} s")
+
+    def log_tail(self) -> str:
+        """The server's last words (why it stopped, or what it complained of)."""
+        with suppress(OSError):
+            return self.log.read_text(errors="replace")[-800:].strip() or "(empty log)"
+        return "(no log)"
+
+    def check(self) -> None:
+        """PulseUnavailable, with the server's log, if it is no longer running."""
+        if self.proc.poll() is not None:
+            raise PulseUnavailable(f"pulseaudio exited ({self.proc.returncode}): "
+                                   f"{self.log_tail()}")
 
     def listing(self, kind: str) -> list[str]:
         """`pactl list short KIND` (sink-inputs: streams playing now; source-outputs:
