@@ -20,7 +20,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from kokorod import windows
+from kokorod import windows, wyoming_uri
 from kokorod_common import paths
 from kokorod_common.protocol import CHUNK_MS_RANGE, DEFAULT_MAX_FRAME
 
@@ -160,6 +160,13 @@ class Config:
         "extra)", minimum=0, maximum=65535)
     http_token: str = setting("KOKORO_HTTP_TOKEN", "",
         "when set, HTTP clients must send it as their API key (Authorization: Bearer …)")
+    wyoming_uri: str = setting("KOKORO_WYOMING_URI", "",
+        "serve the Wyoming protocol (Home Assistant) at tcp://host:port or unix:///path "
+        "(empty = off; a host other than loopback only when named; needs the wyoming "
+        "extra)", check=wyoming_uri.parse)
+    wyoming_chunk_ms: int = setting("KOKORO_WYOMING_CHUNK_MS", 50,
+        "length of each Wyoming audio-chunk in ms", minimum=CHUNK_MS_RANGE[0],
+        maximum=CHUNK_MS_RANGE[1])
     warmup: bool = setting("KOKORO_WARMUP", True, "synthesize once at start", engine=True)
     verbose_logs: bool = setting("KOKORO_VERBOSE_LOGS", False, "debug logging")
 
