@@ -12,7 +12,8 @@ ignored. Bad input gets an `error` event ({text, code}: the socket's error codes
 connection serves on; a peer that goes away has its request cancelled.
 
 Events are read with the frame limit (KOKORO_MAX_FRAME_BYTES) on the header line, its
-data and its payload: a peer cannot make the daemon buffer more than that.
+data and its payload, and not read at all while KOKORO_MAX_REQUESTS_PER_CONNECTION pieces
+of work wait for the speaker: a peer cannot make the daemon buffer more than that.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 _ids = itertools.count(1)
 WIDTH, CHANNELS = 2, 1  # s16 mono: what every Wyoming client plays or converts from
 TEXT_FORMATS = {None: "plain", "text": "plain"}
+MERGE_CHARS = 2000  # sentences waiting together are spoken as one request up to this size
 
 
 class FramingError(Exception):
@@ -117,12 +119,20 @@ class WyomingSession:
         self.feed: SentenceFeed | None = None  # between synthesize-start and -stop
         self.stream_voice: str | None = None
         self.stream_failed = False
+        self.tail: Say | None = None  # the stream's sentences not yet taken by the speaker
         self._write_lock = asyncio.Lock()
+        self._taken = asyncio.Event()  # the speaker took an item: room in `work` again
+        # Work queued ahead of the speaker, at most: then the peer's events wait unread
+        # (back-pressure), so a peer that sends faster than it listens holds bounded memory.
+        self.ahead = max(2, requests.config.max_requests_per_connection)
 
     async def serve(self) -> None:
         speaker = asyncio.get_running_loop().create_task(self._speak(), name=self.client)
         try:
             while not speaker.done():
+                while self.work.qsize() >= self.ahead and not speaker.done():
+                    self._taken.clear()
+                    await self._taken.wait()
                 try:
                     event = await read_event(self.reader, self.limit)
                 except (ValueError, UnicodeDecodeError) as exc:
@@ -175,7 +185,7 @@ class WyomingSession:
                 return
             done = self.feed.add(text)
             if done and not self.stream_failed:
-                self.work.put_nowait(Say(" ".join(done), self.stream_voice, close=False))
+                self._sentences(" ".join(done))
         elif kind == "synthesize-stop":
             if self.feed is None:
                 await self._error(ErrorCode.BAD_REQUEST, "synthesize-stop without "
@@ -191,9 +201,20 @@ class WyomingSession:
         assert self.feed is not None
         rest = self.feed.finish()
         if rest and not self.stream_failed:
-            self.work.put_nowait(Say(rest, self.stream_voice, close=False))
+            self._sentences(rest)
         self.work.put_nowait(Close(stopped=True))
         self.feed = None
+        self.tail = None
+
+    def _sentences(self, text: str) -> None:
+        """Complete sentences of the stream: joined to those still waiting for the speaker
+        (one request reads them with their context), else a new request."""
+        tail = self.tail
+        if tail is not None and len(tail.text) + len(text) < MERGE_CHARS:
+            tail.text += " " + text
+            return
+        self.tail = Say(text, self.stream_voice, close=False)
+        self.work.put_nowait(self.tail)
 
     def _voice(self, data: dict[str, Any]) -> str | bool:
         """The Kokoro voice asked for ("" : the default), or False after an error event."""
@@ -230,6 +251,9 @@ class WyomingSession:
         """The one writer of audio: the work in order, a request at a time."""
         while True:
             item = await self.work.get()
+            self._taken.set()
+            if item is self.tail:
+                self.tail = None  # being spoken: later sentences make a request of their own
             if isinstance(item, Fail):
                 await self._error(item.code, item.message)
             elif isinstance(item, Close):

@@ -366,3 +366,29 @@ def test_a_run_without_an_end_is_bounded() -> None:
     feed = SentenceFeed(50)
     out = [s for _ in range(20) for s in feed.add("word ")]
     assert out and all(len(s) <= 60 for s in out) and len(feed.buffer) <= 50
+
+
+def test_a_peer_that_floods_and_never_reads_holds_bounded_work(
+        wyoming_daemon: tuple[DaemonProc, int, Path]) -> None:
+    daemon, port, _ = wyoming_daemon
+    before = status(daemon)
+    event = Synthesize("Nobody listens to this sentence at all.").event()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.setblocking(False)
+        sent = 0
+        deadline = time.monotonic() + 20
+        while sent < 500 and time.monotonic() < deadline:  # until the daemon stops reading
+            line = json.dumps({"type": event.type, "data": event.data}).encode() + b"\n"
+            try:
+                sock.send(line)
+                sent += 1
+            except BlockingIOError:
+                time.sleep(0.05)
+        during = status(daemon)
+    # The daemon took no more requests than it allows a connection ahead of its speaker.
+    assert during["requests"] - before["requests"] <= 16 + 2
+    deadline = time.monotonic() + 60
+    while status(daemon)["active_requests"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert status(daemon)["active_requests"] == 0
+    assert stream_audio(daemon.socket, "after-flood", "Served again.").size > 0
