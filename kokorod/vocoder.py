@@ -6,7 +6,8 @@ then the generator that turns features + source into audio ("gen", ~90 % of the
 time). Run in a chain the three parts reproduce the whole model bit for bit. The
 generator is convolutional over time, so it runs on windows of frames with a
 little context either side, the overshoot cross-faded into the next window; the
-source is computed for the whole batch first so the sine phase stays continuous.
+source is run on a growing prefix of the batch's F0 (it is causal, so the phase stays
+continuous and every prefix's samples are the whole's).
 The model is cut once per model file (onnx.utils.Extractor at the tensors named
 below) and cached; a model whose graph lacks them is used whole.
 
@@ -14,7 +15,7 @@ Windows follow a plan fixed for the daemon's life (windows.py), so one text
 always gives the same audio; each window is one turn of the scheduler, so a new
 request waits for one window, not a whole segment. A request's first window needs
 only the source up to its end (the source is causal: the same samples as the
-whole's), so the rest of the source is left to the second window.
+whole's); later windows run it further, a growing prefix at a time.
 """
 
 from __future__ import annotations
@@ -34,7 +35,13 @@ from numpy.typing import NDArray
 
 from kokorod import headroom, norm_graph, progress, providers
 from kokorod.config import Config
-from kokorod.windows import FADE_FRAMES, MIN_REST_FRAMES, WINDOW_CONTEXT
+from kokorod.windows import (
+    FADE_FRAMES,
+    MIN_REST_FRAMES,
+    SOURCE_MARGIN,
+    WINDOW_CONTEXT,
+    source_reach,
+)
 from kokorod.words import WordTime
 from kokorod_common import atomic, paths
 from kokorod_common.protocol import SAMPLE_RATE
@@ -66,7 +73,6 @@ PARTS = {
 }
 
 # Windows (frames): windows.py plans them; the vocoder runs them.
-SOURCE_MARGIN = 2  # frames of F0 past a window its source needs to equal the whole's
 
 
 @dataclass(frozen=True)
@@ -128,8 +134,8 @@ class Prepared:
 
     features: NDArray[np.float32]  # (1, 512, frames)
     style: NDArray[np.float32]
-    # The source, (1, 22, n * 60 + 1) for the first n frames: run whole for the batch (the
-    # phase stays continuous), after (maybe) a prefix for the first window.
+    # The source, (1, 22, n * 60 + 1) for the first n frames: a prefix of the batch's,
+    # growing as windows need it (windows.source_reach), at last the whole.
     harmonics: NDArray[np.float32] | None
     frames: int
     f0: NDArray[np.float32] | None = None  # kept until the whole source is run
@@ -147,7 +153,7 @@ class Prepared:
     # Silence a window ended on, held until a later window shows sound after it (dropped
     # if none does: the batch's end is then trimmed as the whole model's is).
     held: Audio | None = None
-    source_runs: int = 0  # times the source has run for this batch (its head, then whole)
+    source_runs: int = 0  # times the source has run for this batch (growing prefixes)
     # The whole batch's norm statistics, predicted (norm_stats): the generator's inputs.
     # None: each window is normalised by its own, and a small or silent window sounds
     # unlike the whole (its silence turns to noise): the engine then vocodes the batch
@@ -243,16 +249,16 @@ class Vocoder:
                         np.asarray(durations[0]).ravel() if durations else None)
 
     def _harmonics(self, p: Prepared, hi: int) -> NDArray[np.float32]:
-        """The source through frame `hi`. The batch's first window gets only the source up
-        to its end (the source is causal: those samples equal the whole's, tested), so its
-        audio comes sooner; a later window gets the whole."""
+        """The source through frame `hi`. The source is causal (a prefix's samples are the
+        whole's, tested), so it runs only as far as `windows.source_reach` says: the first
+        window's through its end, then growing, so no step waits for the whole batch's."""
         k = HARMONIC_FRAMES_PER_FRAME
         have = 0 if p.harmonics is None else p.harmonics.shape[2] // k
         if p.harmonics is not None and (p.f0 is None or hi + SOURCE_MARGIN <= have):
             return p.harmonics
         assert p.f0 is not None
-        upto = hi + SOURCE_MARGIN
-        f0 = p.f0[:, :, :upto] if p.harmonics is None and upto < p.frames else p.f0
+        upto = source_reach(have, hi, p.frames)
+        f0 = p.f0[:, :, :upto] if upto < p.frames else p.f0
         p.harmonics = self.run_source(f0)
         p.source_runs += 1
         if f0 is p.f0:

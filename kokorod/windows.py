@@ -44,6 +44,12 @@ MIN_REST_FRAMES = 8  # a window that would leave fewer takes them too
 # its slot); the silence before them is not vocoded, and these may be trimmed.
 LEAD_FRAMES = 8
 MIN_WINDOW_FRAMES = 16  # smaller windows cost more context than audio
+SOURCE_MARGIN = 2  # frames of F0 past a window its source needs to equal the whole's
+# A batch's source is causal: a prefix's samples are the whole's. Each run reaches at
+# least this many times as far as the last, and one that would pass a third of the batch
+# runs it whole: a step pays only for a prefix (a long sentence's second window does not
+# wait for its whole source) and all runs together cost at most 1.5× the whole's.
+SOURCE_GROWTH = 3
 MAX_FIRST_FRAMES = 160
 MAX_WINDOW_FRAMES = 400  # 5 s
 MAX_WINDOW_S = 1.0  # a window's modelled cost: bounds how long another request waits
@@ -84,6 +90,20 @@ class Costs:
         return Costs(*(v * factor for v in asdict(self).values()))
 
 
+def source_reach(have: int, hi: int, frames: int) -> int:
+    """How far a batch of `frames` runs its source when a window needs it through frame
+    `hi` and it has run through `have` (the vocoder runs it; the plan models it)."""
+    upto = max(hi + SOURCE_MARGIN, SOURCE_GROWTH * have)
+    return frames if SOURCE_GROWTH * upto > frames or frames - upto < MIN_REST_FRAMES else upto
+
+
+def second_source(first: int, batch: int, second: int) -> int:
+    """Frames of source a batch's second window runs, after a first of `first` frames."""
+    have = source_reach(0, first + WINDOW_CONTEXT, batch)
+    return 0 if have >= batch else source_reach(have, first + second + WINDOW_CONTEXT,
+                                                batch)
+
+
 def first_window(costs: Costs, safety: float = SAFETY, batch: int | None = None,
                  more: bool = True, second: int = MIN_WINDOW_FRAMES) -> int:
     """The smallest first window (multiple of 8 frames) after which the next step can be
@@ -100,9 +120,10 @@ def first_window(costs: Costs, safety: float = SAFETY, batch: int | None = None,
             if not more:
                 return first
             nxt = costs.front(first) + smallest
-        else:  # the second window: the rest of the source, then at least `second` frames
+        else:  # the second window: more of the source, then at least `second` frames
             size = second if batch - first - second >= MIN_REST_FRAMES else batch - first
-            nxt = costs.source_frame_s * batch + costs.gen(size + 2 * WINDOW_CONTEXT)
+            nxt = (costs.source_frame_s * second_source(first, batch, size)
+                   + costs.gen(size + 2 * WINDOW_CONTEXT))
         if nxt <= budget:
             return first
     return MAX_FIRST_FRAMES
@@ -273,6 +294,8 @@ class Windows:
         self._clock = clock
         self._handed_at = 0.0  # when the last window was handed out (its run follows)
         self._batch: int | None = None  # the first batch's frames from its origin
+        self._source = (0, 0)  # the first batch's frames, and its source's reach so far
+        self._at = 0  # frames of the first batch handed out
         self.more = True  # whether anything follows the first batch (the scheduler says)
 
     def share(self, requests: int) -> None:
@@ -285,12 +308,10 @@ class Windows:
         `audio_frames`: the frames it will vocode (from its origin)."""
         if self.costs is None:
             return
-        if not self.windows:
-            self._batch = audio_frames
         if self.windows:
             self._pending_s += self.costs.front(frames)
-        elif frames > self.schedule.first:  # (else it was run whole)
-            self._pending_s += self.costs.source_frame_s * frames
+        else:  # its source's next part is added once the first window is chosen
+            self._batch, self._source = audio_frames, (frames, 0)
 
     def _first(self) -> tuple[int, str]:
         s, costs = self.schedule, self.costs
@@ -311,15 +332,22 @@ class Windows:
         self._handed_at = self._clock()
         if k == 0:
             frames, why = self._first()
+            self._source_s(frames, take=True)  # its head runs before the listener starts
         elif costs is None:  # fixed growth: two of `first`, then ×1.25 to the cap
             frames, why = min(s.max_frames(), int(s.first * 1.25 ** max(0, k - 1))), "growth"
         else:
             # Others take their turns between this request's windows: each of its steps
             # takes about `sharing` times as long in wall time.
-            budget = (s.safety * self.ahead_s - self._pending_s) / self.sharing
-            fit = int((budget - costs.gen_call_s) / costs.gen_frame_s) - 2 * WINDOW_CONTEXT
             floor, cap = s.floor(costs), s.max_frames(costs)
-            frames = max(floor, min(cap, fit // 4 * 4))
+            source_s = self._source_s(floor)  # more of the first batch's source, if needed
+            for _ in range(2):  # (a larger window may need more of it: fitted again)
+                budget = (s.safety * self.ahead_s - self._pending_s - source_s) / self.sharing
+                fit = int((budget - costs.gen_call_s) / costs.gen_frame_s) - 2 * WINDOW_CONTEXT
+                frames = max(floor, min(cap, fit // 4 * 4))
+                if self._source_s(frames) <= source_s:
+                    break
+                source_s = self._source_s(frames)
+            self._pending_s += self._source_s(frames, take=True)
             why = ("floor: behind the listener" if frames == floor and fit < floor else
                    "cap" if frames == cap else f"fits {s.safety:.0%} of {self.ahead_s:.2f} s")
             if self.speed != 1.0:
@@ -331,6 +359,21 @@ class Windows:
             s.recent.append({"frames": frames, "why": why})
             del s.recent[:-RECENT_KEPT]
         return frames
+
+    def _source_s(self, frames: int, take: bool = False) -> float:
+        """The modelled cost of the first batch's source that the next window of `frames`
+        runs (`take`: it is handed out, so the source reaches that far now)."""
+        total, have = self._source
+        hi = min(total, self._at + frames + WINDOW_CONTEXT)
+        if have >= total or hi + SOURCE_MARGIN <= have:
+            reach = have
+        else:
+            reach = source_reach(have, hi, total)
+        if take:
+            self._source, self._at = (total, reach), self._at + frames
+        if reach == have or self.costs is None:
+            return 0.0
+        return self.costs.source_frame_s * reach
 
     def spent(self, samples: int, span: int, sourced: bool = False) -> None:
         """The step just run made `samples` of audio over a `span` of frames (`sourced`:
