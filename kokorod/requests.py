@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import Counter
-from collections.abc import Container
+from collections.abc import Callable, Container
 from typing import Any
 
 from kokorod import extras
@@ -50,10 +50,12 @@ _HAN = re.compile(r"[\u3400-\u9fff]")
 RESTART = "then restart the daemon (kokorod stop; kokorod start)"
 
 
-def script_note(text: object, lang: str, reads_japanese: bool) -> str:
+def script_note(text: object, lang: str, reads_japanese: Callable[[], bool]) -> str:
     """A word for the client when a voice cannot read the text's script: Japanese without
     the `ja` extra (espeak-ng names each kanji: "Chinese letter …"), or Japanese or
-    Chinese text given to another language's voice."""
+    Chinese text given to another language's voice. `reads_japanese` is asked only for
+    Japanese text: finding the extra imports it (~0.6 s), which no other text should wait
+    for."""
     if not isinstance(text, str):
         return ""
     sample = text[:4000]
@@ -63,7 +65,7 @@ def script_note(text: object, lang: str, reads_japanese: bool) -> str:
         return ""
     lang = lang.lower()
     if lang == "ja":
-        if han and not reads_japanese:
+        if han and not reads_japanese():
             return ("without the ja extra this Japanese text is read by espeak-ng, which "
                     "names each kanji instead of reading it: "
                     f"{extras.install_hint('ja')}, {RESTART}")
@@ -118,7 +120,7 @@ class Requests:
         self.counters["requests"] += 1
         job = Job(req, voice, lang, client, original=original)
         job.note = language_note(message.get("text"), lang) or script_note(
-            message.get("text"), lang, engine.phonemize.reads_japanese())
+            message.get("text"), lang, engine.phonemize.reads_japanese)
         return job
 
     async def _cleaned(self, req: SynthesizeRequest, lang: str) -> SynthesizeRequest:

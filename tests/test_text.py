@@ -177,3 +177,22 @@ def test_language_of_a_text() -> None:
     assert "kokoro-say -l fr-fr" in language_note("Nous sommes dans le parc avec les amis.",
                                                    "en-us")
     assert language_note("We are in the park with the friends.", "en-us") == ""
+
+
+def test_only_japanese_text_asks_whether_the_ja_extra_reads_it() -> None:
+    """Finding the `ja` extra imports it (~0.6 s on the event loop): an English request
+    after a start must not wait for that; a Japanese one asks, and hears the hint."""
+    from kokorod.requests import script_note
+
+    asked: list[str] = []
+
+    def reads_japanese() -> bool:
+        asked.append("asked")
+        return False
+
+    assert script_note("The kettle is boiling again.", "en-us", reads_japanese) == ""
+    assert script_note("La bouilloire chauffe encore.", "fr-fr", reads_japanese) == ""
+    assert asked == []
+    assert "ja extra" in script_note("東京は今日も雨です。", "ja", reads_japanese)
+    assert asked == ["asked"]
+    assert "Japanese voice" in script_note("今日はいい天気ですね。", "en-us", reads_japanese)
