@@ -20,7 +20,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from kokorod import windows
+from kokorod.synth import windows
 from kokorod_common import paths
 from kokorod_common.protocol import CHUNK_MS_RANGE, DEFAULT_MAX_FRAME
 
