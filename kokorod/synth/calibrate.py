@@ -18,21 +18,37 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import onnxruntime as ort
 import psutil
 
 from kokorod import progress
+from kokorod.config import Config
+from kokorod.store.models import ModelFiles
 from kokorod.synth import providers, windows
 from kokorod.synth.segment import Segment
 from kokorod.synth.windows import WINDOW_CONTEXT, Costs, Schedule
 from kokorod_common import atomic, paths
 
 if TYPE_CHECKING:
-    from kokorod.synth.vocoder import Prepared
+    from kokorod.synth.vocoder import Audio, Prepared, Vocoder
 
-Engine = Any  # kokorod.synth.engine.Engine, which calls in here (not imported: no cycle)
+
+class Engine(Protocol):
+    """What calibration reads of the engine (kokorod.synth.engine.Engine, which calls in
+    here while it starts, so it is described rather than imported)."""
+
+    config: Config
+    files: ModelFiles
+    provider: providers.ProviderChoice
+    vocoder: Vocoder | None
+
+    def voice_style(self, name: str | None) -> Audio: ...
+
+    def prepare(self, segment: Segment, voice: Audio, speed: float,
+                lang: str) -> list[Prepared]: ...
+
 
 log = logging.getLogger(__name__)
 

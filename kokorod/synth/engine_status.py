@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import onnxruntime as ort
 
+from kokorod.config import Config
+from kokorod.store.models import ModelFiles
 from kokorod.synth import providers
+from kokorod.synth.windows import Schedule
 
-Engine = Any  # kokorod.synth.engine.Engine, which calls in here (not imported: no cycle)
+
+class Engine(Protocol):
+    """What `status` reads of the engine (kokorod.synth.engine.Engine, which calls in here,
+    so it is described rather than imported)."""
+
+    config: Config
+    files: ModelFiles
+    provider: providers.ProviderChoice
+    default_voice: str
+    warmup_seconds: float
+    schedule: Schedule
+    stats: Any  # kokorod.synth.engine.EngineStats: counters, read as they are
+
+    @property
+    def streaming(self) -> bool: ...
 
 
 def describe_engine(engine: Engine) -> dict[str, Any]:

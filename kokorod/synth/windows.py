@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from kokorod.config import WINDOW_FRAMES, read_window_schedule
 from kokorod_common.protocol import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
@@ -43,9 +44,9 @@ MIN_REST_FRAMES = 8  # a window that would leave fewer takes them too
 # Frames kept before a batch's first token (the decoder sounds a token a little before
 # its slot); the silence before them is not vocoded, and these may be trimmed.
 LEAD_FRAMES = 8
-MIN_WINDOW_FRAMES = 16  # smaller windows cost more context than audio
+MIN_WINDOW_FRAMES = WINDOW_FRAMES[0]  # smaller windows cost more context than audio
 MAX_FIRST_FRAMES = 160
-MAX_WINDOW_FRAMES = 400  # 5 s
+MAX_WINDOW_FRAMES = WINDOW_FRAMES[1]  # 5 s
 MAX_WINDOW_S = 1.0  # a window's modelled cost: bounds how long another request waits
 # Where less fits, a window still costs at most this share of the audio it makes: a
 # smaller one loses ground every step (at 8 ms a frame, 16-frame windows cost 1.3× their
@@ -225,33 +226,13 @@ def from_costs(costs: Costs, source: str = "calibrated", machine: str = "") -> S
 
 
 def parse(text: str) -> Schedule | None:
-    """A KOKORO_WINDOW_SCHEDULE value: "auto" (None: calibrate), "N" (first window of N
-    frames, fixed growth) or "N:gen_frame,gen_call,front_call,front_frame[,source_frame]"
-    (ms, what `kokorod tune` writes). ValueError says what is wrong."""
-    text = text.strip().lower()
-    if text in ("", "auto"):
+    """A KOKORO_WINDOW_SCHEDULE value as a Schedule (None: "auto", calibrate); the config
+    reads its text form (config.read_window_schedule). ValueError says what is wrong."""
+    read = read_window_schedule(text)
+    if read is None:
         return None
-    first_text, _, costs_text = text.partition(":")
-    try:
-        first = int(first_text)
-    except ValueError:
-        raise ValueError(f"window schedule {text!r}: expected auto, N or N:a,b,c,d[,e] "
-                         "(N frames of 12.5 ms)") from None
-    if not MIN_WINDOW_FRAMES <= first <= MAX_WINDOW_FRAMES:
-        raise ValueError(f"window schedule: first window {first} frames is outside "
-                         f"{MIN_WINDOW_FRAMES}…{MAX_WINDOW_FRAMES}")
-    if not costs_text:
-        return Schedule(first, None, "config")
-    try:
-        values = [float(v) / 1000 for v in costs_text.split(",")]
-    except ValueError:
-        values = []
-    if len(values) not in (4, 5) or min(values) < 0 or values[0] <= 0 or not all(
-            math.isfinite(v) for v in values):
-        raise ValueError(f"window schedule {text!r}: costs must be four or five numbers of "
-                         "ms (generator per frame > 0, per call, front per call, per frame, "
-                         "source per frame)")
-    return Schedule(first, Costs(*values), "config")
+    first, costs = read
+    return Schedule(first, None if costs is None else Costs(*costs), "config")
 
 
 class Windows:
