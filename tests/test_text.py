@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kokorod.text import TEXT_FORMATS, prepare_text
-from kokorod.text.code import split_identifier
+from kokorod.synth.text import TEXT_FORMATS, prepare_text
+from kokorod.synth.text.code import split_identifier
 
 PLAIN = [
     ("Meet Dr. Smith at 10:30 on 2026-11-26.",
@@ -168,8 +168,8 @@ def test_first_day_cleanup_mistakes(written: str, spoken: str) -> None:
 
 
 def test_language_of_a_text() -> None:
-    from kokorod.requests import language_note
-    from kokorod.text import written_in
+    from kokorod.serve.requests import language_note
+    from kokorod.synth.text import written_in
 
     assert written_in("Es ist kalt und die Sonne scheint nicht.") == "de"
     assert written_in("The cat is on the mat and it is happy.") == "en"
@@ -182,7 +182,7 @@ def test_language_of_a_text() -> None:
 def test_only_japanese_text_asks_whether_the_ja_extra_reads_it() -> None:
     """Finding the `ja` extra imports it (~0.6 s on the event loop): an English request
     after a start must not wait for that; a Japanese one asks, and hears the hint."""
-    from kokorod.requests import script_note
+    from kokorod.serve.requests import script_note
 
     asked: list[str] = []
 

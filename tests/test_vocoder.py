@@ -17,12 +17,12 @@ import onnxruntime as ort
 import pytest
 from kokoro_onnx.trim import trim as trim_silence
 
-from kokorod import calibrate, headroom, providers, windows
-from kokorod import vocoder as vocoder_module
 from kokorod.config import load
-from kokorod.engine import Engine
-from kokorod.segment import Segment
-from kokorod.vocoder import Prepared
+from kokorod.synth import calibrate, headroom, providers, windows
+from kokorod.synth import vocoder as vocoder_module
+from kokorod.synth.engine import Engine
+from kokorod.synth.segment import Segment
+from kokorod.synth.vocoder import Prepared
 from kokorod_common.protocol import SAMPLE_RATE
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kokorod import calibrate, windows
 from kokorod.config import ConfigError, load
-from kokorod.windows import (
+from kokorod.synth import calibrate, windows
+from kokorod.synth.windows import (
     FRAME_S,
     MAX_WINDOW_S,
     MIN_WINDOW_FRAMES,
@@ -207,7 +207,7 @@ def test_windows_slower_than_planned_are_observed_said_once_and_planned_for(
     now[0] += 10.0
     w.spent(8000, 120, sourced=True)
     assert schedule.observed.status() == seen
-    with caplog.at_level("WARNING", logger="kokorod.windows"):
+    with caplog.at_level("WARNING", logger="kokorod.synth.windows"):
         request(2.0)
         slow = request(2.0)
     seen = schedule.status()["observed"]
