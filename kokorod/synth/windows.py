@@ -46,10 +46,11 @@ MIN_REST_FRAMES = 8  # a window that would leave fewer takes them too
 LEAD_FRAMES = 8
 MIN_WINDOW_FRAMES = WINDOW_FRAMES[0]  # smaller windows cost more context than audio
 SOURCE_MARGIN = 2  # frames of F0 past a window its source needs to equal the whole's
-# A batch's source is causal: a prefix's samples are the whole's. Each run reaches at
-# least this many times as far as the last, and one that would pass a third of the batch
-# runs it whole: a step pays only for a prefix (a long sentence's second window does not
-# wait for its whole source) and all runs together cost at most 1.5× the whole's.
+# A batch's source is causal: a prefix's samples are the whole's. The first run reaches
+# the first window's end; each later one at least this many times as far as the last, and
+# one that would pass a third of the batch runs it whole: a step pays only for a prefix (a
+# long sentence's second window does not wait for its whole source) and all runs together
+# cost at most 1.5× the whole's, plus the first head.
 SOURCE_GROWTH = 3
 MAX_FIRST_FRAMES = 160
 MAX_WINDOW_FRAMES = WINDOW_FRAMES[1]  # 5 s
@@ -95,7 +96,9 @@ def source_reach(have: int, hi: int, frames: int) -> int:
     """How far a batch of `frames` runs its source when a window needs it through frame
     `hi` and it has run through `have` (the vocoder runs it; the plan models it)."""
     upto = max(hi + SOURCE_MARGIN, SOURCE_GROWTH * have)
-    return frames if SOURCE_GROWTH * upto > frames or frames - upto < MIN_REST_FRAMES else upto
+    if frames - upto < MIN_REST_FRAMES or (have and SOURCE_GROWTH * upto > frames):
+        return frames  # (the first run stays a head: it is paid before the first audio)
+    return upto
 
 
 def second_source(first: int, batch: int, second: int) -> int:
