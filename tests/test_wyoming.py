@@ -36,8 +36,8 @@ from wyoming.tts import (
     SynthesizeVoice,
 )
 
-from kokorod.sentence_feed import SentenceFeed
-from kokorod.wyoming_uri import parse
+from kokorod.serve.sentence_feed import SentenceFeed
+from kokorod.serve.wyoming_front import address_of
 from kokorod_common.protocol import samples_to_pcm
 
 TEXT = "Home Assistant hears the warm daemon now."
@@ -330,13 +330,12 @@ def test_off_by_default(daemon: DaemonProc) -> None:
     ("unix:///run/k/w.sock", ("unix", "/run/k/w.sock", 0, True)),
 ])
 def test_addresses(uri: str, expected: tuple[Any, ...] | None) -> None:
-    address = parse(uri)
+    address = address_of(uri)
     if expected is None:
         assert address is None
         return
     assert address is not None
-    where = address.path if address.scheme == "unix" else address.host
-    assert (address.scheme, where, address.port, address.loopback) == expected
+    assert (address.scheme, address.where, address.port, address.loopback) == expected
 
 
 @pytest.mark.parametrize("uri", ["tcp://127.0.0.1", "http://x:1", "unix://", "tcp://h:99999"])
