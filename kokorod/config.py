@@ -160,12 +160,19 @@ class Config:
         "extra)", minimum=0, maximum=65535)
     http_token: str = setting("KOKORO_HTTP_TOKEN", "",
         "when set, HTTP clients must send it as their API key (Authorization: Bearer …)")
+    lexicon: str = setting("KOKORO_LEXICON", "",
+        "the user lexicon, how words are read (TOML; empty: lexicon.toml beside the "
+        "configuration file; read again when it changes)")
     warmup: bool = setting("KOKORO_WARMUP", True, "synthesize once at start", engine=True)
     verbose_logs: bool = setting("KOKORO_VERBOSE_LOGS", False, "debug logging")
 
     @property
     def socket_path(self) -> Path:
         return Path(self.socket) if self.socket else paths.default_socket_path()
+
+    @property
+    def lexicon_path(self) -> Path:
+        return Path(self.lexicon) if self.lexicon else config_file_path().parent / "lexicon.toml"
 
     def as_env(self) -> dict[str, str]:
         """The settings that differ from the defaults, as KOKORO_* env vars."""

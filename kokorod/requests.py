@@ -20,9 +20,12 @@ from kokorod import extras
 from kokorod.config import Config
 from kokorod.engine import Engine
 from kokorod.job import Job
+from kokorod.lexicon import Lexicon
 from kokorod.scheduler import Scheduler
 from kokorod.speech_queue import Send, SpeechQueue, Utterance
-from kokorod.text import prepare_text, speakable, written_in
+from kokorod.spoken import Spoken, prepare
+from kokorod.ssml_mask import masked
+from kokorod.text import speakable, written_in
 from kokorod_common.protocol import ErrorCode, ProtocolError, SynthesizeRequest, parse_synthesize
 
 LONG_TEXT = 4000  # characters: cleanup runs off the event loop beyond this
@@ -84,6 +87,8 @@ class Requests:
         self.speech = speech
         self.counters = counters
         self.streaming: set[Job] = set()  # streamed back, on every connection
+        # The user's readings, read again when the file changes.
+        self.lexicon = Lexicon(config.lexicon_path, engine.vocab)
         self.shutting_down = False
 
     # ------------------------------------------------------------ admission
@@ -111,28 +116,42 @@ class Requests:
         engine = self.engine
         voice = engine.voice_style(req.voice)
         lang = engine.lang_for(req.voice, req.text, req.lang)
-        original = req.text
-        req = await self._cleaned(req, lang)
+        original = masked(req.text) if req.text_format == "ssml" else req.text
+        said = await self.spoken(req, lang)
+        req = req._replace(text=said.text)
         if req.mode != "queue":
             self.stop(None if req.mode == "stop-all" else client, "interrupted")
         self.counters["requests"] += 1
-        job = Job(req, voice, lang, client, original=original)
-        job.note = language_note(message.get("text"), lang) or script_note(
-            message.get("text"), lang, engine.phonemize.reads_japanese())
+        job = Job(req, voice, lang, client, original=original,
+                  spoken=said if said.runs is not None else None)
+        job.note = "; ".join([*said.warnings, language_note(said.text, lang) or script_note(
+            said.text, lang, engine.phonemize.reads_japanese())]).strip("; ")
         return job
 
-    async def _cleaned(self, req: SynthesizeRequest, lang: str) -> SynthesizeRequest:
-        """The request with its text as it will be spoken (Markdown, code, numbers…)."""
-        args = (req.text, req.text_format, lang, req.normalize)
+    async def spoken(self, req: SynthesizeRequest, lang: str) -> Spoken:
+        """What the request will say (Markdown, code, numbers, SSML, readings…)."""
+        engine = self.engine
+        if self.lexicon.path != self.config.lexicon_path:  # a reload moved it
+            self.lexicon = Lexicon(self.config.lexicon_path, engine.vocab)
+
+        def voice_lang(name: str) -> str:
+            engine.voice_style(name)  # unknown_voice / bad_voice, typed
+            return engine.lang_for(name, req.text, None)
+
+        args = (req.text, req.text_format, lang, req.normalize, engine.vocab,
+                self.lexicon.apply, voice_lang)
         if len(req.text) > LONG_TEXT:
-            text = await asyncio.get_running_loop().run_in_executor(None, prepare_text, *args)
+            said = await asyncio.get_running_loop().run_in_executor(None, prepare, *args)
         else:
-            text = prepare_text(*args)
-        if not speakable(text):
+            said = prepare(*args)
+        if not speakable(said.text):
             raise ProtocolError(ErrorCode.EMPTY_TEXT,
                                 f"the {req.text_format} text has nothing speakable in it "
                                 "(no letters or digits)")
-        return req._replace(text=text)
+        for run in said.runs or []:
+            if run.lang:
+                engine.phonemize.check_lang(run.lang)
+        return said
 
     def voice_name(self, job: Job) -> str:
         return job.request.voice or self.engine.default_voice

@@ -21,7 +21,7 @@ import time
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
-from kokorod import audio_cache
+from kokorod import audio_cache, breaks
 from kokorod.audio_cache import AudioCache
 from kokorod.config import Config
 from kokorod.engine import Engine, EngineError
@@ -164,16 +164,18 @@ class Scheduler:
             job.started_at = time.perf_counter()
         job.begin_segment(segment)
         job.segments += 1
-        req, engine, words = job.request, self.engine, job.words is not None
+        req, engine, words = job.request, self.engine, job.wants_words()
         if job.windows is None:
             job.windows = Windows(engine.schedule, sharing=self.synthesizing)
             job.windows.more = not job.stream.exhausted()
         windows = job.windows
+        voice, speed, lang = job.settings(segment)  # SSML may change them by segment
+        style = job.voice if voice == req.voice else engine.voice_style(voice)
         key = audio_cache.key_for(segment, job.stream.exhausted(), engine.files.sha256,
-                                  req.voice or engine.default_voice, req.speed, job.lang,
+                                  voice or engine.default_voice, speed, lang,
                                   words, engine.streaming and engine.schedule.key())
-        job.segment = self.cache.begin(key, lambda: engine.begin(
-            segment, job.voice, req.speed, job.lang, windows, words=words))
+        job.segment = breaks.exact(self.cache.begin(key, lambda: engine.begin(
+            segment, style, speed, lang, windows, words=words)), segment)
         return True
 
     async def _infer(self, job: Job, segment: Pieces) -> Any:
