@@ -37,7 +37,7 @@ class ExactPauses:
         self._lead = _zeros(lead_s) if lead_s else None
         self._trim_head = trim_head
         self._break = break_s
-        self._held: Audio | None = None  # before a break: the newest piece, its tail unsure
+        self._held: Audio | None = None  # before a break: quiet kept back, maybe the tail
         self._shift = len(self._lead) if self._lead is not None else 0
         self._done = False
 
@@ -71,20 +71,22 @@ class ExactPauses:
                 audio, self._lead = np.concatenate([self._lead, audio]), None
             if self._break is None:
                 return audio
-            audio, self._held = self._held, audio
-            if audio is not None and audio.size:
+            if self._held is not None:  # the quiet kept back may be the tail, or not
+                audio = np.concatenate([self._held, audio])
+            loud = _loud(audio)
+            end = int(loud[-1]) + 1 if loud.size else 0
+            audio, self._held = audio[:end], audio[end:]
+            if audio.size:
                 return audio
         return None
 
     def _last(self) -> Audio:
-        """The held piece without its quiet tail, then the break (and any lead not given)."""
-        parts = [p for p in (self._lead, self._held) if p is not None]
-        audio = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+        """The break (after a lead never given: a segment with no sound); the quiet tail
+        kept back is left out."""
+        lead = self._lead if self._lead is not None else np.zeros(0, dtype=np.float32)
         if self._break is None:
-            return audio
-        loud = _loud(audio)
-        audio = audio[:int(loud[-1]) + 1] if loud.size else audio[:0]
-        return np.concatenate([audio, _zeros(self._break)]).astype(np.float32)
+            return lead
+        return np.concatenate([lead, _zeros(self._break)]).astype(np.float32)
 
 
 def exact(pieces: object, segment: object) -> object:

@@ -129,10 +129,10 @@ class _Parser:
         self.offset = (0, 0)  # lines and columns added in front of the client's text
 
     # ------------------------------------------------------------ errors
-    def fail(self, message: str) -> ProtocolError:
+    def fail(self, message: str, code: str = ErrorCode.BAD_SSML) -> ProtocolError:
         line = self.expat.CurrentLineNumber - self.offset[0]
         column = self.expat.CurrentColumnNumber + 1 - (self.offset[1] if line == 1 else 0)
-        return ProtocolError(ErrorCode.BAD_SSML, f"SSML line {line}, column {column}: {message}")
+        return ProtocolError(code, f"SSML line {line}, column {column}: {message}")
 
     def refuse(self, *_: object) -> None:
         raise self.fail("document type and entity declarations are not allowed")
@@ -257,7 +257,7 @@ class _Parser:
             try:
                 self.check_phonemes(attrs["ph"])
             except ProtocolError as exc:
-                raise self.fail(exc.message) from None
+                raise self.fail(exc.message, exc.code) from None
         if name == "sub" and "alias" not in attrs:
             raise self.fail("<sub> needs alias")
         if name == "say-as" and "interpret-as" not in attrs:
@@ -305,7 +305,8 @@ class _Parser:
 
     # ------------------------------------------------------------ the whole
     def parse(self, text: str) -> Document:
-        if not looks_like_ssml(text):  # bare text given as SSML: as if inside <speak>
+        if not (looks_like_ssml(text) or text.lstrip().startswith(("<?xml", "<!"))):
+            # bare text (or a fragment) given as SSML: as if inside <speak>
             self.offset = (0, len(_SPEAK))
             text = f"{_SPEAK}{text}</speak>"
         try:

@@ -35,6 +35,11 @@ def _num2words_lang(lang: str) -> str:
 def _words(number: str, lang: str, to: str) -> str:
     from num2words import num2words
 
+    if lang.lower().startswith("en"):  # as plain English text says them
+        from kokorod.text import numbers as n
+
+        british = lang.lower() == "en-gb"
+        return n.cardinal(number, british) if to == "cardinal" else n.ordinal(number, british)
     try:
         return num2words(int(number), lang=_num2words_lang(lang), to=to).replace(",", "")
     except (NotImplementedError, ValueError, OverflowError, TypeError):
