@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from kokorod.calibrate import cpu_model
+from kokorod.synth.calibrate import cpu_model
 
 
 def cpu_flags() -> list[str]:

@@ -36,9 +36,9 @@ import texts  # noqa: E402
 from metrics import lsd_db, mcd, silence_dbfs  # noqa: E402
 
 from kokorod.config import load  # noqa: E402
-from kokorod.engine import Engine  # noqa: E402
-from kokorod.segment import Segment  # noqa: E402
-from kokorod.vocoder import SAMPLES_PER_FRAME, Prepared  # noqa: E402
+from kokorod.synth.engine import Engine  # noqa: E402
+from kokorod.synth.segment import Segment  # noqa: E402
+from kokorod.synth.vocoder import SAMPLES_PER_FRAME, Prepared  # noqa: E402
 
 OWN_TAIL = 80  # before the statistics: a batch's last window spanned this many frames
 VOICES = ["af_heart", "bm_george", "am_michael", "bf_emma", "af_bella", "am_adam",

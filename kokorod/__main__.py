@@ -1,5 +1,5 @@
 """`python -m kokorod` is `kokorod`."""
 
-from kokorod.cli import main
+from kokorod.ctl.cli import main
 
 raise SystemExit(main())

@@ -8,6 +8,7 @@ table in README and the error messages all come from the same place.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -20,7 +21,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from kokorod import windows
 from kokorod_common import paths
 from kokorod_common.protocol import CHUNK_MS_RANGE, DEFAULT_MAX_FRAME
 
@@ -31,6 +31,9 @@ COREML_SPECIALIZATIONS = ("FastPrediction", "Default")
 GRAPH_OPTIMIZATIONS = ("all", "extended", "basic", "off")
 # The kokoro-onnx release that publishes the v1.0 model files (see models.CATALOG).
 MODEL_BASE_URL = "https://github.com/thewh1teagle/kokoro-onnx/releases/download/model-files-v1.0"
+# A streaming window's frames of 12.5 ms (kokorod.synth.windows plans within them): smaller
+# windows cost more context than audio; 400 frames are 5 s.
+WINDOW_FRAMES = (16, 400)
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
 
@@ -45,6 +48,37 @@ class ConfigError(ValueError):
     def verdict(self) -> str:
         """The one way every command says it: a line per bad setting."""
         return "\n".join(f"kokorod: configuration error: {p}" for p in self.problems)
+
+
+def read_window_schedule(text: str) -> tuple[int, tuple[float, ...] | None] | None:
+    """A KOKORO_WINDOW_SCHEDULE value: "auto" (None: calibrate), "N" (first window of N
+    frames, fixed growth: (N, None)) or "N:gen_frame,gen_call,front_call,front_frame[,source_frame]"
+    (ms, what `kokorod tune` writes: (N, seconds)). windows.parse makes it a Schedule; the
+    text form is the setting's, so it is read here. ValueError says what is wrong."""
+    text = text.strip().lower()
+    if text in ("", "auto"):
+        return None
+    first_text, _, costs_text = text.partition(":")
+    try:
+        first = int(first_text)
+    except ValueError:
+        raise ValueError(f"window schedule {text!r}: expected auto, N or N:a,b,c,d[,e] "
+                         "(N frames of 12.5 ms)") from None
+    if not WINDOW_FRAMES[0] <= first <= WINDOW_FRAMES[1]:
+        raise ValueError(f"window schedule: first window {first} frames is outside "
+                         f"{WINDOW_FRAMES[0]}…{WINDOW_FRAMES[1]}")
+    if not costs_text:
+        return first, None
+    try:
+        values = [float(v) / 1000 for v in costs_text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) not in (4, 5) or min(values) < 0 or values[0] <= 0 or not all(
+            math.isfinite(v) for v in values):
+        raise ValueError(f"window schedule {text!r}: costs must be four or five numbers of "
+                         "ms (generator per frame > 0, per call, front per call, per frame, "
+                         "source per frame)")
+    return first, tuple(values)
 
 
 @dataclass(frozen=True)
@@ -116,7 +150,7 @@ class Config:
     window_schedule: str = setting("KOKORO_WINDOW_SCHEDULE", "auto",
         "the streaming vocoder's windows: auto (planned from this machine's costs, measured "
         "at the first start), N (first window of N 12.5 ms frames, fixed growth) or what "
-        "`kokorod tune` writes", engine=True, check=windows.parse)
+        "`kokorod tune` writes", engine=True, check=read_window_schedule)
     window_adapt: bool = setting("KOKORO_WINDOW_ADAPT", True,
         "windows follow the speed this machine shows now, the text and the number of "
         "requests synthesizing; 0 = the plan fixed as measured or given (one text, one "

@@ -21,4 +21,4 @@ def setup(verbose: bool | None = None, default_level: int = logging.WARNING) -> 
     for name in ("phonemizer", "kokoro-onnx", "kokoro_onnx"):
         logging.getLogger(name).setLevel(logging.WARNING if not verbose else logging.INFO)
     # The daemon's start, stop and reload lines: two or three a lifetime, always in the log.
-    logging.getLogger("kokorod.server").setLevel(level if verbose else logging.INFO)
+    logging.getLogger("kokorod.serve.server").setLevel(level if verbose else logging.INFO)

@@ -28,7 +28,7 @@ MAX_ID_INT = (1 << 63) - 1
 FORMATS = ("f32", "s16")
 # ssml: SSML (docs/pronunciation.md); plain+ipa: plain text with [word](/phonemes/) readings
 TEXT_FORMATS = ("plain", "markdown", "code", "ssml", "plain+ipa")
-# speech-dispatcher's priorities, highest first (see kokorod/speech_queue.py for the rules)
+# speech-dispatcher's priorities, highest first (see kokorod/serve/speech_queue.py for the rules)
 PRIORITIES = ("important", "message", "text", "notification")
 MODES = ("queue", "interrupt", "stop-all")
 MARKS = ("segment", "word")  # a mark per segment, or per word as well

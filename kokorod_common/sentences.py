@@ -1,4 +1,4 @@
-"""Where sentences end: one rule for the daemon's segments (kokorod/segment.py) and the
+"""Where sentences end: one rule for the daemon's segments (kokorod/synth/segment.py) and the
 client's sentence-by-sentence display and subtitle cues (`kokoro-say -i`, `--subtitles`).
 
 A sentence ends after end punctuation (plus closing quotes or brackets) and whitespace,

@@ -10,7 +10,7 @@ LANGS = {
 }
 GENDERS = {"f": "female", "m": "male"}
 DEFAULT_VOICE = "af_heart"  # when installed (the v1.0 voices); else the first installed
-# The 54 voices of Kokoro v1.0 (the daemon pins each file: kokorod/voice_packs.py).
+# The 54 voices of Kokoro v1.0 (the daemon pins each file: kokorod/store/voice_packs.py).
 V1_VOICES = (
     "af_alloy", "af_aoede", "af_bella", "af_heart", "af_jessica", "af_kore", "af_nicole",
     "af_nova", "af_river", "af_sarah", "af_sky", "am_adam", "am_echo", "am_eric", "am_fenrir",

@@ -49,7 +49,7 @@ def engine(data_dir: Path, daemon: DaemonProc) -> Any:
     planning its windows from the same fixed costs as the test daemons. After the
     session daemon's first start: that installs the English voices (the default)."""
     from kokorod.config import load
-    from kokorod.engine import Engine
+    from kokorod.synth.engine import Engine
 
     os.environ["KOKORO_DATA_DIR"] = str(data_dir)  # paths read it (models, calibration)
     return Engine(load({"KOKORO_DATA_DIR": str(data_dir),

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 from helpers import DaemonProc, kokorod_cli, raw_conn
 
-from kokorod.audio_cache import MAX_CHARS, AudioCache, Entry, key_for
-from kokorod.segment import Segment
+from kokorod.serve.audio_cache import MAX_CHARS, AudioCache, Entry, key_for
+from kokorod.synth.segment import Segment
 
 
 def caches(daemon: DaemonProc) -> dict[str, Any]:

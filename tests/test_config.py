@@ -109,7 +109,7 @@ def test_control_commands_work_with_a_broken_config(tmp_path: Path) -> None:
 
 
 def test_status_counts_add_up() -> None:
-    from kokorod.cli import _format_requests
+    from kokorod.ctl.cli import _format_requests
 
     line = _format_requests({"requests": 48, "completed": 38, "cancelled": 7, "failed": 1,
                              "refused": 4})

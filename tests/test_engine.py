@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from helpers import raw_conn, short_tmpdir
 
-from kokorod import engine as engine_module
 from kokorod.config import load
-from kokorod.engine import Engine, EngineError
-from kokorod.segment import Segment
-from kokorod.server import Daemon
+from kokorod.serve.server import Daemon
+from kokorod.synth import engine as engine_module
+from kokorod.synth.engine import Engine, EngineError
+from kokorod.synth.segment import Segment
 from kokorod_common.protocol import ErrorCode
 
 

@@ -17,7 +17,7 @@ import pytest
 from fileserver import FileServer
 from helpers import kokorod_cli
 
-from kokorod import download, models
+from kokorod.store import download, models
 
 MIB = 1 << 20
 
@@ -164,7 +164,7 @@ def test_unwritable_store_is_a_clear_error(server: FileServer, blob: tuple[Path,
         store = top / "store"
         store.mkdir()
         store.chmod(0o555)
-        code = ("import sys; from pathlib import Path; from kokorod import download\n"
+        code = ("import sys; from pathlib import Path; from kokorod.store import download\n"
                 "try:\n"
                 f"    download.fetch({server.base_url + '/blob.bin'!r}, "
                 f"Path({str(store / 'blob.bin')!r}), {digest!r}, retries=0)\n"

@@ -17,11 +17,11 @@ import onnxruntime as ort
 import pytest
 from helpers import kokorod_cli, raw_conn, start_daemon
 
-from kokorod import providers
 from kokorod.config import load
-from kokorod.engine import Engine, EngineError
-from kokorod.segment import Segment
-from kokorod.service import launchd
+from kokorod.ctl.service import launchd
+from kokorod.synth import providers
+from kokorod.synth.engine import Engine, EngineError
+from kokorod.synth.segment import Segment
 from kokorod_common import paths
 
 
@@ -191,7 +191,7 @@ def test_coreml_cache_is_keyed_by_content_and_pruned(tmp_path: Path) -> None:
 
 
 def test_large_uids_are_read_unsigned() -> None:
-    from kokorod import peercred
+    from kokorod.serve import peercred
 
     uid = 2**31 + 5  # directory-service uids on macOS can be this large
     mac = peercred._XUCRED.pack(0, uid, 1, *([20] * 16))
@@ -200,7 +200,7 @@ def test_large_uids_are_read_unsigned() -> None:
 
 
 def test_macos_heap_release_is_zone_pressure_relief() -> None:
-    from kokorod import heap
+    from kokorod.synth import heap
 
     calls: list[tuple[Any, int]] = []
 
@@ -219,7 +219,7 @@ def test_macos_heap_release_is_zone_pressure_relief() -> None:
 def test_downloads_trust_certifi_on_macos() -> None:
     import certifi
 
-    from kokorod import download
+    from kokorod.store import download
 
     with open(certifi.where()) as bundle:
         certifi_cas = bundle.read().count("BEGIN CERTIFICATE")

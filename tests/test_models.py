@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kokorod import models
+from kokorod.store import models
 
 
 def test_embedded_model_assembles_verifies_and_is_reused(tmp_path: Path,
@@ -78,7 +78,7 @@ def test_using_a_file_that_is_not_installed_changes_nothing(store: Path) -> None
 
 
 def test_an_unresolvable_host_is_said_plainly(tmp_path: Path) -> None:
-    from kokorod import download
+    from kokorod.store import download
 
     with pytest.raises(download.DownloadError, match="does not resolve"):
         download.fetch("http://kokorod-nowhere.invalid/x.onnx", tmp_path / "x.onnx", None,

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from kokorod import norm_graph, norm_stats
-from kokorod.engine import Engine
-from kokorod.segment import Segment
-from kokorod.vocoder import SAMPLES_PER_FRAME, Prepared
+from kokorod.synth import norm_graph, norm_stats
+from kokorod.synth.engine import Engine
+from kokorod.synth.segment import Segment
+from kokorod.synth.vocoder import SAMPLES_PER_FRAME, Prepared
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from metrics import lsd_db, silence_dbfs
@@ -116,7 +116,7 @@ def test_a_voice_without_statistics_is_vocoded_a_batch_at_a_time(engine: Engine)
 
 def _steps(engine: Engine, voice: str) -> list[np.ndarray]:
     """A segment's pieces, one per step, on the engine's plan."""
-    from kokorod.windows import Windows
+    from kokorod.synth.windows import Windows
 
     audio = engine.begin(Segment(TEXTS[0], 0.0, 0), engine.voice_style(voice), 1.0, "en-us",
                          Windows(engine.schedule))
@@ -167,7 +167,7 @@ def test_a_table_is_used_only_for_the_voice_it_was_fitted_for(
     assert engine.norms is not None
     other = norm_stats.NormTables(engine.files.sha256, engine.norms.channels,
                                   lambda name: engine.voices.style("af_bella"))
-    with caplog.at_level("WARNING", logger="kokorod.norm_stats"):
+    with caplog.at_level("WARNING", logger="kokorod.synth.norm_stats"):
         assert not other.has("af_heart") and other.feed([("af_heart", 1.0)], 100) is None
     assert "kokorod model norms af_heart --again" in caplog.text
     assert other.has("af_bella") and engine.norms.has("af_heart")

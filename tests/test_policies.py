@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from kokorod import windows
 from kokorod.config import Config
-from kokorod.job import Job, final_frame
-from kokorod.scheduler import Scheduler
-from kokorod.segment import Segment
-from kokorod.speech_queue import SpeechQueue, Utterance
+from kokorod.serve.job import Job, final_frame
+from kokorod.serve.scheduler import Scheduler
+from kokorod.serve.speech_queue import SpeechQueue, Utterance
+from kokorod.synth import windows
+from kokorod.synth.segment import Segment
 from kokorod_common.player import DeviceStalled
 from kokorod_common.protocol import SAMPLE_RATE, ErrorCode, SynthesizeRequest
 

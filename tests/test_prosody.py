@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from helpers import REPO, DaemonProc, raw_conn, stream_audio
 
-from kokorod.headroom import KNEE, soft_limit
+from kokorod.synth.headroom import KNEE, soft_limit
 
 sys.path.insert(0, str(REPO / "bench"))
 

@@ -8,8 +8,9 @@ from typing import Any
 import onnxruntime as ort
 import pytest
 
-from kokorod import models, providers
 from kokorod.config import load
+from kokorod.store import models
+from kokorod.synth import providers
 
 
 def test_coreml_options_follow_config(tmp_path: Path) -> None:

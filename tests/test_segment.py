@@ -7,7 +7,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kokorod.segment import (
+from kokorod.synth.segment import (
     GROWTH,
     SENTENCE_PAUSE_S,
     SegmentStream,

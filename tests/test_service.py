@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from helpers import raw_conn, start_daemon
 
-from kokorod import service
-from kokorod.service import launchd
-from kokorod.service.base import NoServiceManager, ServiceError, run_command
+from kokorod.ctl import service
+from kokorod.ctl.service import launchd
+from kokorod.ctl.service.base import NoServiceManager, ServiceError, run_command
 from kokorod_common.launcher import socket_is_live
 
 STAND_IN = """#!{python}

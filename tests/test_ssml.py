@@ -15,9 +15,9 @@ from helpers import DaemonProc, raw_conn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kokorod import overrides
-from kokorod.spoken import prepare
-from kokorod.ssml_mask import masked
+from kokorod.synth import overrides
+from kokorod.synth.spoken import prepare
+from kokorod.synth.ssml_mask import masked
 from kokorod_common.protocol import ErrorCode, ProtocolError
 
 VOCAB = {ch: i for i, ch in enumerate(

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kokorod.text import TEXT_FORMATS, prepare_text
-from kokorod.text.code import split_identifier
+from kokorod.synth.text import TEXT_FORMATS, prepare_text
+from kokorod.synth.text.code import split_identifier
 
 PLAIN = [
     ("Meet Dr. Smith at 10:30 on 2026-11-26.",
@@ -168,8 +168,8 @@ def test_first_day_cleanup_mistakes(written: str, spoken: str) -> None:
 
 
 def test_language_of_a_text() -> None:
-    from kokorod.requests import language_note
-    from kokorod.text import written_in
+    from kokorod.serve.requests import language_note
+    from kokorod.synth.text import written_in
 
     assert written_in("Es ist kalt und die Sonne scheint nicht.") == "de"
     assert written_in("The cat is on the mat and it is happy.") == "en"
@@ -177,3 +177,22 @@ def test_language_of_a_text() -> None:
     assert "kokoro-say -l fr-fr" in language_note("Nous sommes dans le parc avec les amis.",
                                                    "en-us")
     assert language_note("We are in the park with the friends.", "en-us") == ""
+
+
+def test_only_japanese_text_asks_whether_the_ja_extra_reads_it() -> None:
+    """Finding the `ja` extra imports it (~0.6 s on the event loop): an English request
+    after a start must not wait for that; a Japanese one asks, and hears the hint."""
+    from kokorod.serve.requests import script_note
+
+    asked: list[str] = []
+
+    def reads_japanese() -> bool:
+        asked.append("asked")
+        return False
+
+    assert script_note("The kettle is boiling again.", "en-us", reads_japanese) == ""
+    assert script_note("La bouilloire chauffe encore.", "fr-fr", reads_japanese) == ""
+    assert asked == []
+    assert "ja extra" in script_note("東京は今日も雨です。", "ja", reads_japanese)
+    assert asked == ["asked"]
+    assert "Japanese voice" in script_note("今日はいい天気ですね。", "en-us", reads_japanese)

@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kokorod import tune
 from kokorod.config import load, read_config_file, write_settings
+from kokorod.ctl import tune
 
 
 def test_write_settings_keeps_other_lines(tmp_path: Path) -> None:

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from helpers import kokorod_cli, short_tmpdir, start_daemon
 
-from kokorod import models, voice_packs
-from kokorod.voices import load_pack
+from kokorod.store import models, voice_packs
+from kokorod.synth.voices import load_pack
 
 IN_CI = bool(os.environ.get("CI"))
 

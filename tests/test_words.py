@@ -21,9 +21,9 @@ from helpers import DaemonProc, alsa_home, clocked_sink, raw_conn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kokorod.segment import SegmentStream, clean
-from kokorod.text import prepare_text
-from kokorod.words import SourceMap, phoneme_spans, word_spans
+from kokorod.synth.segment import SegmentStream, clean
+from kokorod.synth.text import prepare_text
+from kokorod.synth.words import SourceMap, phoneme_spans, word_spans
 from kokorod_client import subtitles
 from kokorod_client.highlight import OFF, ON, WordHighlighter
 from kokorod_common.messages import Mark
@@ -356,7 +356,7 @@ ABBREVIATED = "We met Mr. Jones, e.g. at 5 p.m. yesterday, in St. Louis. It was 
 def test_daemon_and_client_cut_sentences_by_one_rule() -> None:
     """The client's sentences (-i, subtitle cues) are the daemon's: "Mr.", "e.g.", "p.m."
     followed by a small letter and "St." end none of them."""
-    from kokorod.segment import SegmentStream
+    from kokorod.synth.segment import SegmentStream
     from kokorod_client.highlight import units
 
     text = ABBREVIATED + " Dr. Who left at 9 a.m. Then it rained."

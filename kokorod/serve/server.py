@@ -1,0 +1,349 @@
+"""Socket lifecycle: single instance, stale-socket cleanup, serve, graceful shutdown.
+
+Start: take the instance lock, probe any socket already there (a live daemon →
+refuse; a dead one → remove), load and warm the engine, then bind 0600 in a
+0700 directory. Stop (first SIGTERM/SIGINT): close the listener, let in-flight
+streams finish for `shutdown_grace_s`, end the rest as cancelled, remove the
+socket. A second signal skips the grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import psutil
+
+from kokorod import __version__, extras, logs, progress
+from kokorod import config as config_module
+from kokorod.config import ENGINE_SETTINGS, Config
+from kokorod.serve.connection import Connection
+from kokorod.serve.requests import Requests
+from kokorod.serve.runtime_files import RuntimeFiles
+from kokorod.serve.scheduler import Scheduler
+from kokorod.serve.speech_queue import SpeechQueue
+from kokorod.serve.state import ReloadError, ServerState
+from kokorod.store import first_run, models
+from kokorod.synth import heap
+from kokorod.synth.engine import Engine
+
+log = logging.getLogger(__name__)
+
+
+class HttpError(RuntimeError):
+    """The HTTP front-end cannot start as configured (its port is taken): one line."""
+
+
+def port_holder(port: int) -> str:
+    """' (pid N: command)' of whatever listens on `port`, when psutil can tell."""
+    try:
+        for conn in psutil.net_connections(kind="inet"):
+            if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN:
+                if conn.pid is None:
+                    return ""
+                proc = psutil.Process(conn.pid)
+                command = " ".join(proc.cmdline()) or proc.name()
+                return f" (by pid {conn.pid}: {command[:80]})"
+    except (psutil.Error, OSError):
+        pass
+    return ""
+
+
+def port_in_use(port: int, exc: OSError | None = None) -> str:
+    why = "already in use" if exc is None or exc.errno == errno.EADDRINUSE else str(exc)
+    return (f"HTTP port {port} is {why}{port_holder(port)}; set another KOKORO_HTTP_PORT "
+            "(or http_port in the config file)")
+
+
+def check_port(port: int) -> None:
+    """Before anything is claimed: HttpError if 127.0.0.1:`port` cannot be bound."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise HttpError(port_in_use(port, exc)) from None
+
+
+class HttpFront:
+    """OpenAI's speech API beside the socket (KOKORO_HTTP_PORT): on, off, or why not, and
+    where; turned on, off or moved by a reload."""
+
+    def __init__(self) -> None:
+        self.api: Any = None
+        self.port = 0  # the configured port (0: off)
+        self.error = ""
+
+    def status(self) -> dict[str, Any]:
+        on = self.api is not None
+        return {"on": on, "port": self.port,
+                "url": f"http://127.0.0.1:{self.port}/v1" if on else None,
+                "error": self.error or None}
+
+    async def apply(self, config: Config, requests: Requests, at_start: bool) -> None:
+        """Serve at `config.http_port` (0: not at all). At start a port in use is HttpError
+        (the daemon stops, nothing left behind); on reload it is logged and shown in
+        status while the socket serves on."""
+        port = config.http_port
+        if self.api is not None and port == self.port:
+            self.api.token = config.http_token
+            return
+        if self.api is not None:
+            await self.api.stop()
+            self.api = None
+            log.info("OpenAI speech API on port %d stopped", self.port)
+        self.port, self.error = port, ""
+        if not port:
+            return
+        if not extras.installed("http"):
+            self.error = f"off: {extras.missing('http', f'KOKORO_HTTP_PORT={port}')}"
+            log.warning("%s", self.error)
+            if at_start:
+                progress.note(self.error)
+            return
+        from kokorod.serve.http_api import SpeechAPI  # the http extra: only when it is on
+
+        api = SpeechAPI(requests, config.http_token, config.max_frame_bytes)
+        try:
+            await api.start(port)
+        except OSError as exc:
+            await api.stop()
+            message = port_in_use(port, exc)
+            if at_start:
+                raise HttpError(message) from None
+            self.error = f"off: {message}"
+            log.error("reload: %s", message)
+            return
+        self.api = api
+        log.info("OpenAI speech API on http://127.0.0.1:%d/v1", port)
+
+    async def stop(self) -> None:
+        if self.api is not None:
+            await self.api.stop()
+            self.api = None
+
+
+class Daemon:
+    version = __version__
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.socket_path = config.socket_path
+        self.engine: Engine
+        self.scheduler: Scheduler
+        self.speech: SpeechQueue
+        self.requests: Requests
+        self.state: ServerState
+        self.connections: set[Connection] = set()
+        self.counters: Counter[str] = Counter()
+        self.started_at = time.time()
+        self._stop = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
+        self._force = False
+        self.files = RuntimeFiles(self.socket_path)
+        self._keeper: asyncio.Task[None] | None = None
+        self.http = HttpFront()  # the OpenAI speech API, when KOKORO_HTTP_PORT is set
+        self._conn_tasks: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------ startup
+    def prepare(self) -> None:
+        """Everything before the event loop: lock, socket probe, engine load."""
+        heap.configure()  # before any thread or large buffer exists
+        if self.config.http_port and extras.installed("http"):
+            check_port(self.config.http_port)  # taken: said before anything is claimed
+        self.files.claim()
+        first_run.ensure_english_voices(self.config)
+        self.engine = Engine(self.config)
+
+    async def start(self) -> None:
+        self.scheduler = Scheduler(self.engine, self.config)
+        self.scheduler.start()
+        self.speech = SpeechQueue(self.scheduler.submit, self.config.audio_device,
+                                  self.config.playback_prebuffer, self.config.max_queued)
+        self.speech.start()
+        self.requests = Requests(self.config, self.engine, self.scheduler, self.speech,
+                                 self.counters)
+        self.state = ServerState(self.version, self.requests, self.status, self.reload)
+        # before the socket: a live socket means all is served
+        await self.http.apply(self.config, self.requests, at_start=True)
+        await self.files.bind(self._accept)
+        self._keeper = asyncio.get_running_loop().create_task(
+            self.files.keep(self._accept, self.config.runtime_check_s, self.request_stop),
+            name="runtime-files")
+        log.info("kokorod %s serving on %s (pid %d)", self.version, self.socket_path, os.getpid())
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = Connection(self.state, reader, writer)
+        self.connections.add(conn)
+        self.counters["connections"] += 1
+        task = asyncio.current_task()
+        if task is not None:
+            self._conn_tasks.add(task)
+        try:
+            await conn.serve()
+        finally:
+            self.connections.discard(conn)
+            if task is not None:
+                self._conn_tasks.discard(task)
+
+    # ------------------------------------------------------------ run/stop
+    def request_stop(self, signame: str = "") -> None:
+        if self._stop.is_set():
+            log.warning("second %s: stopping now", signame or "stop request")
+            self._force = True
+        else:
+            log.info("%s: stopping (in-flight streams get %.1fs)", signame or "stop",
+                     self.config.shutdown_grace_s)
+        self._stop.set()
+
+    def request_reload(self) -> None:
+        async def reload_logged() -> None:
+            with contextlib.suppress(ReloadError):  # already logged; old settings serve on
+                await self.reload()
+
+        task = asyncio.get_running_loop().create_task(reload_logged(), name="reload")
+        self._conn_tasks.add(task)
+        task.add_done_callback(self._conn_tasks.discard)
+
+    def _files_changed(self, new: Config) -> bool:
+        """Does the model store (KOKORO_*_PATH or `model use`) now point elsewhere?"""
+        files = models.resolve(new.model_path, new.voices_path)
+        old = self.engine.files
+        return (files.model, files.voices, files.sha256) != (old.model, old.voices, old.sha256)
+
+    async def reload(self, rebuild: bool = False) -> dict[str, Any]:
+        """SIGHUP or the `reload` op: re-read settings and the model choice, keep every stream.
+
+        Limits, chunk and segment sizes apply to the next request. A change of
+        model, voices, provider or threads (or `rebuild`) builds a new engine
+        beside the old one and swaps it in between segments: in-flight streams
+        carry on with the new session. If that fails the old one keeps serving
+        and ReloadError says why. The socket path cannot change without a restart.
+        """
+        async with self._reload_lock:
+            loop = asyncio.get_running_loop()
+            try:
+                new = config_module.load(socket=str(self.socket_path))
+                changed = rebuild or await loop.run_in_executor(None, self._files_changed, new)
+            except (config_module.ConfigError, models.ModelError) as exc:
+                log.error("reload: %s; keeping the current settings", exc)
+                raise ReloadError(str(exc)) from None
+            old = self.config
+            changed = changed or any(getattr(old, n) != getattr(new, n) for n in ENGINE_SETTINGS)
+            if changed:
+                try:
+                    engine = await loop.run_in_executor(None, Engine, new, self.engine.schedule)
+                except Exception as exc:
+                    log.error("reload: the new engine failed (%s); keeping the current one", exc)
+                    raise ReloadError(f"the new engine failed: {exc}; the current model "
+                                      "keeps serving") from None
+                self.engine = self.requests.engine = self.scheduler.engine = engine
+            self.config = self.requests.config = self.scheduler.config = new
+            self.speech.device, self.speech.max_queued = new.audio_device, new.max_queued
+            self.speech.prebuffer = new.playback_prebuffer
+            await self.http.apply(new, self.requests, at_start=False)  # on, off or moved
+            logs.setup(new.verbose_logs)
+            self.counters["reloads"] += 1
+            log.warning("reloaded settings (reload %d)", self.counters["reloads"])
+            return {"rebuilt": changed, "model_path": str(self.engine.files.model),
+                    "voices_path": str(self.engine.files.voices),
+                    "model_sha256": self.engine.files.sha256,
+                    "voices": self.engine.voices.names()}
+
+    async def serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.request_stop, sig.name)
+            loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+        await self.start()
+        try:
+            await self._stop.wait()
+        finally:
+            await self.shutdown()
+
+    async def shutdown(self) -> None:
+        self.requests.shutting_down = True
+        if self._keeper is not None:
+            self._keeper.cancel()
+        self.files.close_listener()
+        deadline = time.monotonic() + self.config.shutdown_grace_s
+        self.speech.stop(None, "shutdown")  # the speaker stops with the daemon
+        while (self.scheduler.active_jobs or self.requests.streaming) and not self._force:
+            if time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.05)
+        await self.speech.close()
+        if self.http.api is not None:  # its streams end like the socket's: cancelled
+            self.requests.stop(None, "shutdown")
+            await self.http.stop()
+        for conn in list(self.connections):
+            await conn.close("shutdown")
+        if self._conn_tasks:
+            await asyncio.wait(self._conn_tasks, timeout=2.0)
+        await self.scheduler.stop()
+        self.files.release()
+        log.info("kokorod stopped")
+
+    # ------------------------------------------------------------ status
+    def status(self) -> dict[str, Any]:
+        proc = psutil.Process()
+        mem = proc.memory_info()
+        return {
+            "daemon_version": self.version,
+            "pid": os.getpid(),
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "socket": str(self.socket_path),
+            "connections": len(self.connections),
+            "active_requests": self.scheduler.active_jobs,
+            "paused_requests": self.scheduler.paused_jobs,
+            "worker_busy": self.scheduler.busy,
+            "idle_closed": self.counters["idle_closed"],
+            "requests": self.counters["requests"],
+            "completed": self.counters["completed"],
+            "cancelled": self.counters["cancelled"],
+            # requests = completed + cancelled + failed + in flight; refused: error replies
+            # to frames that never became a request; errors = failed + refused
+            "failed": self.counters["failed"],
+            "refused": self.counters["refused"],
+            "errors": self.counters["failed"] + self.counters["refused"],
+            "reloads": self.counters["reloads"],
+            "http": self.http.status(),
+            "rss_bytes": mem.rss,
+            "num_fds": proc.num_fds() if hasattr(proc, "num_fds") else None,
+            "num_tasks": len(asyncio.all_tasks()),
+            "num_threads": proc.num_threads(),
+            "memory": {**heap.stats(), "python_blocks": sys.getallocatedblocks()},
+            "engine": self.engine.status(),
+            "speech": self.speech.snapshot(),
+            "scheduler": {"first_segment_chars": self.config.first_segment_chars,
+                          "segment_chars": self.config.segment_chars},
+            "caches": {"audio": self.scheduler.cache.status(),
+                       "phonemes": self.engine.phonemize.status()},
+        }
+
+
+def run(config: Config) -> None:
+    """`kokorod run`: foreground daemon (uvloop where available)."""
+    daemon = Daemon(config)
+    try:
+        daemon.prepare()
+        try:
+            import uvloop
+
+            runner: Any = uvloop.run
+        except ImportError:  # pragma: no cover - uvloop missing on this platform
+            runner = asyncio.run
+        runner(daemon.serve())
+    finally:
+        daemon.files.release()  # a start that failed leaves no pid or lock file behind

@@ -1,0 +1,420 @@
+"""The engine: one warm model, a text segment → its audio, piece by piece.
+
+kokoro-onnx supplies the phoneme vocabulary, espeak setup and voice loading;
+the sessions themselves are created and owned here (providers, threads, arena)
+and called directly, so the daemon decides threading, batching and fault
+handling. A segment's audio comes through one interface, `begin()`, with two
+strategies behind it: the whole model gives it in one piece; the streaming
+vocoder (vocoder.py) gives it window by window, so a long segment starts
+playing early and other requests get a turn between windows. Only one piece
+runs at a time (the scheduler's worker thread calls in); on two cores one
+inference already uses every core.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+from kokoro_onnx.tokenizer import Tokenizer
+from kokoro_onnx.trim import trim as trim_silence
+
+from kokorod.config import Config
+from kokorod.store import models
+from kokorod.synth import calibrate, headroom, heap, norm_stats, providers, voices
+from kokorod.synth.phonemes import Phonemizer, spoken_tokens
+from kokorod.synth.segment import Segment
+from kokorod.synth.vocoder import Audio, Prepared, Vocoder, cut_model
+from kokorod.synth.windows import LEAD_FRAMES, Schedule, Windows
+from kokorod.synth.words import WordTime, read_batches, shared_out, word_spans
+from kokorod_common.protocol import SAMPLE_RATE, ProtocolError
+from kokorod_common.voice_names import DEFAULT_VOICE, describe
+
+log = logging.getLogger(__name__)
+
+WARMUP_TEXT = "Warming up the speech engine."
+REBUILD_AFTER_FAILURES = 3
+
+
+class EngineError(RuntimeError):
+    """Inference failed for one segment; the request gets an engine_error frame."""
+
+
+class Interrupted(EngineError):
+    """The run was stopped on purpose (its request was cancelled); not a failure."""
+
+
+@dataclass
+class EngineStats:
+    segments: int = 0
+    audio_seconds: float = 0.0
+    busy_seconds: float = 0.0
+    failures: int = 0
+    interrupted: int = 0  # runs stopped because their request was cancelled
+    consecutive_failures: int = 0
+    rebuilds: int = 0
+    last_error: str = ""
+    started_at: float = field(default_factory=time.time)
+
+
+class SegmentAudio:
+    """One segment's audio, piece by piece: each `step()` is one inference on the calling
+    thread (the scheduler's worker), None once the segment is done. Bound to the engine
+    that began it: a reload may swap the daemon's engine meanwhile, and the segment
+    finishes on the one whose front read it."""
+
+    def __init__(self, engine: Engine, pieces: Iterator[Audio],
+                 words: list[WordTime] | None = None) -> None:
+        self.engine = engine
+        self._pieces = pieces
+        self.words = words if words is not None else []  # taken by the scheduler
+
+    def step(self) -> Audio | None:
+        return next(self._pieces, None)
+
+    def interrupt(self) -> None:
+        self.engine.interrupt()
+
+
+class Engine:
+    """Owns the sessions, voices, phonemizer and window plan; thread-safe for one caller."""
+
+    def __init__(self, config: Config, schedule: Schedule | None = None) -> None:
+        """`schedule`: the window plan to keep (a reload keeps the daemon's)."""
+        self.config = config
+        self.files = models.resolve(config.model_path, config.voices_path)
+        try:
+            self.voices = voices.VoiceTable(voices.load_pack(self.files.voices))
+        except voices.VoiceError as exc:
+            raise models.ModelError(str(exc)) from None
+        if not self.voices.names():
+            raise models.ModelError(f"voices file {self.files.voices} holds no voices")
+        names = self.voices.names()
+        self.default_voice = config.voice or (
+            DEFAULT_VOICE if DEFAULT_VOICE in names else names[0])
+        try:
+            self.voices.style(self.default_voice)
+        except ProtocolError as exc:
+            raise models.ModelError(f"KOKORO_VOICE: {exc.message}") from None
+        # Tokenizer init points phonemizer at kokoro-onnx's bundled espeak-ng.
+        self.vocab: dict[str, int] = Tokenizer().vocab
+        self.phonemize = Phonemizer(self.vocab)
+        if config.lang:
+            self.phonemize.check_lang(config.lang)
+        self.stats = EngineStats()
+        self._lock = threading.Lock()
+        self._run_options = providers.run_options()
+        self._active_run: Any = None  # the RunOptions of the run in progress, if any
+        self._flag_lock = threading.Lock()  # the terminate flag is set only during a run
+        self.warmup_seconds = 0.0
+        self.whole: ort.InferenceSession | None = None  # the model whole, or
+        self.vocoder: Vocoder | None = None  # its three parts (streaming vocoder)
+        self.cpu_only = False  # CoreML failed: everything on CPU
+        self.norms: norm_stats.NormTables | None = None  # the voices' norm statistics
+        self.provider = self._build()
+        self.schedule = calibrate.schedule_for(self, schedule)
+
+    # ------------------------------------------------------------ sessions
+    def _build(self) -> providers.ProviderChoice:
+        """The streaming vocoder's parts, else the whole model; warmed either way. CoreML
+        that fails to load, to warm up or (later) to run is given up for CPU — part by part
+        at load, for the whole engine after — and remembered for later starts."""
+        config = dataclasses.replace(self.config, provider="cpu") if self.cpu_only else \
+            self.config
+        self.whole = self.vocoder = None
+        self._inputs: dict[int, tuple[str, bool]] = {}  # per session: token input, int speed
+        cut = cut_model(self.files.model, self.files.sha256) if config.streaming_vocoder \
+            else None
+        if cut is not None:
+            try:
+                self.vocoder, choice = Vocoder.load(cut, self.files.model, config,
+                                                     self._run_options)
+                if self.vocoder.norm_channels and self.norms is None:
+                    self.norms = norm_stats.NormTables(self.files.sha256,
+                                                       self.vocoder.norm_channels,
+                                                       self.voices.style)
+                self._warm(required=self.on_coreml)
+                return choice
+            except Exception as exc:
+                if self.on_coreml:
+                    return self._give_up_coreml(exc)
+                log.warning("streaming vocoder off: %s", exc)  # use the model whole
+                self.vocoder = self.norms = None
+
+        def check(session: ort.InferenceSession) -> None:
+            self.whole = session
+            self._warm(required=session.get_providers()[0] != providers.CPU)
+
+        self.whole, choice = providers.create_session(self.files.model, config, check=check)
+        return choice
+
+    @property
+    def on_coreml(self) -> bool:
+        sessions = [*(self.vocoder.parts.values() if self.vocoder else []),
+                    *([self.whole] if self.whole is not None else [])]
+        return any(s.get_providers()[0] == providers.COREML for s in sessions)
+
+    def _give_up_coreml(self, exc: BaseException) -> providers.ProviderChoice:
+        """Remember that CoreML failed with this model and build everything on CPU."""
+        why = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+        log.warning("CoreML failed (%s); using CPU from now on for this model", why)
+        providers.remember_coreml_failure(self.files.model, why)
+        self.cpu_only = True
+        choice = self._build()
+        choice.reason = f"CoreML failed ({why}); CPU since"
+        choice.fallback_from = providers.COREML
+        return choice
+
+    def _warm(self, required: bool = False) -> None:
+        """Synthesize once (KOKORO_WARMUP); always on CoreML, where it is the check."""
+        if not (self.config.warmup or required):
+            return
+        started = time.perf_counter()
+        segment = Segment(WARMUP_TEXT, pause_s=0.0, index=0)
+        for _ in self._pieces(segment, self.voices.style(self.default_voice), 1.0, "en-us",
+                              None):
+            pass
+        self.warmup_seconds = time.perf_counter() - started
+
+    def rebuild(self) -> None:
+        """Replace the sessions after repeated failures (reported in status)."""
+        log.warning("rebuilding the inference session after %d failures",
+                    self.stats.consecutive_failures)
+        self.provider = self._build()
+        self.stats.rebuilds += 1
+        self.stats.consecutive_failures = 0
+
+    def _feed(self, session: ort.InferenceSession, tokens: list[int], voice: Audio,
+              speed: float) -> dict[str, Any]:
+        kinds = self._inputs.get(id(session))
+        if kinds is None:  # read once per session (a call costs more than the dict)
+            inputs = {i.name: i for i in session.get_inputs()}
+            kinds = self._inputs[id(session)] = (
+                "input_ids" if "input_ids" in inputs else "tokens",
+                "int" in (inputs["speed"].type if "speed" in inputs else "float"))
+        style = voice[min(len(tokens), len(voice)) - 1]
+        return {
+            kinds[0]: np.array([[0, *tokens, 0]], dtype=np.int64),
+            "style": np.asarray(style, dtype=np.float32).reshape(1, -1),
+            "speed": np.array([speed], dtype=np.int32 if kinds[1] else np.float32),
+        }
+
+    def _tokens(self, phonemes: str) -> list[int]:
+        return [self.vocab[p] for p in phonemes if p in self.vocab]
+
+    def _read(self, text: str, lang: str, words: bool,
+              skip_words: int = 0) -> tuple[list[str], list[list[tuple[int, int, int]]]]:
+        return read_batches(self.phonemize, text, lang, words, skip_words)
+
+    # ------------------------------------------------------------ the two strategies
+    def _pieces(self, segment: Segment, voice: Audio, speed: float, lang: str,
+                windows: Windows | None,
+                words: list[WordTime] | None = None) -> Iterator[Audio]:
+        """Unguarded: the segment's audio in pieces (windows None: a batch per piece);
+        `words` (if given) learns where each word is heard before the piece holding it."""
+        if self.vocoder is None:
+            audio = self._whole_segment(segment, voice, speed, lang)
+            if words is not None:
+                words.extend(shared_out(segment, audio.size - int(segment.pause_s
+                                                                  * SAMPLE_RATE)))
+            yield audio
+            return
+        emitted = 0
+        for p in self._prepare(segment, voice, speed, lang, words is not None):
+            if windows is not None:
+                windows.more = windows.more or p.follows
+                windows.front(p.frames, p.remaining)
+            while not p.done:
+                start, sourced = p.next, p.source_runs
+                frames = windows.next_frames() if windows else p.frames
+                if p.norms is None:  # no statistics to give: a window would not sound
+                    frames = p.remaining  # like the whole (vocoder.py), so the batch at once
+                audio = self.vocoder.window(p, frames)
+                if windows is not None:  # (and whether the step ran the source too)
+                    windows.spent(audio.size, p.span, p.source_runs > sourced)
+                if start == p.origin and words is not None:
+                    words.extend(dataclasses.replace(w, sample=w.sample + emitted)
+                                 for w in p.word_times())
+                emitted += audio.size
+                yield audio
+
+    def _whole_segment(self, segment: Segment, voice: Audio, speed: float,
+                       lang: str) -> Audio:
+        assert self.whole is not None
+        parts = []
+        for batch in self._read(segment.rest, lang, False)[0]:  # the whole model cannot skip a head
+            tokens = self._tokens(batch)
+            if not tokens:
+                continue
+            out = self.whole.run(None, self._feed(self.whole, tokens, voice, speed),
+                                 self._run_options)[0]
+            audio = np.asarray(out, dtype=np.float32).ravel()
+            if audio.size:
+                trimmed = trim_silence(headroom.soft_limit(audio))[0]
+                parts.append(np.ascontiguousarray(trimmed, dtype=np.float32))
+        if not parts:
+            return np.zeros(0, dtype=np.float32)
+        return np.concatenate([*parts, np.zeros(int(segment.pause_s * SAMPLE_RATE),
+                                                dtype=np.float32)])
+
+    def _prepare(self, segment: Segment, voice: Audio, speed: float, lang: str,
+                 words: bool = False) -> Iterator[Prepared]:
+        """The front of each batch, each when its audio is next; the audio starts just
+        before the first token (a continuation: after its spoken head)."""
+        assert self.vocoder is not None
+        batches, their_words = self._read(segment.text, lang, words)
+        skip = None  # tokens of the first batch that an earlier segment spoke
+        if segment.spoken:
+            if batches and self.vocoder.has_durations:
+                skip = spoken_tokens(batches[0], self.phonemize(segment.spoken, lang),
+                                     self.vocab)
+            if skip is None:  # the head cannot be placed: read only the rest
+                head = len(word_spans(segment.text)) - len(word_spans(segment.rest))
+                batches, their_words = self._read(segment.rest, lang, words, head)
+        tokenized = [self._tokens(batch) for batch in batches]
+        last = max((n for n, tokens in enumerate(tokenized) if tokens), default=-1)
+        for number, tokens in enumerate(tokenized):
+            if not tokens:
+                continue
+            prepared = self.vocoder.prepare(
+                lambda session, tokens=tokens: self._feed(session, tokens, voice, speed))
+            prepared.words, prepared.tokens = their_words[number], len(tokens)
+            prepared.norms = self._norm_feed(voice, prepared.frames)
+            if number == 0 and skip is not None:
+                prepared.start_after(skip)
+            else:
+                prepared.start_after(0, LEAD_FRAMES)
+            if number == last:
+                prepared.pause_s = segment.pause_s
+            else:
+                prepared.follows = True
+            yield prepared
+
+    def _norm_feed(self, voice: Audio, frames: int) -> dict[str, Any] | None:
+        """The generator's norm inputs for a batch of `frames` in `voice` (None: the voice
+        has no table, or the model's norms cannot be fed: each window uses its own)."""
+        if self.norms is None or not (parts := self.voices.parts_of(voice)):
+            return None
+        return self.norms.feed(parts, frames)
+
+    def build_norms(self, voice: str, texts: tuple[str, ...] = norm_stats.FIT_TEXTS
+                    ) -> norm_stats.VoiceNorms:
+        """Fit `voice`'s norm table and keep it (`kokorod model norms`; never on a
+        request's path: ~1 s of generator per text)."""
+        assert self.vocoder is not None and self.norms is not None
+        vocoder, style = self.vocoder, self.voice_style(voice)
+        lang = self.lang_for(voice, texts[0], None)
+        table = norm_stats.build(texts, lambda text: vocoder.batch_norms(
+            self.prepare(Segment(text, 0.0, 0), style, 1.0, lang)[0]),
+            norm_stats.fingerprint(style))
+        self.norms.add(self.voices.canonical(voice), table)
+        return table
+
+    # ------------------------------------------------------------ public
+    @property
+    def streaming(self) -> bool:
+        return self.vocoder is not None
+
+    def begin(self, segment: Segment, voice: Audio, speed: float, lang: str,
+              windows: Windows | None = None, words: bool = False) -> SegmentAudio:
+        """The segment's audio piece by piece (nothing runs until the first step): one piece
+        with the whole model; with the streaming vocoder a window a step, on `windows`'
+        plan. `words`: the SegmentAudio's `words` learn where each word is heard, each
+        before the step that returns its first sample."""
+        heard: list[WordTime] | None = [] if words else None
+        return SegmentAudio(self, self._guarded_pieces(segment, voice, speed, lang, windows,
+                                                       heard), heard)
+
+    def _guarded_pieces(self, segment: Segment, voice: Audio, speed: float, lang: str,
+                        windows: Windows | None, words: list[WordTime] | None = None
+                        ) -> Iterator[Audio]:
+        pieces = self._pieces(segment, voice, speed, lang, windows, words)
+        while True:
+            started = time.perf_counter()
+            audio = self._guarded(f"segment {segment.index}", next, pieces, None)
+            heap.release()
+            self.stats.busy_seconds += time.perf_counter() - started
+            if audio is None:
+                self.stats.segments += 1
+                return
+            self.stats.audio_seconds += audio.size / SAMPLE_RATE
+            yield audio
+
+    def synthesize(self, segment: Segment, voice: Audio, speed: float, lang: str) -> Audio:
+        """One segment → float32 audio at 24 kHz, silence trimmed, pause appended."""
+        pieces = list(self._guarded_pieces(segment, voice, speed, lang, None))
+        return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
+
+    def prepare(self, segment: Segment, voice: Audio, speed: float,
+                lang: str) -> list[Prepared]:
+        """The streaming vocoder's batches for a segment, to vocode by hand (tools, tests)."""
+        return self._guarded(f"segment {segment.index}",  # type: ignore[no-any-return]
+                             lambda: list(self._prepare(segment, voice, speed, lang)))
+
+    def voice_style(self, name: str | None) -> Audio:
+        """A voice or a blend ("af_bella:0.6,af_sky:0.4"); typed errors for bad specs."""
+        return self.voices.style(name or self.default_voice)
+
+    def lang_for(self, voice: str | None, text: str, requested: str | None) -> str:
+        """Request's lang, else KOKORO_LANG, else the voice's language."""
+        lang = requested or self.config.lang or self.voices.lang_for(
+            voice or self.default_voice, text)
+        self.phonemize.check_lang(lang)
+        return lang
+
+    def _guarded(self, what: str, fn: Any, *args: Any) -> Any:
+        """Run inference under the lock; count failures, rebuild after a run of them."""
+        with self._lock:
+            ro = self._run_options
+            # One RunOptions for every run: a fresh one per run kept ~20 MiB more RSS after
+            # a load test (measured). interrupt() may only set its flag during a run.
+            with self._flag_lock:
+                ro.terminate = False
+                self._active_run = ro
+            try:
+                result = fn(*args)
+                self.stats.consecutive_failures = 0
+                return result
+            except Exception as exc:
+                if ro.terminate:
+                    self.stats.interrupted += 1
+                    raise Interrupted(f"{what} stopped: its request was cancelled") from exc
+                self.stats.failures += 1
+                self.stats.consecutive_failures += 1
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"[:300]
+                log.error("inference failed (%s): %s", what, exc)
+                try:
+                    if self.on_coreml:  # shape-dependent CoreML faults recur: CPU at once
+                        self.provider = self._give_up_coreml(exc)
+                        self.stats.rebuilds += 1
+                    elif self.stats.consecutive_failures >= REBUILD_AFTER_FAILURES:
+                        self.rebuild()
+                except Exception as rebuild_exc:  # keep serving with the old session
+                    log.error("session rebuild failed: %s", rebuild_exc)
+                raise EngineError(f"inference failed: {type(exc).__name__}: {exc}") from exc
+            finally:
+                with self._flag_lock:
+                    self._active_run = None
+                    ro.terminate = False
+
+    def interrupt(self) -> None:
+        """Stop the run in progress now (onnxruntime's terminate flag, honoured within
+        milliseconds): a cancelled request must not hold the worker for a whole window."""
+        with self._flag_lock:
+            if self._active_run is not None:
+                self._active_run.terminate = True
+
+    def voice_list(self) -> list[dict[str, str]]:
+        return [describe(name) for name in self.voices.names()]
+
+    def status(self) -> dict[str, Any]:
+        from kokorod.synth.engine_status import describe_engine
+
+        return describe_engine(self)
