@@ -325,3 +325,31 @@ def test_fuzzed_ssml_through_the_daemon_ends_in_audio_or_a_typed_error(
         assert final["samples"] == audio.size
     frames, _ = synthesize(daemon.socket, "<speak>ok</speak>")
     assert frames[-1]["op"] == "end"
+
+
+def kokoro_say(args: list[str], env: dict[str, str]) -> Any:
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "kokorod_client.say", "--no-autostart", *args],
+                          env=env, capture_output=True, text=True, timeout=300,
+                          stdin=subprocess.DEVNULL)
+
+
+def test_kokoro_say_reads_ssml_files_and_the_ssml_flag(daemon: DaemonProc,
+                                                       tmp_path: Path) -> None:
+    import soundfile as sf
+
+    doc = tmp_path / "x.ssml"
+    doc.write_text('<speak>The first words <break time="1s"/> and the last.</speak>')
+    lengths = []
+    for args in (["-f", str(doc)], ["--ssml", "The first words and the last."]):
+        out = tmp_path / f"{len(lengths)}.wav"
+        done = kokoro_say([*args, "-o", str(out)], daemon.env)
+        assert done.returncode == 0, done.stderr
+        lengths.append(sf.info(str(out)).frames / 24_000)
+    assert 0.8 < lengths[0] - lengths[1] < 1.3, lengths
+    bad = kokoro_say(["--ssml", "-o", str(tmp_path / "bad.wav"), "<speak>oops <p></speak>"],
+                     daemon.env)
+    assert bad.returncode != 0 and "line 1, column" in bad.stderr
+    assert "Traceback" not in bad.stderr
