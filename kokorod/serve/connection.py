@@ -18,7 +18,7 @@ from kokorod.serve import peercred, session_ops
 from kokorod.serve.job import Job, final_frame
 from kokorod.serve.speech_queue import Utterance
 from kokorod.serve.state import ReloadError, ServerState
-from kokorod.synth.engine import EngineError
+from kokorod.synth.guard import EngineError
 from kokorod_common.protocol import (
     FORMATS,
     PRIORITIES,

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from kokorod.serve.job import final_frame
 from kokorod.serve.requests import Requests
-from kokorod.synth.engine import EngineError
+from kokorod.synth.guard import EngineError
 from kokorod_common.protocol import SAMPLE_RATE, SPEED_RANGE, ErrorCode, ProtocolError
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from kokorod.synth.engine import EngineError
+from kokorod.synth.guard import EngineError
 from kokorod.synth.segment import Segment, SegmentStream, clean
 from kokorod.synth.vocoder import Audio
 from kokorod.synth.windows import Windows

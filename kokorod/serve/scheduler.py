@@ -25,7 +25,8 @@ from kokorod.config import Config
 from kokorod.serve import audio_cache
 from kokorod.serve.audio_cache import AudioCache
 from kokorod.serve.job import Job, Pieces
-from kokorod.synth.engine import Engine, EngineError
+from kokorod.synth.engine import Engine
+from kokorod.synth.guard import EngineError
 from kokorod.synth.windows import Windows
 
 log = logging.getLogger(__name__)

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from kokorod.serve.job import Job, final_frame
-from kokorod.synth.engine import EngineError
+from kokorod.synth.guard import EngineError
 from kokorod_common.player import DeviceStalled, NoAudioDevice, Player, refresh_devices
 from kokorod_common.protocol import PRIORITIES, SAMPLE_RATE, ErrorCode, error_frame
 
