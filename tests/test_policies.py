@@ -38,7 +38,7 @@ def sentences(tag: str, n: int) -> str:
 
 
 class Steps:
-    """Stands in for engine.SegmentAudio: `pieces` steps of audio, each one logged."""
+    """Stands in for guard.SegmentAudio: `pieces` steps of audio, each one logged."""
 
     def __init__(self, log: list[str], tag: str, pieces: int) -> None:
         self.log, self.tag, self.left = log, tag, pieces

@@ -40,7 +40,7 @@ class Cancelled:
 
 
 class Pieces(Protocol):
-    """A segment's audio a step at a time: engine.SegmentAudio, or the audio cache's."""
+    """A segment's audio a step at a time: guard.SegmentAudio, or the audio cache's."""
 
     words: list[WordTime]
 
