@@ -32,10 +32,9 @@ from wyoming.event import Event, async_write_event
 from wyoming.tts import SynthesizeStopped
 
 from kokorod.serve import wyoming_info
-from kokorod.serve.job import Job, final_frame
+from kokorod.serve.job import Job, Piece, final_frame
 from kokorod.serve.requests import Requests
 from kokorod.serve.sentence_feed import SentenceFeed
-from kokorod.synth.engine import EngineError
 from kokorod_common.protocol import SAMPLE_RATE, ErrorCode, ProtocolError, samples_to_pcm
 
 log = logging.getLogger(__name__)
@@ -279,27 +278,22 @@ class WyomingSession:
             return
         self.job = job
         requests.stream(job)
-        chunks = samples = 0
         final: dict[str, Any] | None = None
-        error: EngineError | None = None
         try:
-            try:
-                async for piece in job.pieces():
-                    if not self.audio_open:
-                        await self._send(AudioStart(SAMPLE_RATE, WIDTH, CHANNELS).event())
-                        self.audio_open = True
-                    await self._send(AudioChunk(SAMPLE_RATE, WIDTH, CHANNELS,
-                                                samples_to_pcm(piece, "s16")).event())
-                    chunks, samples = chunks + 1, samples + int(piece.size)
-            except EngineError as exc:
-                error = exc
-            final = final_frame(job, chunks=chunks, samples=samples, error=error)
+            async for item in job.drain():
+                assert isinstance(item, Piece)
+                if not self.audio_open:
+                    await self._send(AudioStart(SAMPLE_RATE, WIDTH, CHANNELS).event())
+                    self.audio_open = True
+                await self._send(AudioChunk(SAMPLE_RATE, WIDTH, CHANNELS,
+                                            samples_to_pcm(item.audio, "s16")).event())
+            final = final_frame(job)
         except (ConnectionError, OSError):
             job.cancel()
-            final = final_frame(job, chunks=chunks, samples=samples)
+            final = final_frame(job)
         except asyncio.CancelledError:
             job.cancel()
-            final = final_frame(job, chunks=chunks, samples=samples)
+            final = final_frame(job)
             raise
         finally:
             self.job = None
