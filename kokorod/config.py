@@ -223,12 +223,19 @@ class Config:
     wyoming_chunk_ms: int = setting("KOKORO_WYOMING_CHUNK_MS", 50,
         "length of each Wyoming audio-chunk in ms", minimum=CHUNK_MS_RANGE[0],
         maximum=CHUNK_MS_RANGE[1])
+    lexicon: str = setting("KOKORO_LEXICON", "",
+        "the user lexicon, how words are read (TOML; empty: lexicon.toml beside the "
+        "configuration file; read again when it changes)")
     warmup: bool = setting("KOKORO_WARMUP", True, "synthesize once at start", engine=True)
     verbose_logs: bool = setting("KOKORO_VERBOSE_LOGS", False, "debug logging")
 
     @property
     def socket_path(self) -> Path:
         return Path(self.socket) if self.socket else paths.default_socket_path()
+
+    @property
+    def lexicon_path(self) -> Path:
+        return Path(self.lexicon) if self.lexicon else config_file_path().parent / "lexicon.toml"
 
     def as_env(self) -> dict[str, str]:
         """The settings that differ from the defaults, as KOKORO_* env vars."""

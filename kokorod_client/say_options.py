@@ -49,7 +49,8 @@ audio file formats:
 text formats:
   plain (numbers, dates, units and abbreviations in words), markdown (read as prose:
   no '#' or '*', links by their text), code (snake_case and camelCase split, symbols
-  spoken). -f guesses from the file's extension.
+  spoken), ssml (--ssml: <break>, <say-as>, <phoneme>, <mark>…), plain+ipa (plain with
+  [word](/phonemes/) readings). -f guesses from the file's extension (.md, .ssml, …).
 
 without a sound device:
   the audio is written to ./kokoro-say.wav (or the -o file) and a notice says so.
@@ -242,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the text's encoding when it is not UTF-8 (latin-1, cp1252, utf-16…)")
     p.add_argument("--text-format", choices=TEXT_FORMATS,
                    help="how to read the text (default: from -f's extension, else plain)")
+    p.add_argument("--ssml", action="store_const", const="ssml", dest="text_format",
+                   help="the text is SSML (the same as --text-format ssml; -f x.ssml too)")
     p.add_argument("--no-normalize", action="store_true",
                    help="leave numbers, dates, units and abbreviations as written")
     p.add_argument("--priority", choices=PRIORITIES,
@@ -316,6 +319,8 @@ def text_format_for(args: argparse.Namespace) -> str:
     suffix = Path(args.input_file).suffix.lower() if args.input_file else ""
     if suffix in MARKDOWN_SUFFIXES:
         return "markdown"
+    if suffix == ".ssml":
+        return "ssml"
     return "code" if suffix in CODE_SUFFIXES else "plain"
 
 

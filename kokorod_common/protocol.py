@@ -14,6 +14,8 @@ from typing import Any, NamedTuple
 
 import msgpack
 
+from kokorod_common.ssml_detect import looks_like_ssml
+
 PROTOCOL_VERSION = 1
 SAMPLE_RATE = 24_000
 HEADER = struct.Struct(">I")
@@ -24,7 +26,8 @@ MAX_ID_STR = 128
 MAX_ID_INT = (1 << 63) - 1
 
 FORMATS = ("f32", "s16")
-TEXT_FORMATS = ("plain", "markdown", "code")
+# ssml: SSML (docs/pronunciation.md); plain+ipa: plain text with [word](/phonemes/) readings
+TEXT_FORMATS = ("plain", "markdown", "code", "ssml", "plain+ipa")
 # speech-dispatcher's priorities, highest first (see kokorod/serve/speech_queue.py for the rules)
 PRIORITIES = ("important", "message", "text", "notification")
 MODES = ("queue", "interrupt", "stop-all")
@@ -53,6 +56,8 @@ class ErrorCode:
     BAD_FORMAT = "bad_format"
     BAD_LANG = "bad_lang"
     BAD_TEXT_FORMAT = "bad_text_format"
+    BAD_SSML = "bad_ssml"  # SSML that cannot be read (the message names line and column)
+    BAD_PHONEMES = "bad_phonemes"  # a reading with symbols outside the model's phoneme set
     BAD_PRIORITY = "bad_priority"
     BAD_MODE = "bad_mode"
     BAD_MARKS = "bad_marks"
@@ -199,7 +204,7 @@ def request_frame(op: str, rid: int | str, **fields: Any) -> dict[str, Any]:
 
 REQUEST_OPS = ("hello", "synthesize", "cancel", "voices", "status", "ping", "reload",
                "stop", "pause", "resume", "queue", "session-status", "optimization-status",
-               "session-reset")
+               "session-reset", "phonemes")
 
 
 def check_id(message: dict[str, Any]) -> int | str:
@@ -315,8 +320,8 @@ def parse_synthesize(
             ErrorCode.BAD_CHUNK_MS, f"chunk_ms must be between {lo_ms} and {hi_ms}, got {chunk_ms}"
         )
     fmt = _choice(message, "format", FORMATS, "f32", ErrorCode.BAD_FORMAT)
-    text_format = _choice(message, "text_format", TEXT_FORMATS, "plain",
-                          ErrorCode.BAD_TEXT_FORMAT)
+    text_format = _choice(message, "text_format", TEXT_FORMATS,
+                          "ssml" if looks_like_ssml(text) else "plain", ErrorCode.BAD_TEXT_FORMAT)
     priority = _choice(message, "priority", PRIORITIES, "text", ErrorCode.BAD_PRIORITY)
     mode = _choice(message, "mode", MODES, "queue", ErrorCode.BAD_MODE)
     return SynthesizeRequest(

@@ -73,6 +73,18 @@ def test_every_format_decodes_to_the_daemons_audio(client: openai.OpenAI, fmt: s
     assert np.sqrt(np.mean(audio ** 2)) > 0.01
 
 
+def test_input_starting_with_speak_is_ssml(client: openai.OpenAI) -> None:
+    """An SSML <break> through the OpenAI API: the audio is that much longer."""
+    def seconds(text: str) -> float:
+        data = client.audio.speech.create(model="tts-1", voice="af_heart", input=text,
+                                          response_format="pcm").content
+        return len(data) / 2 / 24_000
+
+    plain = seconds("<speak>The first words and the last.</speak>")
+    broken = seconds('<speak>The first words <break time="1500ms"/> and the last.</speak>')
+    assert 1.2 < broken - plain < 1.8, (plain, broken)
+
+
 def test_audio_streams_while_it_is_synthesised(client: openai.OpenAI) -> None:
     long = " ".join(["Each sentence here adds a little more audio to the stream."] * 8)
     arrivals = []
@@ -89,6 +101,7 @@ def test_audio_streams_while_it_is_synthesised(client: openai.OpenAI) -> None:
 @pytest.mark.parametrize(("fields", "param", "code"), [
     ({"voice": "nobody_here"}, "voice", "unknown_voice"),
     ({"input": "   "}, "input", "empty_text"),
+    ({"input": "<speak>Hi <b>there</speak>"}, "input", "bad_ssml"),
     ({"response_format": "aac"}, "response_format", "unsupported_format"),
     ({"speed": 9}, "speed", "invalid_speed"),
     ({"model": "whisper-1"}, "model", "model_not_found"),

@@ -13,7 +13,7 @@ from typing import Any
 
 from kokorod import __version__, logs
 from kokorod.config import SETTINGS, Config, ConfigError, config_file_path, load, origins
-from kokorod.ctl import model_cli, tune
+from kokorod.ctl import lexicon_cli, model_cli, tune
 from kokorod.store.models import ModelError
 from kokorod_common import control, launcher
 
@@ -366,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     spd.add_argument("action", choices=["install", "uninstall", "status"])
     spd.set_defaults(func=cmd_speechd)
     model_cli.add_parser(sub)
+    lexicon_cli.add_parser(sub)
     tune.add_parser(sub)
     return p
 

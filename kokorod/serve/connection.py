@@ -198,6 +198,14 @@ class Connection:
         await self.send({"op": "optimization-status", "id": check_id(message),
                          **session_ops.optimization_status(self.state.engine, caches)})
 
+    async def op_phonemes(self, message: dict[str, Any]) -> None:
+        """What the front will read for a text (after cleanup, SSML and the lexicon)."""
+        from kokorod.serve.phonemes_op import phonemes
+
+        rid = check_id(message)
+        await self.send({"op": "phonemes", "id": rid,
+                         **await phonemes(self.state.requests, message)})
+
     async def op_session_reset(self, message: dict[str, Any]) -> None:
         """New sessions and empty caches (a reload that rebuilds); connections stay."""
         self._reload(check_id(message), True, "session-reset")
@@ -309,6 +317,8 @@ class Connection:
                     samples += int(piece.size)
             except EngineError as exc:
                 error = exc
+            for mark in [m for m in job.marks if m["kind"] == "ssml"]:  # after the last word
+                await self.send({"op": "mark", "id": req.id, **mark})
             final = final_frame(job, chunks=chunks, samples=samples, error=error)
         except (ConnectionError, OSError):
             job.cancel()

@@ -219,7 +219,8 @@ class SpeechAPI:
             job = await self.requests.admit(message, "http", (), 0)
         except ProtocolError as exc:
             param = {"empty_text": "input", "text_too_long": "input", "unknown_voice": "voice",
-                     "bad_voice": "voice", "bad_lang": "lang"}.get(exc.code)
+                     "bad_voice": "voice", "bad_lang": "lang", "bad_ssml": "input",
+                     "bad_phonemes": "input"}.get(exc.code)
             return error(_STATUS.get(exc.code, 400), exc.message, exc.code, param)
         encoder = Encoder(fmt)
         if body.get("stream_format") == "sse":  # OpenAI's events, and word marks

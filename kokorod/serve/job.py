@@ -16,14 +16,19 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from kokorod.synth import overrides
 from kokorod.synth.engine import EngineError
+from kokorod.synth.run_stream import RunStream
 from kokorod.synth.segment import Segment, SegmentStream, clean
+from kokorod.synth.spoken import Spoken
+from kokorod.synth.ssml_marks import MarkPlacer
 from kokorod.synth.vocoder import Audio
 from kokorod.synth.windows import Windows
 from kokorod.synth.words import SourceMap, Span, WordTime, word_spans
 from kokorod_common.protocol import (
     PRIORITIES,
     SAMPLE_RATE,
+    SPEED_RANGE,
     ErrorCode,
     SynthesizeRequest,
     error_frame,
@@ -57,7 +62,10 @@ class Job:
     lang: str
     client: str = ""  # whose speech it is, for `stop` and mode `interrupt`
     note: str = ""  # a word for the client in the `start` frame (e.g. the text's language)
-    stream: SegmentStream = field(init=False)
+    # What to say when it is more than the text (SSML runs, readings, marks): see spoken.py.
+    spoken: Spoken | None = None
+    stream: SegmentStream | RunStream = field(init=False)
+    placer: MarkPlacer | None = field(init=False, default=None)
     out: asyncio.Queue[Any] = field(init=False)
     # Set by the scheduler on submit: there is room in `out` again, or the job was cancelled.
     wake: Callable[[], None] = _nothing
@@ -82,7 +90,11 @@ class Job:
     exhausted: bool = False  # all segments handed out
 
     def __post_init__(self) -> None:
-        self.stream = SegmentStream(self.request.text)
+        if self.spoken is not None:
+            self.stream = RunStream(self.spoken.runs, self.spoken.lead_s)
+            self.placer = MarkPlacer(self.spoken.marks) if self.spoken.marks else None
+        else:
+            self.stream = SegmentStream(self.request.text)
         self.out = asyncio.Queue(maxsize=SEGMENTS_AHEAD + 1)
         if self.request.marks == "word":
             self.words = SourceMap(self.original or self.request.text, clean(self.request.text))
@@ -90,9 +102,12 @@ class Job:
     def begin_segment(self, segment: Segment) -> None:
         """Marks for a segment about to be synthesized: its own, and (word marks) where
         its words come from in the request's text."""
+        rest = overrides.visible(segment.rest)
         self.marks.append({"kind": "segment", "sample": self.produced_samples,
-                           "char": self.chars_taken, "text": segment.rest})
-        self.chars_taken += len(segment.rest)
+                           "char": self.chars_taken, "text": rest})
+        self.chars_taken += len(rest)
+        if self.placer is not None:
+            self.placer.begin(segment, self.produced_samples)
         if self.words is None:
             return
         spans = word_spans(segment.text)
@@ -103,6 +118,8 @@ class Job:
     def place_words(self, heard: list[WordTime]) -> None:
         """Word marks for the segment begun last: where the engine heard its words."""
         start, head, spans = self._segment_words
+        if self.placer is not None:  # SSML marks before the word they stand before
+            self.marks.extend(self.placer.heard(heard))
         for w in heard:
             k = w.word - head
             sample = start + w.sample
@@ -113,6 +130,26 @@ class Job:
             self.marks.append({"kind": "word", "sample": int(sample), "samples": int(w.samples),
                                "span": [int(a), int(b)], "text": self.original[a:b]})
         heard.clear()
+        if self.placer is not None:
+            self.marks.sort(key=lambda m: m["sample"])
+
+    @property
+    def timed_marks(self) -> bool:
+        """Marks that come as their sample is heard: word marks, SSML marks."""
+        return self.request.marks == "word" or self.placer is not None
+
+    def wants_words(self) -> bool:
+        """Word timings for the segment begun last: word marks, or SSML marks in it."""
+        return self.words is not None or bool(self.placer and self.placer.pending)
+
+    def settings(self, segment: Segment) -> tuple[str | None, float, str]:
+        """The voice (None: the request's), speed and language of a segment: SSML's
+        runs change them."""
+        voice = getattr(segment, "voice", None) or self.request.voice
+        rate = getattr(segment, "rate", 1.0)
+        lo, hi = SPEED_RANGE
+        speed = min(hi, max(lo, self.request.speed * rate))
+        return voice, speed, getattr(segment, "lang", None) or self.lang
 
     @property
     def active(self) -> bool:
@@ -141,6 +178,8 @@ class Job:
     def finish(self, error: EngineError | None = None) -> None:
         """No more audio: every segment done, or (error) inference failed."""
         self.exhausted = True
+        if self.placer is not None:
+            self.marks.extend(self.placer.rest(self.produced_samples))
         if not self.cancelled and not self.out.full():
             self.out.put_nowait(error)
 

@@ -22,7 +22,10 @@ from kokorod.serve.job import Job
 from kokorod.serve.scheduler import Scheduler
 from kokorod.serve.speech_queue import Send, SpeechQueue, Utterance
 from kokorod.synth.engine import Engine
-from kokorod.synth.text import prepare_text, speakable, written_in
+from kokorod.synth.lexicon import Lexicon
+from kokorod.synth.spoken import Spoken, prepare
+from kokorod.synth.ssml_mask import masked
+from kokorod.synth.text import speakable, written_in
 from kokorod_common.protocol import ErrorCode, ProtocolError, SynthesizeRequest, parse_synthesize
 
 LONG_TEXT = 4000  # characters: cleanup runs off the event loop beyond this
@@ -86,6 +89,8 @@ class Requests:
         self.speech = speech
         self.counters = counters
         self.streaming: set[Job] = set()  # streamed back, on every connection
+        # The user's readings, read again when the file changes.
+        self.lexicon = Lexicon(config.lexicon_path, engine.vocab)
         self.shutting_down = False
 
     # ------------------------------------------------------------ admission
@@ -113,28 +118,42 @@ class Requests:
         engine = self.engine
         voice = engine.voice_style(req.voice)
         lang = engine.lang_for(req.voice, req.text, req.lang)
-        original = req.text
-        req = await self._cleaned(req, lang)
+        original = masked(req.text) if req.text_format == "ssml" else req.text
+        said = await self.spoken(req, lang)
+        req = req._replace(text=said.text)
         if req.mode != "queue":
             self.stop(None if req.mode == "stop-all" else client, "interrupted")
         self.counters["requests"] += 1
-        job = Job(req, voice, lang, client, original=original)
-        job.note = language_note(message.get("text"), lang) or script_note(
-            message.get("text"), lang, engine.phonemize.reads_japanese)
+        job = Job(req, voice, lang, client, original=original,
+                  spoken=said if said.runs is not None else None)
+        job.note = "; ".join([*said.warnings, language_note(said.text, lang) or script_note(
+            said.text, lang, engine.phonemize.reads_japanese)]).strip("; ")
         return job
 
-    async def _cleaned(self, req: SynthesizeRequest, lang: str) -> SynthesizeRequest:
-        """The request with its text as it will be spoken (Markdown, code, numbers…)."""
-        args = (req.text, req.text_format, lang, req.normalize)
+    async def spoken(self, req: SynthesizeRequest, lang: str) -> Spoken:
+        """What the request will say (Markdown, code, numbers, SSML, readings…)."""
+        engine = self.engine
+        if self.lexicon.path != self.config.lexicon_path:  # a reload moved it
+            self.lexicon = Lexicon(self.config.lexicon_path, engine.vocab)
+
+        def voice_lang(name: str) -> str:
+            engine.voice_style(name)  # unknown_voice / bad_voice, typed
+            return engine.lang_for(name, req.text, None)
+
+        args = (req.text, req.text_format, lang, req.normalize, engine.vocab,
+                self.lexicon.apply, voice_lang)
         if len(req.text) > LONG_TEXT:
-            text = await asyncio.get_running_loop().run_in_executor(None, prepare_text, *args)
+            said = await asyncio.get_running_loop().run_in_executor(None, prepare, *args)
         else:
-            text = prepare_text(*args)
-        if not speakable(text):
+            said = prepare(*args)
+        if not speakable(said.text):
             raise ProtocolError(ErrorCode.EMPTY_TEXT,
                                 f"the {req.text_format} text has nothing speakable in it "
                                 "(no letters or digits)")
-        return req._replace(text=text)
+        for run in said.runs or []:
+            if run.lang:
+                engine.phonemize.check_lang(run.lang)
+        return said
 
     def voice_name(self, job: Job) -> str:
         return job.request.voice or self.engine.default_voice

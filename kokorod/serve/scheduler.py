@@ -25,6 +25,7 @@ from kokorod.config import Config
 from kokorod.serve import audio_cache
 from kokorod.serve.audio_cache import AudioCache
 from kokorod.serve.job import Job, Pieces
+from kokorod.synth import breaks
 from kokorod.synth.engine import Engine, EngineError
 from kokorod.synth.windows import Windows
 
@@ -164,16 +165,18 @@ class Scheduler:
             job.started_at = time.perf_counter()
         job.begin_segment(segment)
         job.segments += 1
-        req, engine, words = job.request, self.engine, job.words is not None
+        req, engine, words = job.request, self.engine, job.wants_words()
         if job.windows is None:
             job.windows = Windows(engine.schedule, sharing=self.synthesizing)
             job.windows.more = not job.stream.exhausted()
         windows = job.windows
+        voice, speed, lang = job.settings(segment)  # SSML may change them by segment
+        style = job.voice if voice == req.voice else engine.voice_style(voice)
         key = audio_cache.key_for(segment, job.stream.exhausted(), engine.files.sha256,
-                                  req.voice or engine.default_voice, req.speed, job.lang,
+                                  voice or engine.default_voice, speed, lang,
                                   words, engine.streaming and engine.schedule.key())
-        job.segment = self.cache.begin(key, lambda: engine.begin(
-            segment, job.voice, req.speed, job.lang, windows, words=words))
+        job.segment = breaks.exact(self.cache.begin(key, lambda: engine.begin(
+            segment, style, speed, lang, windows, words=words)), segment)
         return True
 
     async def _infer(self, job: Job, segment: Pieces) -> Any:

@@ -278,7 +278,7 @@ class SpeechQueue:
         finally:
             announce.cancel()
         utt.played_samples = player.buffer.stats.samples_played
-        if job.request.marks == "word" and not job.cancelled:
+        if job.timed_marks and not job.cancelled:
             await self._marks_heard(utt, utt.played_samples)
         await self._close_player()  # silence first: `end` means the device has stopped
         await self._finish(utt, chunks=chunks, error=error)
@@ -290,7 +290,7 @@ class SpeechQueue:
         while player.buffer.stats.first_sound_at is None:
             await asyncio.sleep(POLL_S)
         await utt.send({"op": "playing", "id": utt.job.request.id})
-        if utt.job.request.marks != "word":
+        if not utt.job.timed_marks:
             return
         while True:
             await SpeechQueue._marks_heard(utt, player.buffer.heard())

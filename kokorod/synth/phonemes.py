@@ -9,6 +9,7 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
+from kokorod.synth import overrides
 from kokorod_common.protocol import ErrorCode, ProtocolError
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,13 @@ class Phonemizer:
                 "hit_rate": round(self.hits / asked, 3) if asked else None}
 
     def _read(self, text: str, lang: str) -> str:
+        if overrides.has_markup(text):  # readings decided before (SSML, lexicon, [w](/p/))
+            joined = ""
+            for piece in overrides.pieces(text):
+                read = self._piece(piece, lang)
+                glue = " " if joined and read and read[0] not in _MARKS + ")\"”" else ""
+                joined += glue + read
+            return self._kept(joined)
         with self._lock:
             japanese = self._japanese() if lang == "ja" and _JAPANESE.search(text) else None
             if japanese is not None:
@@ -121,9 +129,20 @@ class Phonemizer:
         phonemes = "".join(p for p in raw if p in self._vocab)
         return " ".join(phonemes.split())
 
+    def _piece(self, piece: overrides.Piece, lang: str) -> str:
+        if piece.phonemes is not None:
+            return piece.phonemes
+        text = piece.text if piece.spelling is None else piece.spelling
+        return self(text, lang) if text.strip() else ""
+
     def each(self, words: list[str], lang: str) -> list[str]:
         """Each word read on its own (one espeak call for all): where words are among a
-        sentence's phonemes (words.py)."""
+        sentence's phonemes (words.py). A word with its reading given reads as given."""
+        if any(not w.strip() or overrides.has_markup(w) for w in words):
+            plain = [w for w in words if w.strip() and not overrides.has_markup(w)]
+            read = iter(self.each(plain, lang) if plain else [])
+            return [self._read(w, lang) if overrides.has_markup(w)
+                    else next(read) if w.strip() else "" for w in words]
         with self._lock:
             japanese = self._japanese() if lang == "ja" else None
             if japanese is not None:  # as __call__ reads them: kana/kanji by Kokoro's reader

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Any
 
+from kokorod.synth import overrides
 from kokorod.synth.segment import Segment
 
 WORD = re.compile(r"\w+(?:['’]\w+)*")
@@ -292,6 +293,6 @@ def read_batches(phonemize: Any, text: str, lang: str, words: bool, skip_words: 
     if not (words and batches):
         return batches, [[] for _ in batches]
     spans = word_spans(text)
-    readings = phonemize.each([text[s:e] for s, e in spans], lang)
+    readings = phonemize.each([overrides.word_reading(text, s, e) for s, e in spans], lang)
     found = batch_words(phonemes, batches, readings)
     return batches, [[(w + skip_words, a, b) for w, a, b in ws] for ws in found]

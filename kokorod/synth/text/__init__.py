@@ -14,7 +14,8 @@ import re
 import unicodedata
 from functools import lru_cache
 
-from kokorod_common.protocol import TEXT_FORMATS
+# The formats cleaned here; "ssml" and "plain+ipa" (kokorod/spoken.py) use "plain" per run.
+TEXT_FORMATS = ("plain", "markdown", "code")
 
 __all__ = ["TEXT_FORMATS", "prepare_text", "speakable", "written_in"]
 
