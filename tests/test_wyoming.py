@@ -451,3 +451,30 @@ def test_a_stop_ends_wyoming_streams_and_the_daemon_exits_cleanly(data_dir: Path
     finally:
         handle.stop()
         shutil.rmtree(run, ignore_errors=True)
+
+
+def test_ssml_is_read_whole_or_streamed(wyoming_daemon: tuple[DaemonProc, int, Path]) -> None:
+    daemon, port, _ = wyoming_daemon
+    ssml = ('<speak>Lights on. <break time="400ms"/> The door is '
+            '<emphasis>locked</emphasis>.</speak>')
+
+    async def session() -> tuple[bytes, str | None, bytes]:
+        async with AsyncTcpClient("127.0.0.1", port) as client:
+            await client.write_event(Synthesize(ssml, text_format="ssml").event())
+            whole = (await audio_until(client, "audio-stop"))[1]
+            await client.write_event(Synthesize("<speak>Not closed", text_format="ssml")
+                                     .event())
+            bad = Error.from_event(await read(client)).code
+            await client.write_event(SynthesizeStart(text_format="ssml").event())
+            for i in range(0, len(ssml), 9):
+                await client.write_event(SynthesizeChunk(ssml[i:i + 9]).event())
+            await client.write_event(SynthesizeStop().event())
+            types, streamed = await audio_until(client, "synthesize-stopped")
+            assert types[-2:] == ["audio-stop", "synthesize-stopped"]
+            return whole, bad, streamed
+
+    whole, bad, streamed = asyncio.run(session())
+    direct = stream_audio(daemon.socket, "ssml", ssml, text_format="ssml")
+    assert whole == samples_to_pcm(direct, "s16") and len(whole) > 2 * 24_000
+    assert bad == "bad_ssml"
+    assert streamed == whole
