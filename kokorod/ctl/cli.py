@@ -123,6 +123,7 @@ def _format_status(s: dict[str, Any]) -> str:
         ("requests", _format_requests(s)),
         ("connections", s["connections"]),
         ("http", _format_http(s.get("http"))),
+        ("wyoming", (w := s.get("wyoming") or {}).get("uri") or w.get("error") or "off"),
         ("engine", f"{e.get('segments')} segments, {e.get('audio_seconds')} s audio, "
                    f"RTF {e.get('rtf') if e.get('rtf') is not None else '–'}, "
                    f"{e.get('failures')} failures, "
