@@ -478,3 +478,12 @@ def test_ssml_is_read_whole_or_streamed(wyoming_daemon: tuple[DaemonProc, int, P
     assert whole == samples_to_pcm(direct, "s16") and len(whole) > 2 * 24_000
     assert bad == "bad_ssml"
     assert streamed == whole
+
+
+def test_kokorod_status_says_where_wyoming_listens(
+        wyoming_daemon: tuple[DaemonProc, int, Path]) -> None:
+    daemon, port, _ = wyoming_daemon
+    result = kokorod_cli("status", env=daemon.env)
+    assert result.returncode == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if line.startswith("wyoming"))
+    assert row.split() == ["wyoming", f"tcp://127.0.0.1:{port}"]
