@@ -22,6 +22,7 @@ def status_lines(s: dict[str, Any]) -> str:
         ("requests", requests_line(s)),
         ("connections", s["connections"]),
         ("http", http_line(s.get("http"))),
+        ("wyoming", (w := s.get("wyoming") or {}).get("uri") or w.get("error") or "off"),
         ("engine", f"{e.get('segments')} segments, {e.get('audio_seconds')} s audio, "
                    f"RTF {e.get('rtf') if e.get('rtf') is not None else '–'}, "
                    f"{e.get('failures')} failures, "

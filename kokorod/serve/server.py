@@ -163,6 +163,7 @@ class Daemon:
         heap.configure()  # before any thread or large buffer exists
         if self.config.http_port and extras.installed("http"):
             check_port(self.config.http_port)  # taken: said before anything is claimed
+        self.wyoming.check(self.config)
         self.files.claim()
         first_run.ensure_english_voices(self.config)
         self.engine = Engine(self.config)
