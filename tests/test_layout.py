@@ -1,5 +1,5 @@
 """The shape of the tree, read from the code: imports point one way, modules stay small,
-and README's layout table names every module."""
+and docs/architecture.md's layout table names every module."""
 
 from __future__ import annotations
 
@@ -119,9 +119,9 @@ def test_modules_stay_small() -> None:
     assert max(sizes.values()) <= MAX_LINES, sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
 
 
-def test_readme_layout_names_every_module() -> None:
-    readme = (ROOT / "README.md").read_text()
-    table = readme[readme.index("## Layout"):]
+def test_architecture_layout_names_every_module() -> None:
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    table = page[page.index("## Layout"):]
     listed = set(re.findall(r"`([\w/]+(?:\.py)?/?)`", table))
     # "`kokorod/ctl/cli.py`, `model_cli.py`": a bare name in a row belongs to that row's folder.
     for row in table.splitlines():
@@ -134,7 +134,7 @@ def test_readme_layout_names_every_module() -> None:
             continue  # a package's or a layer's own face
         folder = rel.rsplit("/", 1)[0] + "/"  # a subpackage may be listed as a whole
         assert rel in listed or (folder.count("/") > 2 and folder in listed), \
-            f"README's layout table misses {rel}"
+            f"docs/architecture.md's layout table misses {rel}"
 
 
 # The daemon's layers, each a folder of kokorod/: a layer imports only the ones before it
