@@ -22,7 +22,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from kokorod_common import paths
+from kokorod_common import atomic, paths
 from kokorod_common.protocol import CHUNK_MS_RANGE, DEFAULT_MAX_FRAME
 
 PROVIDERS = ("auto", "cpu", "coreml")
@@ -319,10 +319,7 @@ def write_settings(path: Path, values: Mapping[str, Any]) -> None:
         else:
             out.append(line)
     out += [f"{key} = {toml(value)}" for key, value in left.items()]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join(out) + "\n")
-    tmp.replace(path)
+    atomic.write_text(path, "\n".join(out) + "\n")
 
 
 def origins(environ: Mapping[str, str] | None = None,

@@ -66,7 +66,8 @@ def test_every_setting_has_a_kokoro_env_var() -> None:
 
 
 def test_every_config_key_is_its_variable_in_lower_case() -> None:
-    """docs/configuration.md's rule: a config-file key is the variable's name without KOKORO_, lower case."""
+    """docs/configuration.md's rule: a config key is the variable's name without KOKORO_,
+    in lower case."""
     assert all(s.env == "KOKORO_" + s.name.upper() for s in SETTINGS)
 
 

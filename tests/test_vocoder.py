@@ -216,11 +216,9 @@ def test_calibration_measures_this_machine_and_keeps_it(engine: Engine,
     measured = calibrate.schedule_for(probe)
     assert measured.source == "calibrated" and measured.costs is not None
     costs = measured.costs
-    assert 0 < costs.gen_frame_s < 0.1 and costs.gen_call_s >= 0 and costs.front_call_s >= 0
     # a window costs less than the audio it makes on any machine that can stream at all
     assert costs.gen(64) < 64 * windows.FRAME_S * 4
-    assert windows.MIN_WINDOW_FRAMES <= measured.first <= windows.MAX_FIRST_FRAMES
-    assert measured.first == windows.first_window(costs)
+    assert measured.first == windows.first_window(costs)  # planned from what was measured
     kept = calibrate.schedule_for(probe)
     assert kept.source == "saved" and kept.costs == costs and kept.first == measured.first
 
