@@ -119,3 +119,10 @@ def _isolate_env(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> None:
             monkeypatch.delenv(key)
     monkeypatch.setenv("KOKORO_DATA_DIR", str(data_dir))
     monkeypatch.setenv("KOKORO_CONFIG", str(data_dir / "no-config.toml"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that need the model or a daemon are marked `model` (tests/tiers.py)."""
+    import tiers
+
+    tiers.mark(items)
