@@ -188,12 +188,8 @@ def test_any_alias_counts_as_the_import_it_hides(tmp_path: Path) -> None:
 
 
 BENCH = {p.stem for p in (ROOT / "bench").glob("*.py")}
-# TODO(issue 33): the tests' shared helpers (processes, load.Frames, pulse_sink, asr, …)
-# still live in bench/; move them to tests/ and empty this list (test_bench tests the bench
-# itself and stays). It may only shrink.
-TESTS_USING_BENCH = {"helpers", "test_bench", "test_intelligibility", "test_norms",
-                     "test_prosody", "test_reliability", "test_speechd", "test_vocoder",
-                     "test_words"}
+# What tests and bench both measure with lives in tests/testkit/ (the bench imports it);
+# no test imports the bench (test_bench runs bench/run_bench.py as a program).
 
 
 def bench_imports(path: Path) -> set[str]:
@@ -209,5 +205,9 @@ def bench_imports(path: Path) -> set[str]:
 def test_nothing_imports_the_bench() -> None:
     for path in modules().values():
         assert not bench_imports(path), (path, bench_imports(path))
-    using = {p.stem for p in sorted((ROOT / "tests").glob("*.py")) if bench_imports(p)}
-    assert using <= TESTS_USING_BENCH, f"tests that import bench/: {sorted(using)}"
+    tests = sorted((ROOT / "tests").rglob("*.py"))
+    using = {p.relative_to(ROOT).as_posix(): bench_imports(p) for p in tests}
+    assert not {k: v for k, v in using.items() if v}, f"tests that import bench/: {using}"
+    reached = [p.relative_to(ROOT).as_posix() for p in tests
+               if re.search(r"sys\.path.*[\"']bench[\"']", p.read_text())]
+    assert not reached, f"tests that put bench/ on sys.path: {reached}"

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import sys
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import pytest
 from kokoro_onnx.trim import trim as trim_silence
+from testkit.metrics import lsd
 
 from kokorod.config import load
 from kokorod.synth import calibrate, headroom, providers, windows
@@ -24,9 +24,6 @@ from kokorod.synth.engine import Engine
 from kokorod.synth.segment import Segment
 from kokorod.synth.vocoder import Prepared
 from kokorod_common.protocol import SAMPLE_RATE
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-from metrics import lsd
 
 TEXTS = [
     "The quick brown fox jumps over the lazy dog, then it runs far away into the forest.",
