@@ -11,11 +11,26 @@ from __future__ import annotations
 import ast
 import functools
 import inspect
+import os
 import re
 import textwrap
 from typing import Any
 
 import pytest
+
+# Set by conftest when the run leaves the model out: the fast tier, for everyday work.
+FAST_ENV = "KOKORO_TEST_FAST_TIER"
+
+
+def examples(full: int) -> int:
+    """Property tests' example count: all of them in the full suite (`.ci/run`), a
+    twentieth (at least 50) in the fast tier."""
+    return max(50, full // 20) if os.environ.get(FAST_ENV) == "1" else full
+
+
+def is_fast_tier(markexpr: str) -> bool:
+    return bool(re.search(r"\bnot\s+model\b", markexpr or ""))
+
 
 MODEL_FIXTURES = frozenset({"daemon", "engine", "speaker", "one_shot"})
 STARTS_THE_MODEL = re.compile(
