@@ -1,19 +1,9 @@
-"""Ending a child process: a signal, a wait, then SIGKILL if it does not go (bench, tests)."""
+"""Moved to tests/testkit/processes.py (the tests measure with it too, and tests never import the
+bench); this name keeps the bench's scripts working."""
 
-from __future__ import annotations
+import sys
+from pathlib import Path
 
-import signal
-import subprocess
-from typing import Any
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-
-def end(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
-    """Send `sig` unless it has exited, wait up to `timeout` s, then kill; its exit code."""
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return proc.returncode
+from testkit.processes import *  # noqa: F403

@@ -1,8 +1,9 @@
 """Configuration: one frozen Config built from defaults, the config file and KOKORO_* env vars.
 
 Precedence is env var > config file > default. Every setting is declared once
-in SETTINGS with its env var, type and allowed values, so validation, the docs
-table in README and the error messages all come from the same place.
+in SETTINGS with its env var, type and allowed values, so validation, the docs page
+(docs/configuration.md, written by `python -m kokorod.ctl.config_doc`) and the error
+messages all come from the same place.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from kokorod_common import paths
+from kokorod_common import atomic, paths
 from kokorod_common.protocol import CHUNK_MS_RANGE, DEFAULT_MAX_FRAME
 
 PROVIDERS = ("auto", "cpu", "coreml")
@@ -140,20 +141,25 @@ class Config:
     voices_path: str = setting("KOKORO_VOICES_PATH", "",
         "voices .bin/.npz (default: embedded)", engine=True)
     model_base_url: str = setting("KOKORO_MODEL_BASE_URL", MODEL_BASE_URL,
-        "where `kokorod model fetch` downloads the published files from")
+        "where `kokorod model fetch` downloads the published files from (a mirror, or a local "
+        "server)")
     voice: str = setting("KOKORO_VOICE", "",
         "default voice (default: af_heart when installed, else the first installed)", engine=True)
     offline: bool = setting("KOKORO_OFFLINE", False,
         "never reach a package registry: the first start keeps the embedded voices")
     lang: str = setting("KOKORO_LANG", "",
-        "espeak language for every voice (empty: from the voice; en-us for Latin text)",
+        "espeak-ng language for every voice; empty: the voice's own (en-us for Latin text read "
+        "by the ja/zh/hi voices)",
         engine=True)
     provider: str = setting("KOKORO_PROVIDER", "auto",
-        "execution provider", choices=PROVIDERS, engine=True)
+        "execution provider; auto uses CoreML where onnxruntime has it, except for an int8 "
+        "model (the embedded one), which is faster on CPU", choices=PROVIDERS, engine=True)
     threads: int = setting("KOKORO_THREADS", 0,
-        "intra-op threads, 0 = one per core", minimum=0, maximum=256, engine=True)
+        "intra-op threads, 0 = one per core (Apple silicon: per performance core)",
+        minimum=0, maximum=256, engine=True)
     inter_op_threads: int = setting("KOKORO_INTER_OP_THREADS", 1,
-        "1 = run a graph's nodes one at a time; N > 1 = in parallel on N threads",
+        "1 = run a graph's nodes one at a time; N > 1 = in parallel on N threads (`kokorod "
+        "tune` measures it)",
         minimum=1, maximum=64, engine=True)
     graph_optimization: str = setting("KOKORO_GRAPH_OPTIMIZATION", "all",
         "onnxruntime's graph optimisation level", choices=GRAPH_OPTIMIZATIONS, engine=True)
@@ -168,11 +174,14 @@ class Config:
         "CoreML specialization strategy", choices=COREML_SPECIALIZATIONS, engine=True)
     streaming_vocoder: bool = setting("KOKORO_STREAMING_VOCODER", True,
         "vocode the first audio in short windows (first audio independent of sentence "
-        "length); 0 = whole segments", engine=True)
+        "length; the model is cut once into `$KOKORO_DATA_DIR/models/split/`); 0 = whole "
+        "segments", engine=True)
     window_schedule: str = setting("KOKORO_WINDOW_SCHEDULE", "auto",
-        "the streaming vocoder's windows: auto (planned from this machine's costs, measured "
-        "at the first start), N (first window of N 12.5 ms frames, fixed growth) or what "
-        "`kokorod tune` writes", engine=True, check=read_window_schedule)
+        "the streaming vocoder's costs: auto measures them at the first start (a few "
+        "seconds, kept per CPU, model, threads and onnxruntime; not kept when measured on a "
+        "busy machine); `N:a,b,c,d[,e]` gives them (what `kokorod tune` writes, see "
+        "docs/streaming.md); N alone: a first window of N 12.5 ms frames, then x1.25",
+        engine=True, check=read_window_schedule)
     window_adapt: bool = setting("KOKORO_WINDOW_ADAPT", True,
         "windows follow the speed this machine shows now, the text and the number of "
         "requests synthesizing; 0 = the plan fixed as measured or given (one text, one "
@@ -184,7 +193,7 @@ class Config:
         "colon, dash) so that its first audio comes early", minimum=20, maximum=400)
     segment_chars: int = setting("KOKORO_SEGMENT_CHARS", 300,
         "whole sentences are packed into segments of up to this many characters; only a "
-        "longer sentence is cut", minimum=40, maximum=400)
+        "longer sentence is cut (and up to 3x the segment before)", minimum=40, maximum=400)
     max_frame_bytes: int = setting("KOKORO_MAX_FRAME_BYTES", DEFAULT_MAX_FRAME,
         "largest accepted frame", minimum=1024, maximum=64 << 20)
     max_text_chars: int = setting("KOKORO_MAX_TEXT_CHARS", 500_000,
@@ -203,11 +212,14 @@ class Config:
     shutdown_grace_s: float = setting("KOKORO_SHUTDOWN_GRACE_S", 3.0,
         "seconds in-flight streams get to finish on SIGTERM", minimum=0, maximum=600)
     audio_device: str = setting("KOKORO_AUDIO_DEVICE", "",
-        "output device for daemon-side playback (`play: true`); empty = system default")
+        "output device for daemon-side playback (`play: true`), by name (or number: prefer a "
+        "name, numbers shift when devices come and go); empty = system default")
     playback_prebuffer: int = setting("KOKORO_PLAYBACK_PREBUFFER", 2,
         "chunks daemon-side playback holds before it starts", minimum=1, maximum=16)
     audio_cache_mb: int = setting("KOKORO_AUDIO_CACHE_MB", 32,
-        "audio of short requests kept for repeats (\"Build finished\"); 0 = off",
+        "audio of short requests (one segment, <= 200 characters) kept for repeats (\"Build "
+        "finished\", \"Saved\"), keyed by model, voice, speed, language, the spoken text and "
+        "word marks; 0 = off. Hits and misses in `status` (`caches`)",
         minimum=0, maximum=4096)
     max_queued: int = setting("KOKORO_MAX_QUEUED", 64,
         "utterances waiting in the daemon's speech queue", minimum=1, maximum=10_000)
@@ -226,7 +238,8 @@ class Config:
     lexicon: str = setting("KOKORO_LEXICON", "",
         "the user lexicon, how words are read (TOML; empty: lexicon.toml beside the "
         "configuration file; read again when it changes)")
-    warmup: bool = setting("KOKORO_WARMUP", True, "synthesize once at start", engine=True)
+    warmup: bool = setting("KOKORO_WARMUP", True,
+        "synthesize once at start so the first request pays no graph set-up", engine=True)
     verbose_logs: bool = setting("KOKORO_VERBOSE_LOGS", False, "debug logging")
 
     @property
@@ -342,10 +355,7 @@ def write_settings(path: Path, values: Mapping[str, Any]) -> None:
         else:
             out.append(line)
     out += [f"{key} = {toml(value)}" for key, value in left.items()]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join(out) + "\n")
-    tmp.replace(path)
+    atomic.write_text(path, "\n".join(out) + "\n")
 
 
 def origins(environ: Mapping[str, str] | None = None,

@@ -1,4 +1,6 @@
-"""Client library for kokorod: blocking `Client`, asyncio `AsyncClient`, and the player.
+"""Client library for kokorod: blocking `Client` and asyncio `AsyncClient` (`kokorod_client.aio`).
+
+The player that plays a stream is shared with the daemon: `kokorod_common.player`.
 
 The names below load on first use: `kokoro-say` imports this package on its way to
 asking, and must not pay for the Client's threads and queues before it has asked.

@@ -1,4 +1,5 @@
-"""asyncio client: the same operations, replies and streams as the blocking Client."""
+"""asyncio client: the same operations, replies, streams, queue policy, timeouts and
+autostart as the blocking Client (kokorod_client/core.py holds what they share)."""
 
 from __future__ import annotations
 
@@ -8,31 +9,61 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from kokorod_client.core import LOST, IdSource, Operations, Router, StreamFrames
-from kokorod_common.messages import Chunk, ConnectionLost, raise_if_error, version_warning
-from kokorod_common.paths import resolve_socket
-from kokorod_common.protocol import (
-    FrameDecoder,
-    ProtocolError,
-    encode_frame,
-    request_frame,
-    synthesize_message,
+from kokorod_client.core import (
+    LOST,
+    POLL_S,
+    READ_BYTES,
+    REPLY_TIMEOUT_S,
+    STREAM_QUEUE_FRAMES,
+    IdSource,
+    Inbound,
+    Operations,
+    Router,
+    StreamFrames,
+    answer,
+    lost_mid_stream,
 )
+from kokorod_common.messages import Chunk, version_warning
+from kokorod_common.paths import resolve_socket
+from kokorod_common.protocol import encode_frame, request_frame, synthesize_message
+
+
+def _offer(q: asyncio.Queue[dict[str, Any]]) -> Callable[[dict[str, Any]], Any]:
+    """Deliver into a bounded queue (core's policy): the read loop awaits when the caller
+    falls behind, never for the loss notice."""
+    def deliver(frame: dict[str, Any]) -> Any:
+        if frame is LOST:  # from Router.lose(), which awaits nothing
+            with contextlib.suppress(asyncio.QueueFull):
+                q.put_nowait(frame)
+            return None
+        return q.put(frame)  # awaited by the read loop
+    return deliver
 
 
 class AsyncStream(StreamFrames):
     def __init__(self, client: AsyncClient, rid: int, fmt: str) -> None:
         super().__init__(rid, fmt, asyncio.Event())
         self.client = client
-        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=STREAM_QUEUE_FRAMES)
 
     async def __aiter__(self) -> AsyncIterator[Chunk]:
+        getter: asyncio.Future[dict[str, Any]] | None = None
         try:
             while self.end is None:
-                chunk = self.take(await self.queue.get())
+                # one get kept across polls (never cancelled with a frame in hand)
+                getter = getter or asyncio.ensure_future(self.queue.get())
+                done, _ = await asyncio.wait({getter}, timeout=POLL_S)
+                if not done:
+                    if self.client.router.lost:
+                        raise lost_mid_stream()
+                    continue
+                frame, getter = getter.result(), None
+                chunk = self.take(frame)
                 if chunk is not None:
                     yield chunk
         finally:
+            if getter is not None:
+                getter.cancel()
             self.client.router.close(self.id)
 
     async def cancel(self) -> None:
@@ -42,53 +73,65 @@ class AsyncStream(StreamFrames):
 class AsyncClient(Operations):
     """`async with AsyncClient() as c: async for chunk in await c.synthesize("Hi"): …`
 
-    Every operation of Client is here too (`await c.status()`, `await c.stop()`…)."""
+    Every operation of Client is here too (`await c.status()`, `await c.stop()`…);
+    `autostart` starts a daemon when none serves, `timeout` bounds each one-reply op."""
 
-    def __init__(self, socket_path: str | Path | None = None, *,
-                 client_name: str = "kokorod-async-client", max_frame: int = 64 << 20) -> None:
+    def __init__(self, socket_path: str | Path | None = None, *, autostart: bool = False,
+                 client_name: str = "kokorod-async-client", timeout: float = REPLY_TIMEOUT_S,
+                 max_frame: int = 64 << 20) -> None:
         self.socket_path = resolve_socket(socket_path)
         self.client_name = client_name
+        self.autostart = autostart
+        self.timeout = timeout
         self.server: dict[str, Any] = {}
         self.warning: str | None = None
         self.router = Router()
         self._ids = IdSource()
-        self._decoder = FrameDecoder(max_frame)
+        self._inbound = Inbound(self.router, max_frame)
         self._reader: asyncio.StreamReader
         self._writer: asyncio.StreamWriter
         self._task: asyncio.Task[None] | None = None
 
     async def connect(self) -> AsyncClient:
-        self._reader, self._writer = await asyncio.open_unix_connection(str(self.socket_path))
+        path = str(self.socket_path)
+        try:
+            self._reader, self._writer = await asyncio.open_unix_connection(path)
+        except OSError:
+            if not self.autostart:
+                raise
+            from kokorod_common import launcher  # only now: a running daemon needs none of it
+
+            await asyncio.to_thread(launcher.ensure_running, self.socket_path)
+            self._reader, self._writer = await asyncio.open_unix_connection(path)
         self._task = asyncio.get_running_loop().create_task(self._read_loop())
         self.server = await self.request("hello", client_name=self.client_name)
         self.warning = version_warning(self.server)
         return self
 
     async def _read_loop(self) -> None:
-        try:
-            while data := await self._reader.read(1 << 16):
-                self._decoder.feed(data)
-                for frame in self._decoder:
-                    self.router.route(frame)
-        except (OSError, ProtocolError):
-            pass
-        finally:
-            self.router.lose()
+        with self._inbound.reading():
+            while data := await self._reader.read(READ_BYTES):
+                for deliver, frame in self._inbound.frames(data):
+                    await deliver(frame)
 
     async def send(self, message: dict[str, Any]) -> None:
         self._writer.write(encode_frame(message))
         await self._writer.drain()
 
     async def request(self, op: str, **fields: Any) -> dict[str, Any]:
+        """Send a one-reply op and wait for its reply (DaemonError for an error frame,
+        TimeoutError after `timeout`, ConnectionLost when the connection goes first)."""
         rid = self._ids.next()
         replies: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.router.open(rid, replies.put_nowait)
+        self.router.open(rid, _offer(replies))
         try:
             await self.send(request_frame(op, rid, **fields))
-            frame = await replies.get()
-            if frame is LOST:
-                raise ConnectionLost(f"kokorod closed the connection before replying to {op}")
-            return raise_if_error(frame)
+            try:
+                frame: dict[str, Any] | None = await asyncio.wait_for(replies.get(),
+                                                                      self.timeout)
+            except asyncio.TimeoutError:
+                frame = None
+            return answer(op, frame, self.timeout)
         finally:
             self.router.close(rid)
 
@@ -101,7 +144,7 @@ class AsyncClient(Operations):
         rid = self._ids.next()
         message = synthesize_message(rid, text, fmt, options)
         stream = AsyncStream(self, rid, fmt)
-        self.router.open(rid, stream.queue.put_nowait)
+        self.router.open(rid, _offer(stream.queue))
         await self.send(message)
         return stream
 
@@ -115,7 +158,11 @@ class AsyncClient(Operations):
                 await self._task
 
     async def __aenter__(self) -> AsyncClient:
-        return await self.connect()
+        try:
+            return await self.connect()
+        except BaseException:
+            await self.close()
+            raise
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kokorod_common import atomic
 from kokorod_common.protocol import SAMPLE_RATE
 
 if TYPE_CHECKING:  # numpy loads with soundfile, when a file is written
@@ -135,7 +136,9 @@ class AudioFileWriter:
         problem = check_target(path)
         if problem:
             raise UnsupportedFormat(problem)
-        target: Any = io.BytesIO() if self._stdout else str(self.path)
+        # A file appears whole (atomic): written beside the target, renamed over it at close.
+        self._pending = None if self._stdout else atomic.Pending(self.path)
+        target: Any = io.BytesIO() if self._pending is None else str(self._pending.path)
         self._target = target
         container = "AIFF" if self.spec.container == "AIFC" else self.spec.container
         try:
@@ -143,6 +146,8 @@ class AudioFileWriter:
                                       format=container, subtype=self.spec.subtype,
                                       endian=self.spec.endian)
         except (OSError, RuntimeError, ValueError, TypeError) as exc:
+            if self._pending is not None:
+                self._pending.discard()
             raise UnsupportedFormat(f"cannot write {self.path}: {exc}") from None
         self.samples = 0
 
@@ -156,14 +161,17 @@ class AudioFileWriter:
         if self._file.closed:
             return
         self._file.close()
-        data = self._target.getvalue() if self._stdout else None
+        if self._pending is not None:
+            if self.spec.container == "AIFC":
+                written = self._pending.path
+                written.write_bytes(as_aifc(written.read_bytes()))
+            self._pending.commit()
+            return
+        data = self._target.getvalue()
         if self.spec.container == "AIFC":
-            data = as_aifc(data if data is not None else self.path.read_bytes())
-            if not self._stdout:
-                self.path.write_bytes(data)
-        if self._stdout and data is not None:
-            sys.stdout.buffer.write(data)
-            sys.stdout.buffer.flush()
+            data = as_aifc(data)
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
 
 
 _AIFC_VERSION = struct.pack(">I", 0xA2805140)  # the one AIFC version there is

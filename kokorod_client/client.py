@@ -15,7 +15,20 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from kokorod_client.core import LOST, IdSource, Operations, Router, StreamFrames
+from kokorod_client.core import (
+    LOST,
+    POLL_S,
+    READ_BYTES,
+    REPLY_TIMEOUT_S,
+    STREAM_QUEUE_FRAMES,
+    IdSource,
+    Inbound,
+    Operations,
+    Router,
+    StreamFrames,
+    answer,
+    lost_mid_stream,
+)
 from kokorod_client.early import EarlyRequest, connect
 from kokorod_common.messages import (
     Chunk,
@@ -23,24 +36,15 @@ from kokorod_common.messages import (
     DaemonError,
     End,
     Mark,
-    raise_if_error,
     version_warning,
 )
 from kokorod_common.paths import resolve_socket
-from kokorod_common.protocol import (
-    FrameDecoder,
-    ProtocolError,
-    encode_frame,
-    request_frame,
-    synthesize_message,
-)
-
-STREAM_QUEUE_FRAMES = 512
+from kokorod_common.protocol import encode_frame, request_frame, synthesize_message
 
 
 def _offer(q: queue.Queue[Any]) -> Callable[[dict[str, Any]], None]:
-    """Deliver into a bounded queue: blocks the reader when the caller falls behind
-    (so the daemon pauses: end-to-end backpressure), never for the loss notice."""
+    """Deliver into a bounded queue (core's policy): blocks the reader when the caller
+    falls behind, never for the loss notice."""
     def deliver(frame: dict[str, Any]) -> None:
         if frame is LOST:
             with contextlib.suppress(queue.Full):
@@ -62,10 +66,10 @@ class Stream(StreamFrames):
         try:
             while self.end is None:
                 try:
-                    frame = self.queue.get(timeout=0.25)
+                    frame = self.queue.get(timeout=POLL_S)
                 except queue.Empty:
                     if self.client.router.lost:
-                        raise ConnectionLost("kokorod closed the connection mid-stream") from None
+                        raise lost_mid_stream() from None
                     continue
                 chunk = self.take(frame)
                 if chunk is not None:
@@ -83,7 +87,7 @@ class Client(Operations):
     Stream."""
 
     def __init__(self, socket_path: str | Path | None = None, *, autostart: bool = False,
-                 client_name: str = "kokorod-client", timeout: float = 30.0,
+                 client_name: str = "kokorod-client", timeout: float = REPLY_TIMEOUT_S,
                  max_frame: int = 64 << 20, early: EarlyRequest | None = None) -> None:
         self.socket_path = early.socket_path if early else resolve_socket(socket_path)
         self.client_name = client_name
@@ -92,7 +96,7 @@ class Client(Operations):
         self._send_lock = threading.Lock()
         self.router = Router()
         self._ids = IdSource(early.request_id + 1 if early else 1)
-        self._decoder = FrameDecoder(max_frame)
+        self._inbound = Inbound(self.router, max_frame)
         self._closed = False
         # An early request's routes open before the reader runs: no reply can go astray.
         hello_id = early.hello_id if early else self._ids.next()
@@ -102,7 +106,11 @@ class Client(Operations):
                                         daemon=True)
         self._reader.start()
         hello = None if early else request_frame("hello", hello_id, client_name=client_name)
-        self.server: dict[str, Any] = self._reply("hello", hello_id, replies, hello)
+        try:
+            self.server: dict[str, Any] = self._reply("hello", hello_id, replies, hello)
+        except BaseException:  # no reply (timeout, refused, lost): nothing left open
+            self.close()
+            raise
         warning = version_warning(self.server)
         if warning:
             import logging  # here: a client that only speaks does not load it (~5 ms)
@@ -128,15 +136,10 @@ class Client(Operations):
             self.sock.sendall(data)
 
     def _read_loop(self) -> None:
-        try:
-            while data := self.sock.recv(1 << 16):
-                self._decoder.feed(data)
-                for frame in self._decoder:
-                    self.router.route(frame)
-        except (OSError, ProtocolError):
-            pass
-        finally:
-            self.router.lose()
+        with self._inbound.reading():
+            while data := self.sock.recv(READ_BYTES):
+                for deliver, frame in self._inbound.frames(data):
+                    deliver(frame)
 
     # ------------------------------------------------------------ api
     def request(self, op: str, **fields: Any) -> dict[str, Any]:
@@ -159,17 +162,12 @@ class Client(Operations):
             deadline = time.monotonic() + self.timeout
             while True:
                 try:
-                    frame = replies.get(timeout=0.1)
+                    frame: dict[str, Any] | None = replies.get(timeout=min(POLL_S, self.timeout))
                 except queue.Empty:
                     if not self.router.lost and time.monotonic() < deadline:
                         continue
                     frame = LOST if self.router.lost else None
-                if frame is LOST:
-                    raise ConnectionLost(
-                        f"kokorod closed the connection before replying to {op}") from None
-                if frame is None:
-                    raise TimeoutError(f"no reply to {op} within {self.timeout}s") from None
-                return raise_if_error(frame)
+                return answer(op, frame, self.timeout)
         finally:
             self.router.close(rid)
 

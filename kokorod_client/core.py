@@ -1,22 +1,42 @@
-"""What the blocking and the asyncio client share: ids, routing, stream decoding, the ops.
+"""What the blocking and the asyncio client share: ids, routing, the read loop's body, the
+queue policy, replies and their timeouts, stream decoding, the ops.
 
 Each client supplies only its transport (a reader thread and queues, or a task
 and asyncio queues); which frame belongs to which request, what a stream's
-frames mean and which operations exist are decided here once.
+frames mean, how long a reply may take and which operations exist are decided here once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from kokorod_common.messages import Chunk, ConnectionLost, End, Mark, stream_item
+from kokorod_common.messages import (
+    Chunk,
+    ConnectionLost,
+    End,
+    Mark,
+    raise_if_error,
+    stream_item,
+)
+from kokorod_common.protocol import FrameDecoder, ProtocolError
 
 LOST: dict[str, Any] = {"op": "_lost"}  # put on every open route when the connection drops
 
-Deliver = Callable[[dict[str, Any]], None]
+# The queue policy, one for both clients: a stream's frames wait in a queue of at most
+# this many; when its reader falls behind, the read loop waits (so the daemon, whose writes
+# then block, pauses: end-to-end backpressure). The loss notice never waits: a consumer
+# that finds its queue empty asks `Router.lost` every POLL_S.
+STREAM_QUEUE_FRAMES = 512
+POLL_S = 0.25
+# How long a one-reply op (hello, status, …) may take before TimeoutError.
+REPLY_TIMEOUT_S = 30.0
+READ_BYTES = 1 << 16
+
+Deliver = Callable[[dict[str, Any]], Any]  # None, or an awaitable in the asyncio client
 
 
 class IdSource:
@@ -49,15 +69,13 @@ class Router:
         with self._lock:
             self._routes.pop(rid, None)
 
-    def route(self, frame: dict[str, Any]) -> None:
+    def targets(self, frame: dict[str, Any]) -> list[Deliver]:
+        """Who gets `frame`: its request, or every open one (no id)."""
         rid = frame.get("id")
         with self._lock:
             if rid is None:
-                targets = list(self._routes.values())
-            else:
-                targets = [t for t in [self._routes.get(rid)] if t is not None]
-        for deliver in targets:
-            deliver(frame)
+                return list(self._routes.values())
+            return [t for t in [self._routes.get(rid)] if t is not None]
 
     def lose(self) -> None:
         """The connection is gone: every open request hears it."""
@@ -66,6 +84,46 @@ class Router:
             targets = list(self._routes.values())
         for deliver in targets:
             deliver(LOST)
+
+
+class Inbound:
+    """The read loop's body, shared: bytes in, (deliver, frame) pairs out; `reading()` is
+    how a loop ends (EOF, a socket error or a frame that breaks the protocol): every open
+    request hears that the connection is lost."""
+
+    def __init__(self, router: Router, max_frame: int) -> None:
+        self.router = router
+        self._decoder = FrameDecoder(max_frame)
+
+    def frames(self, data: bytes) -> Iterator[tuple[Deliver, dict[str, Any]]]:
+        self._decoder.feed(data)
+        for frame in self._decoder:
+            for deliver in self.router.targets(frame):
+                yield deliver, frame
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        try:
+            yield
+        except (OSError, ProtocolError):
+            pass
+        finally:
+            self.router.lose()
+
+
+def answer(op: str, frame: dict[str, Any] | None, timeout: float) -> dict[str, Any]:
+    """A one-reply op's outcome: the reply, or DaemonError for an error frame,
+    ConnectionLost when the connection went first, TimeoutError (`frame` None) when
+    nothing came within `timeout`."""
+    if frame is LOST:
+        raise ConnectionLost(f"kokorod closed the connection before replying to {op}")
+    if frame is None:
+        raise TimeoutError(f"no reply to {op} within {timeout:g}s")
+    return raise_if_error(frame)
+
+
+def lost_mid_stream() -> ConnectionLost:
+    return ConnectionLost("kokorod closed the connection mid-stream")
 
 
 class StreamFrames:
@@ -84,7 +142,7 @@ class StreamFrames:
     def take(self, frame: dict[str, Any]) -> Chunk | None:
         """A Chunk to hand on, or None; raises DaemonError or ConnectionLost."""
         if frame is LOST:
-            raise ConnectionLost("kokorod closed the connection mid-stream")
+            raise lost_mid_stream()
         item = stream_item(frame, self.format)
         if isinstance(item, Chunk):
             return item

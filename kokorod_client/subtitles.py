@@ -11,6 +11,7 @@ from pathlib import Path
 
 from kokorod_client.audiofile import check_target
 from kokorod_client.highlight import units
+from kokorod_common import atomic
 from kokorod_common.messages import Mark
 from kokorod_common.protocol import SAMPLE_RATE
 
@@ -116,4 +117,4 @@ def check_writable(path: str) -> str | None:
 
 
 def write(path: str, text: str, marks: list[Mark], total_samples: int) -> None:
-    Path(path).write_text(render(path, text, marks, total_samples), encoding="utf-8")
+    atomic.write_text(Path(path), render(path, text, marks, total_samples))

@@ -119,3 +119,18 @@ def _isolate_env(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> None:
             monkeypatch.delenv(key)
     monkeypatch.setenv("KOKORO_DATA_DIR", str(data_dir))
     monkeypatch.setenv("KOKORO_CONFIG", str(data_dir / "no-config.toml"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """`-m "not model"`: the fast tier also runs fewer property-test examples."""
+    import tiers
+
+    if tiers.is_fast_tier(config.getoption("markexpr", "")):
+        os.environ[tiers.FAST_ENV] = "1"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that need the model or a daemon are marked `model` (tests/tiers.py)."""
+    import tiers
+
+    tiers.mark(items)

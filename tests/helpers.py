@@ -14,14 +14,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from testkit import processes
+from testkit.load import Frames  # the frame connection the mixed load uses too
+from testkit.pulse_sink import (  # noqa: F401  (the clocked sink, for the tests that use it)
+    PulseSink,
+    PulseUnavailable,
+    Recording,
+    zero_runs,
+)
+
 from kokorod_common.launcher import socket_is_live
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "bench"))
-
-import processes  # noqa: E402
-from load import Frames  # noqa: E402  (the frame connection the bench's load uses too)
-from pulse_sink import PulseSink, PulseUnavailable, Recording, zero_runs  # noqa: E402, F401  (the bench's clocked sink)
 
 START_TIMEOUT = 120.0
 # The window plan follows the machine's measured costs (windows.py), and the windows shape

@@ -9,10 +9,7 @@ import sys
 from pathlib import Path
 
 from helpers import REPO, DaemonProc
-
-sys.path.insert(0, str(REPO / "bench"))
-
-from metrics import percentile, simulate_playback
+from testkit.metrics import percentile, simulate_playback
 
 
 def test_simulated_consumer_counts_underruns() -> None:

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import threading
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import DaemonProc
+from helpers import DaemonProc, daemon_env
 
 from kokorod_client import Client, DaemonError
 from kokorod_client.aio import AsyncClient
-from kokorod_common.protocol import ErrorCode
+from kokorod_common import launcher
+from kokorod_common.protocol import SAMPLE_RATE, ErrorCode
 
 
 def test_blocking_client_streams_and_reports_end(daemon: DaemonProc) -> None:
@@ -94,3 +99,83 @@ def test_both_clients_have_the_same_operations(daemon: DaemonProc) -> None:
                     "queue": (await client.speech_queue())["waiting"]}
 
     assert asyncio.run(main()) == blocking
+
+
+@contextlib.contextmanager
+def silent_peer(path: Path) -> Iterator[list[bytes]]:
+    """A real Unix socket whose peer reads every frame and answers none (a daemon that
+    hangs): what a client's reply timeout is for. Yields what it received."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(4)
+    received: list[bytes] = []
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = server.accept()
+                held.append(conn)
+                threading.Thread(target=lambda c=conn: drain(c), daemon=True).start()
+
+    def drain(conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := conn.recv(1 << 16):
+                received.append(data)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield received
+    finally:
+        server.close()
+        for conn in held:
+            conn.close()
+
+
+def test_both_clients_time_out_on_a_daemon_that_never_replies(run_dir: Path) -> None:
+    path = run_dir / "silent.sock"
+    with silent_peer(path) as received:
+        with pytest.raises(TimeoutError, match=r"no reply to hello within 0\.5s"):
+            Client(path, timeout=0.5)
+
+        async def main() -> None:
+            with pytest.raises(TimeoutError, match=r"no reply to hello within 0\.5s"):
+                async with AsyncClient(path, timeout=0.5):
+                    pass
+
+        asyncio.run(main())
+        assert len(received) >= 2  # both hellos reached the peer: it was the reply that hung
+
+
+def test_the_async_client_without_a_daemon_fails_unless_it_may_start_one(
+        run_dir: Path) -> None:
+    async def main() -> None:
+        with pytest.raises(OSError):
+            async with AsyncClient(run_dir / "none.sock"):
+                pass
+
+    asyncio.run(main())
+
+
+@pytest.mark.model  # starts a daemon
+def test_the_async_client_autostarts_a_daemon(run_dir: Path, data_dir: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    sock = run_dir / "auto.sock"
+    for key, value in daemon_env(sock, data_dir).items():
+        if key.startswith("KOKORO_"):
+            monkeypatch.setenv(key, value)
+
+    async def main() -> tuple[dict[str, object], int]:
+        async with AsyncClient(sock, autostart=True, timeout=60) as client:
+            status = await client.status()
+            stream = await client.synthesize("Started for me.")
+            samples = sum([len(c.samples) async for c in stream])
+            assert stream.end is not None and stream.end.reason == "done"
+            return status, samples
+
+    try:
+        status, samples = asyncio.run(main())
+        assert status["socket"] == str(sock) and status["pid"] == launcher.daemon_pid(sock)
+        assert 0.5 * SAMPLE_RATE < samples < 4 * SAMPLE_RATE  # "Started for me." ~1.3 s
+    finally:
+        assert launcher.stop(sock) is not None  # it was this test's daemon, and it stops

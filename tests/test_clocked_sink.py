@@ -1,4 +1,4 @@
-"""Playback at a clocked device: a private PulseAudio null sink (bench/pulse_sink.py),
+"""Playback at a clocked device: a private PulseAudio null sink (tests/testkit/pulse_sink.py),
 which plays in real time like a sound card, unlike ALSA's file plugin. What kokoro-say
 counts there (underruns, device underflows) is checked against what the sink played,
 recorded from its monitor."""

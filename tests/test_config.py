@@ -66,7 +66,8 @@ def test_every_setting_has_a_kokoro_env_var() -> None:
 
 
 def test_every_config_key_is_its_variable_in_lower_case() -> None:
-    """README's rule: a config-file key is the variable's name without KOKORO_, lower case."""
+    """docs/configuration.md's rule: a config key is the variable's name without KOKORO_,
+    in lower case."""
     assert all(s.env == "KOKORO_" + s.name.upper() for s in SETTINGS)
 
 
@@ -114,3 +115,29 @@ def test_status_counts_add_up() -> None:
     line = requests_line({"requests": 48, "completed": 38, "cancelled": 7, "failed": 1,
                              "refused": 4})
     assert line == "48: 38 completed, 7 cancelled, 1 failed, 2 in flight; 4 refused"
+
+
+def test_the_configuration_page_is_written_from_settings() -> None:
+    """docs/configuration.md is what `python -m kokorod.ctl.config_doc` prints: a setting
+    added, removed or changed in config.py without rewriting the page fails here."""
+    from kokorod.ctl import config_doc
+
+    page = (REPO / "docs" / "configuration.md").read_text()
+    assert page == config_doc.render(), (
+        "docs/configuration.md is stale: python -m kokorod.ctl.config_doc > "
+        "docs/configuration.md")
+    for s in SETTINGS:  # every setting a row, with its key and its limits
+        assert f"| `{s.env}` (`{s.name}`) |" in page
+        if s.choices:
+            assert " / ".join(s.choices) in page
+
+
+def test_a_changed_setting_makes_the_page_stale(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from kokorod.ctl import config_doc
+
+    before = config_doc.render()
+    changed = tuple(replace(s, default=99) if s.name == "chunk_ms" else s for s in SETTINGS)
+    monkeypatch.setattr(config_doc, "SETTINGS", changed)
+    assert config_doc.render() != before and "| `99` |" in config_doc.render()

@@ -214,8 +214,11 @@ def test_nothing_speakable_is_an_error(daemon: DaemonProc) -> None:
 
 def test_voices_and_status(daemon: DaemonProc) -> None:
     with raw_conn(daemon.socket) as c:
+        c.send({"op": "status", "id": 0})
+        before = c.recv()
         c.send({"op": "voices", "id": 1})
         voices = c.recv()["voices"]
+        assert synth(c, 3, "Counted.")[-1]["op"] == "end"
         c.send({"op": "status", "id": 2})
         status = c.recv()
     names = {v["name"]: v for v in voices}
@@ -224,7 +227,10 @@ def test_voices_and_status(daemon: DaemonProc) -> None:
     assert status["engine"]["model_verified"] is True
     assert status["engine"]["provider"] == "CPUExecutionProvider"
     assert status["engine"]["warmup_seconds"] > 0  # the warm-up ran and was timed
-    assert status["rss_bytes"] > 0 and status["requests"] >= 0
+    assert status["rss_bytes"] > 0
+    # one synthesis on this connection, counted once (status and voices are not requests)
+    assert status["requests"] == before["requests"] + 1
+    assert status["completed"] == before["completed"] + 1
 
 
 def test_socket_is_private(daemon: DaemonProc) -> None:

@@ -3,15 +3,11 @@ kokoro-onnx one-shot with the same voice and sentences (PocketSphinx, en-us mode
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import numpy as np
-from helpers import REPO, DaemonProc, stream_audio
-
-sys.path.insert(0, str(REPO / "bench"))
-
-import asr
+from helpers import DaemonProc, stream_audio
+from testkit import asr
 
 # Plain sentences with common words; none is used elsewhere in the suite or the bench.
 SENTENCES = [

@@ -1,5 +1,5 @@
 """The shape of the tree, read from the code: imports point one way, modules stay small,
-and README's layout table names every module."""
+and docs/architecture.md's layout table names every module."""
 
 from __future__ import annotations
 
@@ -119,9 +119,9 @@ def test_modules_stay_small() -> None:
     assert max(sizes.values()) <= MAX_LINES, sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
 
 
-def test_readme_layout_names_every_module() -> None:
-    readme = (ROOT / "README.md").read_text()
-    table = readme[readme.index("## Layout"):]
+def test_architecture_layout_names_every_module() -> None:
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    table = page[page.index("## Layout"):]
     listed = set(re.findall(r"`([\w/]+(?:\.py)?/?)`", table))
     # "`kokorod/ctl/cli.py`, `model_cli.py`": a bare name in a row belongs to that row's folder.
     for row in table.splitlines():
@@ -134,7 +134,7 @@ def test_readme_layout_names_every_module() -> None:
             continue  # a package's or a layer's own face
         folder = rel.rsplit("/", 1)[0] + "/"  # a subpackage may be listed as a whole
         assert rel in listed or (folder.count("/") > 2 and folder in listed), \
-            f"README's layout table misses {rel}"
+            f"docs/architecture.md's layout table misses {rel}"
 
 
 # The daemon's layers, each a folder of kokorod/: a layer imports only the ones before it
@@ -188,12 +188,8 @@ def test_any_alias_counts_as_the_import_it_hides(tmp_path: Path) -> None:
 
 
 BENCH = {p.stem for p in (ROOT / "bench").glob("*.py")}
-# TODO(issue 33): the tests' shared helpers (processes, load.Frames, pulse_sink, asr, …)
-# still live in bench/; move them to tests/ and empty this list (test_bench tests the bench
-# itself and stays). It may only shrink.
-TESTS_USING_BENCH = {"helpers", "test_bench", "test_intelligibility", "test_norms",
-                     "test_prosody", "test_reliability", "test_speechd", "test_vocoder",
-                     "test_words"}
+# What tests and bench both measure with lives in tests/testkit/ (the bench imports it);
+# no test imports the bench (test_bench runs bench/run_bench.py as a program).
 
 
 def bench_imports(path: Path) -> set[str]:
@@ -209,5 +205,9 @@ def bench_imports(path: Path) -> set[str]:
 def test_nothing_imports_the_bench() -> None:
     for path in modules().values():
         assert not bench_imports(path), (path, bench_imports(path))
-    using = {p.stem for p in sorted((ROOT / "tests").glob("*.py")) if bench_imports(p)}
-    assert using <= TESTS_USING_BENCH, f"tests that import bench/: {sorted(using)}"
+    tests = sorted((ROOT / "tests").rglob("*.py"))
+    using = {p.relative_to(ROOT).as_posix(): bench_imports(p) for p in tests}
+    assert not {k: v for k, v in using.items() if v}, f"tests that import bench/: {using}"
+    reached = [p.relative_to(ROOT).as_posix() for p in tests
+               if re.search(r"sys\.path.*[\"']bench[\"']", p.read_text())]
+    assert not reached, f"tests that put bench/ on sys.path: {reached}"

@@ -5,20 +5,17 @@ speech, the scale of bench/vocoder_quality.py; the level where the whole is sile
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from testkit.metrics import lsd_db, silence_dbfs
 
 from kokorod.synth import norm_graph, norm_stats
 from kokorod.synth.engine import Engine
 from kokorod.synth.segment import Segment
 from kokorod.synth.vocoder import SAMPLES_PER_FRAME, Prepared
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-from metrics import lsd_db, silence_dbfs
 
 TEXTS = [
     "The quick brown fox jumps over the lazy dog, then it runs far away into the forest.",

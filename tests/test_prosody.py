@@ -4,18 +4,14 @@ scale for any installed voice."""
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import numpy as np
 import pytest
-from helpers import REPO, DaemonProc, raw_conn, stream_audio
+from helpers import DaemonProc, raw_conn, stream_audio
+from testkit.metrics import pauses
 
 from kokorod.synth.headroom import KNEE, soft_limit
-
-sys.path.insert(0, str(REPO / "bench"))
-
-from metrics import pauses
 
 # Plain prose (nothing the text cleanup rewrites), sentences of many shapes.
 TEXTS = [

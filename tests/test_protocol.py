@@ -11,6 +11,7 @@ import msgpack
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tiers import examples
 
 from kokorod_common.protocol import (
     HEADER,
@@ -143,7 +144,7 @@ DOCUMENTED = ErrorCode.all()
 
 
 # 8,000 byte strings here + 700 structured requests below: 8,700 fuzz cases a run.
-@settings(max_examples=8000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(8000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=256))
 def test_fuzz_decoder_raises_only_protocol_errors(data: bytes) -> None:
     dec = FrameDecoder(max_frame=128)
@@ -159,7 +160,7 @@ def test_fuzz_decoder_raises_only_protocol_errors(data: bytes) -> None:
                 break
 
 
-@settings(max_examples=700, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(700), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(requests)
 def test_fuzz_request_validation(message: dict[str, Any]) -> None:
     try:

@@ -59,6 +59,15 @@ def test_the_first_command_is_one_line_with_a_venv() -> None:
     assert "kokoro-say" in line
 
 
+def test_readme_is_a_two_minute_read_that_links_every_docs_page() -> None:
+    readme = (REPO / "README.md").read_text()
+    assert len(readme.splitlines()) <= 100
+    blocks = re.findall(r"```sh\n(.*?)```", readme, re.S)
+    assert blocks[1].strip() == "bash .ci/run"  # the second command: the whole suite
+    pages = sorted(p.name for p in (REPO / "docs").glob("*.md"))
+    assert pages and [p for p in pages if f"(docs/{p})" not in readme] == []
+
+
 @dataclass
 class Install:
     """What README's first line left: its venv, the environment it ran in, its output."""

@@ -18,15 +18,12 @@ from typing import Any
 
 import msgpack
 import pytest
-from helpers import REPO, DaemonProc, RawConn, daemon_env, raw_conn, start_daemon
+from helpers import DaemonProc, RawConn, daemon_env, raw_conn, start_daemon
 from test_daemon import MEDIUM, check_stream, synth
+from testkit import load
 
 from kokorod_client import Client, ConnectionLost
 from kokorod_common.protocol import SAMPLE_RATE, ErrorCode
-
-sys.path.insert(0, str(REPO / "bench"))
-
-import load
 
 
 def status(path: Path) -> dict[str, Any]:

@@ -145,6 +145,7 @@ def test_ctrl_c_stops_and_cancels(daemon: DaemonProc, tmp_path: Path) -> None:
         assert c.recv()["active_requests"] == 0
 
 
+@pytest.mark.model  # its client autostarts a daemon (or tune builds engines)
 def test_autostart_stale_socket_and_lifecycle(run_dir: Path, data_dir: Path,
                                               tmp_path: Path) -> None:
     """kokorod start/status/stop, kill -9, stale socket, and kokoro-say auto-start."""
@@ -251,6 +252,7 @@ def test_bad_settings_give_one_clear_line(run_dir: Path, data_dir: Path, var: st
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
+@pytest.mark.model  # its client autostarts a daemon (or tune builds engines)
 def test_two_clients_autostart_at_once(run_dir: Path, data_dir: Path, tmp_path: Path) -> None:
     """Both start a daemon; one wins the lock, the other waits for it; both speak."""
     env = daemon_env(run_dir / "k.sock", data_dir)

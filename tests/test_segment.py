@@ -6,6 +6,7 @@ import re
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tiers import examples
 
 from kokorod.synth.segment import (
     GROWTH,
@@ -93,7 +94,7 @@ def test_split_point_prefers_clause_then_conjunction() -> None:
     assert text[: split_point(text, 20)].rstrip().endswith("home")
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(st.sampled_from([*"ab .,!?;\n", "Dr.", "and ", "x" * 50]), max_size=120)
        .map("".join),
        st.lists(st.integers(1, 400), max_size=6))
@@ -171,7 +172,7 @@ def test_no_pause_after_the_last_segment() -> None:
     assert segs[-1].pause_s == 0.0 and all(s.pause_s > 0 for s in segs[:-1])
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.lists(st.sampled_from([*"ab .,!?;\n", "Dr.", "and ", "x" * 50, "word " * 30]),
                 max_size=120).map("".join))
 def test_property_rule_is_deterministic_and_keeps_every_word(text: str) -> None:

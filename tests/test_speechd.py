@@ -19,7 +19,7 @@ from typing import IO
 import numpy as np
 import pytest
 from helpers import REPO, DaemonProc, raw_conn, short_tmpdir, start_daemon, stream_audio
-from speechd_setup import Speechd, start_speechd, stop_speechd
+from testkit.speechd_setup import Speechd, start_speechd, stop_speechd
 
 from kokorod_client import sd_protocol as sdp
 from kokorod_client.sd_kokoro import pieces
@@ -320,6 +320,7 @@ def test_init_fails_cleanly_when_kokorod_cannot_start(run_dir: Path) -> None:
     assert time.monotonic() - started < 30
 
 
+@pytest.mark.model  # its client autostarts a daemon (or tune builds engines)
 def test_init_answers_at_once_while_kokorod_starts(run_dir: Path, data_dir: Path,
                                                    tmp_path: Path) -> None:
     """speech-dispatcher waits for INIT: a cold daemon is started, not waited for; Kokoro's

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tiers import examples
 
 from kokorod.synth.text import TEXT_FORMATS, prepare_text
 from kokorod.synth.text.code import split_identifier
@@ -123,7 +124,7 @@ def test_unknown_format_is_refused() -> None:
         prepare_text("x", "html")
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.text(max_size=300), st.sampled_from(TEXT_FORMATS),
        st.sampled_from(["en-us", "en-gb", "ja"]))
 def test_any_text_is_cleaned_without_error(text: str, fmt: str, lang: str) -> None:

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from kokorod.config import load, read_config_file, write_settings
 from kokorod.ctl import tune
 
@@ -74,6 +76,7 @@ def test_the_verdict_says_what_is_kept_and_why() -> None:
         "  2 threads: first audio 700 ms, RTF 0.850 (does not keep up: RTF above 0.8)"
 
 
+@pytest.mark.model  # its client autostarts a daemon (or tune builds engines)
 def test_tune_measures_real_engines_and_writes_the_winner(tmp_path: Path) -> None:
     config = tmp_path / "kokorod.toml"
     config.write_text("# kept\n")

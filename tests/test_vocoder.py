@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import sys
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import pytest
 from kokoro_onnx.trim import trim as trim_silence
+from testkit.metrics import lsd
 
 from kokorod.config import load
 from kokorod.synth import calibrate, headroom, providers, windows
@@ -24,9 +24,6 @@ from kokorod.synth.engine import Engine
 from kokorod.synth.segment import Segment
 from kokorod.synth.vocoder import Prepared
 from kokorod_common.protocol import SAMPLE_RATE
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-from metrics import lsd
 
 TEXTS = [
     "The quick brown fox jumps over the lazy dog, then it runs far away into the forest.",
@@ -216,11 +213,9 @@ def test_calibration_measures_this_machine_and_keeps_it(engine: Engine,
     measured = calibrate.schedule_for(probe)
     assert measured.source == "calibrated" and measured.costs is not None
     costs = measured.costs
-    assert 0 < costs.gen_frame_s < 0.1 and costs.gen_call_s >= 0 and costs.front_call_s >= 0
     # a window costs less than the audio it makes on any machine that can stream at all
     assert costs.gen(64) < 64 * windows.FRAME_S * 4
-    assert windows.MIN_WINDOW_FRAMES <= measured.first <= windows.MAX_FIRST_FRAMES
-    assert measured.first == windows.first_window(costs)
+    assert measured.first == windows.first_window(costs)  # planned from what was measured
     kept = calibrate.schedule_for(probe)
     assert kept.source == "saved" and kept.costs == costs and kept.first == measured.first
 

@@ -20,6 +20,7 @@ import pytest
 from helpers import DaemonProc, alsa_home, clocked_sink, raw_conn
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from testkit import asr
 
 from kokorod.synth.segment import SegmentStream, clean
 from kokorod.synth.text import prepare_text
@@ -29,9 +30,6 @@ from kokorod_client.highlight import OFF, ON, WordHighlighter
 from kokorod_common.messages import Mark
 from kokorod_common.player import JitterBuffer
 from kokorod_common.protocol import SAMPLE_RATE
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-import asr
 
 MARKDOWN = ("It costs **$5** a day, said Dr. Smith to the committee, and in the 1990s, 50% "
             "of people agreed with him about it. A much longer sentence follows here, with a "

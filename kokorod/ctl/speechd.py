@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from kokorod_common import atomic
+
 MODULE = "kokoro"
 LAUNCHER = f"sd_{MODULE}"
 
@@ -41,10 +43,7 @@ def install(home: Path | None = None) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     # speech-dispatcher builds the module dir from ~/.local/share; it must exist
     ((home or Path.home()) / ".local" / "share").mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp")
-    tmp.write_text(launcher_text())
-    tmp.chmod(0o755)
-    tmp.replace(target)
+    atomic.write_text(target, launcher_text(), mode=0o755)
     return target
 
 

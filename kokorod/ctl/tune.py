@@ -17,16 +17,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gc
-import json
 import os
 import statistics
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from kokorod.config import Config, ConfigError, config_file_path, load, write_settings
 from kokorod.synth import windows
+from kokorod_common import atomic
 from kokorod_common.protocol import SAMPLE_RATE
 
 # onnxruntime and the engine load only when tuning runs (not for `kokorod --help`)
@@ -235,8 +236,7 @@ def run(args: argparse.Namespace) -> int:
               "results": [dataclasses.asdict(r) for r in results],
               "noise": round(spread, 3), "best": winner.name if winner else None}
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(report, fh, indent=2)
+        atomic.write_json(Path(args.json), report, indent=2)
     print(verdict(results, winner, args.dry_run))
     if winner is None:
         if args.dry_run:

@@ -21,7 +21,7 @@ import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from kokorod_common import paths
+from kokorod_common import atomic, paths
 from kokorod_common.launcher import socket_is_live
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ class RuntimeFiles:
             os.umask(old_umask)
         os.chmod(self.socket, 0o600)
         self._socket_ino = os.stat(self.socket).st_ino
-        self.pid.write_text(f"{os.getpid()}\n")
+        atomic.write_text(self.pid, f"{os.getpid()}\n")
 
     def _socket_is_ours(self) -> bool:
         try:
@@ -139,7 +139,7 @@ class RuntimeFiles:
             await self.bind(accept)
         if not self.pid.exists() or self.pid.read_text().strip() != str(os.getpid()):
             log.warning("the pid file %s was removed; writing it again", self.pid)
-            self.pid.write_text(f"{os.getpid()}\n")
+            atomic.write_text(self.pid, f"{os.getpid()}\n")
 
     def close_listener(self) -> None:
         """Stop accepting and remove the socket (first step of shutdown)."""

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from kokorod import __version__
 from kokorod.store.hashing import sha256_file
+from kokorod_common import atomic
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +195,7 @@ def fetch(url: str, target: Path, sha256: str | None, *, progress: ProgressFacto
                 f"{target.name} does not match its published sha256 (got {digest[:12]}…, "
                 f"expected {sha256[:12]}…); the download was deleted and nothing was changed"
             )
-        os.replace(part, target)
+        atomic.install(part, target)
     except OSError as exc:
         raise DownloadError(_os_message(exc, Path(exc.filename or part))) from None
     return digest

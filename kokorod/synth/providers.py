@@ -30,7 +30,7 @@ from typing import Any
 import onnxruntime as ort
 
 from kokorod.config import Config
-from kokorod_common import paths
+from kokorod_common import atomic, paths
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +95,7 @@ def remember_coreml_failure(model: Path, why: str) -> None:
     try:
         data = json.loads(path.read_text()) if path.exists() else {}
         data[_stamp(model)] = f"onnxruntime {ort.__version__}: {why}"[:300]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(data, indent=1))
+        atomic.write_json(path, data)
     except (OSError, ValueError) as exc:
         log.warning("could not remember the CoreML failure: %s", exc)
 

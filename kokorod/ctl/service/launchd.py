@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from kokorod.ctl.service.base import Manager, ServiceError
+from kokorod_common import atomic
 from kokorod_common.paths import LOG_NAME, macos_log_dir
 
 LABEL = "com.kokorod.daemon"
@@ -87,9 +88,7 @@ class LaunchdManager(Manager):
         if self.path.exists():  # reinstall: unload the old definition, and wait until it is
             self.run("launchctl", "bootout", self.target, check=False)  # gone for real
             self._wait_gone()
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_bytes(plist_bytes(self.home, env))
-        tmp.replace(self.path)
+        atomic.write_bytes(self.path, plist_bytes(self.home, env))
         self._bootstrap()
         return self.path
 

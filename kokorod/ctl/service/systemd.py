@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kokorod.ctl.service.base import Manager, daemon_command
+from kokorod_common import atomic
 
 UNIT = "kokorod.service"
 
@@ -54,10 +55,7 @@ class SystemdManager(Manager):
         return self.run("systemctl", "--user", *args, check=check).stdout
 
     def install(self, env: dict[str, str]) -> Path:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(unit_text(env))
-        tmp.replace(self.path)
+        atomic.write_text(self.path, unit_text(env))
         self.systemctl("daemon-reload")
         self.systemctl("enable", "--now", UNIT)
         return self.path
