@@ -16,12 +16,14 @@ request each, the next asked for as the previous ends, while its audio still
 plays); a sentence mark goes out right after that sentence's audio. A sentence
 with marks inside goes to kokorod as SSML with those marks, and each comes back
 at the sample where its next word starts: it goes out once that audio has been
-passed on. Spelling mode (`SET spelling_mode=on`) reads letter by letter.
+passed on. Spelling mode (`SET spelling_mode=on`) reads letter by letter; the
+punctuation mode says marks by name (sd_punctuation.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import sys
@@ -35,6 +37,7 @@ import numpy as np
 
 from kokorod_client import sd_protocol as sdp
 from kokorod_client.client import Client, Stream
+from kokorod_client.sd_punctuation import said
 from kokorod_common import launcher
 from kokorod_common.messages import ConnectionLost, DaemonError
 from kokorod_common.paths import resolve_socket
@@ -83,19 +86,20 @@ def pieces(speech: sdp.Speech) -> list[Piece]:
     return out
 
 
-def as_ssml(piece: Piece, spelling: bool) -> tuple[str, str | None]:
+def as_ssml(piece: Piece, spelling: bool, punctuation: str = "none") -> tuple[str, str | None]:
     """What to ask kokorod for a sentence: SSML when marks stand inside it (they come
-    back at their words' samples) or letters are to be spelled; else the plain text."""
+    back at their words' samples) or letters are to be spelled; else the plain text.
+    Punctuation the mode says by name is spelled out between the marks."""
+    cuts = [0, *(offset for offset, _ in piece.inner), len(piece.text)]
+    parts = [said(piece.text[a:b], punctuation) for a, b in itertools.pairwise(cuts)]
     if not piece.inner and not spelling:
-        return piece.text, None
+        return parts[0], None
     from xml.sax.saxutils import escape, quoteattr
 
-    out, at = [], 0
-    for offset, name in piece.inner:
-        out.append(escape(piece.text[at:offset]))
+    out = [escape(parts[0])]
+    for (_, name), part in zip(piece.inner, parts[1:], strict=True):
         out.append(f"<mark name={quoteattr(name)}/>")
-        at = offset
-    out.append(escape(piece.text[at:]))
+        out.append(escape(part))
     body = "".join(out)
     if spelling:
         body = f'<say-as interpret-as="characters">{body}</say-as>'
@@ -323,7 +327,8 @@ class Module:
         if self.client is None or self.client.router.lost:
             self.client = self.connect()  # waits for a daemon that is still starting
             self.voices = self.client.voices()
-        text, text_format = as_ssml(piece, self.set.get("spelling_mode", "off") == "on")
+        text, text_format = as_ssml(piece, self.set.get("spelling_mode", "off") == "on",
+                                    self.set.get("punctuation_mode", "none"))
         return self.client.synthesize(text, fmt="s16", voice=self._voice(),
                                       speed=speed_for(int(self.set.get("rate", "0") or 0)),
                                       text_format=text_format)

@@ -397,3 +397,19 @@ def test_spelling_mode_reads_letters(daemon: DaemonProc) -> None:
     spelled = _module_events(daemon, "SET\nspelling_mode=on\n.\nSPEAK\nkokorod\n.\n")
     plain = _module_events(daemon, "SET\nspelling_mode=off\n.\nSPEAK\nkokorod\n.\n")
     assert spelled[-1][1] > 1.5 * plain[-1][1]  # seven letter names, not one word
+
+
+def test_punctuation_modes_and_marks_become_ssml() -> None:
+    from kokorod_client.sd_kokoro import Piece, as_ssml
+    from kokorod_client.sd_punctuation import said
+
+    text = "Hi, a@b & (c) e-mail 3.5."
+    assert said(text, "none") == text
+    assert said(text, "some") == "Hi, a at b and (c) e-mail 3.5."
+    assert said(text, "most") == "Hi, a at b and left paren c right paren e-mail 3.5."
+    assert said(text, "all").startswith("Hi comma, a at b and left paren")
+    assert said(text, "all").rstrip().endswith("e-mail 3.5 dot.")
+    ssml, fmt = as_ssml(Piece("One small, two & three.", [(4, "a"), (11, "b")]), False, "all")
+    assert fmt == "ssml" and ssml == ('<speak>One <mark name="a"/>small comma, '
+                                      '<mark name="b"/>two and three dot. </speak>')
+    assert as_ssml(Piece("Plain.", []), False, "none") == ("Plain.", None)
