@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -48,6 +49,27 @@ class ConfigError(ValueError):
     def verdict(self) -> str:
         """The one way every command says it: a line per bad setting."""
         return "\n".join(f"kokorod: configuration error: {p}" for p in self.problems)
+
+
+def read_wyoming_uri(uri: str) -> tuple[str, str, int] | None:
+    """A KOKORO_WYOMING_URI value → (scheme, host or socket path, port); None: off.
+    `tcp://:N` and `tcp://localhost:N` are 127.0.0.1: another host only when named."""
+    uri = uri.strip()
+    if not uri:
+        return None
+    parsed = urlparse(uri)
+    if parsed.scheme == "unix" and parsed.netloc + parsed.path:
+        return "unix", parsed.netloc + parsed.path, 0
+    if parsed.scheme == "tcp":
+        try:
+            port = parsed.port
+        except ValueError:
+            port = None
+        if not port:
+            raise ValueError(f"{uri!r} needs a port from 1 to 65535 (tcp://127.0.0.1:10200)")
+        host = parsed.hostname or "localhost"
+        return "tcp", "127.0.0.1" if host == "localhost" else host, port
+    raise ValueError(f"{uri!r} is not tcp://host:port or unix:///path/to/socket")
 
 
 def read_window_schedule(text: str) -> tuple[int, tuple[float, ...] | None] | None:
@@ -194,6 +216,13 @@ class Config:
         "extra)", minimum=0, maximum=65535)
     http_token: str = setting("KOKORO_HTTP_TOKEN", "",
         "when set, HTTP clients must send it as their API key (Authorization: Bearer …)")
+    wyoming_uri: str = setting("KOKORO_WYOMING_URI", "",
+        "serve the Wyoming protocol (Home Assistant) at tcp://host:port or unix:///path "
+        "(empty = off; a host other than loopback only when named; needs the wyoming "
+        "extra)", check=read_wyoming_uri)
+    wyoming_chunk_ms: int = setting("KOKORO_WYOMING_CHUNK_MS", 50,
+        "length of each Wyoming audio-chunk in ms", minimum=CHUNK_MS_RANGE[0],
+        maximum=CHUNK_MS_RANGE[1])
     lexicon: str = setting("KOKORO_LEXICON", "",
         "the user lexicon, how words are read (TOML; empty: lexicon.toml beside the "
         "configuration file; read again when it changes)")

@@ -10,6 +10,7 @@ import importlib.util
 EXTRAS: dict[str, tuple[str, str]] = {
     "http": ("aiohttp", "OpenAI's speech API (KOKORO_HTTP_PORT)"),
     "ja": ("pyopenjtalk", "Kokoro's own Japanese reading"),
+    "wyoming": ("wyoming", "the Wyoming protocol for Home Assistant (KOKORO_WYOMING_URI)"),
 }
 
 

@@ -6,7 +6,8 @@ admission, the same scheduler turns, the same cancellation when the client goes
 away. aiohttp serves it in the daemon's own event loop (a mature asyncio HTTP stack
 with streamed responses; the daemon's loop is already asyncio, so no second server
 thread). Audio streams while it is synthesised for `pcm`, `mp3` and `opus`; `wav` and
-`flac` come whole (their headers hold the length). Errors have OpenAI's shape:
+`flac` come whole (their headers hold the length); `stream_format: "sse"` (speech_sse.py)
+sends them as OpenAI's events, with word marks on request. Errors have OpenAI's shape:
 {"error": {"message", "type", "param", "code"}}.
 """
 
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
+from kokorod.serve import speech_sse
 from kokorod.serve.job import final_frame
 from kokorod.serve.requests import Requests
 from kokorod.synth.engine import EngineError
@@ -221,6 +223,8 @@ class SpeechAPI:
                      "bad_phonemes": "input"}.get(exc.code)
             return error(_STATUS.get(exc.code, 400), exc.message, exc.code, param)
         encoder = Encoder(fmt)
+        if body.get("stream_format") == "sse":  # OpenAI's events, and word marks
+            return await speech_sse.respond(request, self.requests, job, encoder)
         response = web.StreamResponse(headers={"Content-Type": FORMATS[fmt][2]})
         self.requests.stream(job)
         chunks = samples = 0
@@ -269,5 +273,13 @@ class SpeechAPI:
             return error(400, "voice must be a string", "invalid_voice", "voice")
         voice = OPENAI_VOICES.get(str(voice).lower(), voice) if voice else None
         kokoro_speed = min(SPEED_RANGE[1], max(SPEED_RANGE[0], float(speed)))
+        stream_format = body.get("stream_format", "audio")
+        if stream_format not in speech_sse.STREAM_FORMATS:
+            return error(400, "stream_format must be audio or sse", "unsupported_stream_format",
+                         "stream_format")
+        marks = body.get("marks", "segment")
+        if marks not in ("segment", "word") or (marks == "word" and stream_format != "sse"):
+            return error(400, 'marks "word" (word timings) needs stream_format "sse"',
+                         "invalid_marks", "marks")
         return {"op": "synthesize", "id": f"http-{next(_ids)}", "text": body["input"],
-                "voice": voice, "speed": kokoro_speed, "format": "f32"}, fmt
+                "voice": voice, "speed": kokoro_speed, "format": "f32", "marks": marks}, fmt

@@ -33,6 +33,7 @@ from kokorod.serve.runtime_files import RuntimeFiles
 from kokorod.serve.scheduler import Scheduler
 from kokorod.serve.speech_queue import SpeechQueue
 from kokorod.serve.state import ReloadError, ServerState
+from kokorod.serve.wyoming_front import WyomingFront
 from kokorod.store import first_run, models
 from kokorod.synth import heap
 from kokorod.synth.engine import Engine
@@ -153,6 +154,7 @@ class Daemon:
         self.files = RuntimeFiles(self.socket_path)
         self._keeper: asyncio.Task[None] | None = None
         self.http = HttpFront()  # the OpenAI speech API, when KOKORO_HTTP_PORT is set
+        self.wyoming = WyomingFront()  # Home Assistant's protocol, when KOKORO_WYOMING_URI is set
         self._conn_tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------ startup
@@ -176,6 +178,7 @@ class Daemon:
         self.state = ServerState(self.version, self.requests, self.status, self.reload)
         # before the socket: a live socket means all is served
         await self.http.apply(self.config, self.requests, at_start=True)
+        await self.wyoming.apply(self.config, self.requests, at_start=True)
         await self.files.bind(self._accept)
         self._keeper = asyncio.get_running_loop().create_task(
             self.files.keep(self._accept, self.config.runtime_check_s, self.request_stop),
@@ -252,6 +255,7 @@ class Daemon:
             self.speech.device, self.speech.max_queued = new.audio_device, new.max_queued
             self.speech.prebuffer = new.playback_prebuffer
             await self.http.apply(new, self.requests, at_start=False)  # on, off or moved
+            await self.wyoming.apply(new, self.requests, at_start=False)
             logs.setup(new.verbose_logs)
             self.counters["reloads"] += 1
             log.warning("reloaded settings (reload %d)", self.counters["reloads"])
@@ -277,6 +281,7 @@ class Daemon:
         if self._keeper is not None:
             self._keeper.cancel()
         self.files.close_listener()
+        self.wyoming.close_listener()
         deadline = time.monotonic() + self.config.shutdown_grace_s
         self.speech.stop(None, "shutdown")  # the speaker stops with the daemon
         while (self.scheduler.active_jobs or self.requests.streaming) and not self._force:
@@ -287,6 +292,7 @@ class Daemon:
         if self.http.api is not None:  # its streams end like the socket's: cancelled
             self.requests.stop(None, "shutdown")
             await self.http.stop()
+        await self.wyoming.stop()  # its requests end cancelled, as the socket's
         for conn in list(self.connections):
             await conn.close("shutdown")
         if self._conn_tasks:
@@ -319,6 +325,7 @@ class Daemon:
             "errors": self.counters["failed"] + self.counters["refused"],
             "reloads": self.counters["reloads"],
             "http": self.http.status(),
+            "wyoming": self.wyoming.status(),
             "rss_bytes": mem.rss,
             "num_fds": proc.num_fds() if hasattr(proc, "num_fds") else None,
             "num_tasks": len(asyncio.all_tasks()),
