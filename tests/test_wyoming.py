@@ -391,3 +391,22 @@ def test_a_peer_that_floods_and_never_reads_holds_bounded_work(
         time.sleep(0.1)
     assert status(daemon)["active_requests"] == 0
     assert stream_audio(daemon.socket, "after-flood", "Served again.").size > 0
+
+
+def test_ssml_is_read_as_ssml(wyoming_daemon: tuple[DaemonProc, int, Path]) -> None:
+    """A whole synthesize with <speak>, or text_format "ssml": its <break> is silence."""
+    _, port, _ = wyoming_daemon
+
+    async def say(text: str, **data: Any) -> bytes:
+        async with AsyncTcpClient("127.0.0.1", port) as client:
+            event = Synthesize(text).event()
+            event.data.update(data)
+            await client.write_event(event)
+            return (await audio_until(client, "audio-stop"))[1]
+
+    plain = s16(asyncio.run(say("The first words and the last."))).size
+    spoken = s16(asyncio.run(say('<speak>The first words <break time="1s"/> and the last.'
+                                 "</speak>"))).size
+    bare = s16(asyncio.run(say('The first words <break time="1s"/> and the last.',
+                               text_format="ssml"))).size
+    assert 0.8 < (spoken - plain) / 24_000 < 1.3 and abs(bare - spoken) < 2400

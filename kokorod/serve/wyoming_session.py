@@ -37,12 +37,13 @@ from kokorod.serve.requests import Requests
 from kokorod.serve.sentence_feed import SentenceFeed
 from kokorod.synth.engine import EngineError
 from kokorod_common.protocol import SAMPLE_RATE, ErrorCode, ProtocolError, samples_to_pcm
+from kokorod_common.ssml_detect import looks_like_ssml
 
 log = logging.getLogger(__name__)
 
 _ids = itertools.count(1)
 WIDTH, CHANNELS = 2, 1  # s16 mono: what every Wyoming client plays or converts from
-TEXT_FORMATS = {None: "plain", "text": "plain"}
+TEXT_FORMATS = {None: "plain", "text": "plain", "ssml": "ssml"}
 MERGE_CHARS = 2000  # sentences waiting together are spoken as one request up to this size
 
 
@@ -164,7 +165,9 @@ class WyomingSession:
             if self.feed is not None:
                 return  # the copy sent for servers that do not stream
             text = data.get("text")
-            if self._text_ok(text, data) and (voice := self._voice(data)) is not False:
+            if self._text_ok(text, data, ssml=True) and (voice := self._voice(data)) is not False:
+                if data.get("text_format") == "ssml" and not looks_like_ssml(str(text)):
+                    text = f"<speak>{text}</speak>"  # SSML asked for: read as SSML
                 self.work.put_nowait(Say(str(text), voice or None, close=True))
                 self.work.put_nowait(Close(stopped=False))
         elif kind == "synthesize-start":
@@ -231,13 +234,16 @@ class WyomingSession:
             return False
         return name or ""
 
-    def _text_ok(self, text: Any, data: dict[str, Any]) -> bool:
+    def _text_ok(self, text: Any, data: dict[str, Any], ssml: bool = False) -> bool:
+        """Text given; its format plain, or SSML in a whole `synthesize` (`ssml`): a
+        streamed text is cut at sentence ends, which would cut SSML's elements apart."""
         if not isinstance(text, str):
             self._error_soon(ErrorCode.BAD_REQUEST, "synthesize needs 'text' (a string)")
             return False
-        if data.get("text_format") not in TEXT_FORMATS:
-            self._error_soon(ErrorCode.BAD_TEXT_FORMAT, "text_format must be 'text' (SSML is "
-                             "not read: send plain text)")
+        if data.get("text_format") not in TEXT_FORMATS or (
+                data.get("text_format") == "ssml" and not ssml):
+            self._error_soon(ErrorCode.BAD_TEXT_FORMAT, "text_format must be 'text', or 'ssml' "
+                             "in a whole synthesize (not streamed)")
             return False
         return True
 
