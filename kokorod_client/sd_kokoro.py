@@ -23,7 +23,6 @@ punctuation mode says marks by name (sd_punctuation.py).
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import os
 import sys
@@ -37,7 +36,7 @@ import numpy as np
 
 from kokorod_client import sd_protocol as sdp
 from kokorod_client.client import Client, Stream
-from kokorod_client.sd_punctuation import said
+from kokorod_client.sd_punctuation import as_ssml
 from kokorod_common import launcher
 from kokorod_common.messages import ConnectionLost, DaemonError
 from kokorod_common.paths import resolve_socket
@@ -84,26 +83,6 @@ def pieces(speech: sdp.Speech) -> list[Piece]:
     if rest.strip() or inner or not out:
         out.append(Piece(rest, inner))
     return out
-
-
-def as_ssml(piece: Piece, spelling: bool, punctuation: str = "none") -> tuple[str, str | None]:
-    """What to ask kokorod for a sentence: SSML when marks stand inside it (they come
-    back at their words' samples) or letters are to be spelled; else the plain text.
-    Punctuation the mode says by name is spelled out between the marks."""
-    cuts = [0, *(offset for offset, _ in piece.inner), len(piece.text)]
-    parts = [said(piece.text[a:b], punctuation) for a, b in itertools.pairwise(cuts)]
-    if not piece.inner and not spelling:
-        return parts[0], None
-    from xml.sax.saxutils import escape, quoteattr
-
-    out = [escape(parts[0])]
-    for (_, name), part in zip(piece.inner, parts[1:], strict=True):
-        out.append(f"<mark name={quoteattr(name)}/>")
-        out.append(escape(part))
-    body = "".join(out)
-    if spelling:
-        body = f'<say-as interpret-as="characters">{body}</say-as>'
-    return f"<speak>{body}</speak>", "ssml"
 
 
 def speed_for(rate: int) -> float:
@@ -327,7 +306,8 @@ class Module:
         if self.client is None or self.client.router.lost:
             self.client = self.connect()  # waits for a daemon that is still starting
             self.voices = self.client.voices()
-        text, text_format = as_ssml(piece, self.set.get("spelling_mode", "off") == "on",
+        text, text_format = as_ssml(piece.text, piece.inner,
+                                    self.set.get("spelling_mode", "off") == "on",
                                     self.set.get("punctuation_mode", "none"))
         return self.client.synthesize(text, fmt="s16", voice=self._voice(),
                                       speed=speed_for(int(self.set.get("rate", "0") or 0)),

@@ -1,4 +1,6 @@
-"""speech-dispatcher's punctuation modes for sd_kokoro: which marks are said by name.
+"""What sd_kokoro asks kokorod for a sentence: speech-dispatcher's marks inside it as
+SSML (they come back at their words' samples), spelling mode, and the punctuation
+modes, which say marks by name.
 
 `none` says none (the daemon's cleanup still reads symbols such as `%` or `&` the way
 plain text does); `some` says symbols (`@ # $ % & * …`) but not the marks that end
@@ -9,6 +11,8 @@ voices' common case).
 """
 
 from __future__ import annotations
+
+import itertools
 
 NAMES = {
     "@": "at", "#": "hash", "$": "dollar", "%": "percent", "^": "caret", "&": "and",
@@ -41,3 +45,24 @@ def said(text: str, mode: str) -> str:
     while "  " in spaced:
         spaced = spaced.replace("  ", " ")
     return spaced
+
+
+def as_ssml(text: str, inner: list[tuple[int, str]], spelling: bool,
+            punctuation: str = "none") -> tuple[str, str | None]:
+    """What to ask kokorod for a sentence: SSML when marks stand inside it (they come
+    back at their words' samples) or letters are to be spelled; else the plain text.
+    Punctuation the mode says by name is spelled out between the marks."""
+    cuts = [0, *(offset for offset, _ in inner), len(text)]
+    parts = [said(text[a:b], punctuation) for a, b in itertools.pairwise(cuts)]
+    if not inner and not spelling:
+        return parts[0], None
+    from xml.sax.saxutils import escape, quoteattr
+
+    out = [escape(parts[0])]
+    for (_, name), part in zip(inner, parts[1:], strict=True):
+        out.append(f"<mark name={quoteattr(name)}/>")
+        out.append(escape(part))
+    body = "".join(out)
+    if spelling:
+        body = f'<say-as interpret-as="characters">{body}</say-as>'
+    return f"<speak>{body}</speak>", "ssml"

@@ -400,8 +400,7 @@ def test_spelling_mode_reads_letters(daemon: DaemonProc) -> None:
 
 
 def test_punctuation_modes_and_marks_become_ssml() -> None:
-    from kokorod_client.sd_kokoro import Piece, as_ssml
-    from kokorod_client.sd_punctuation import said
+    from kokorod_client.sd_punctuation import as_ssml, said
 
     text = "Hi, a@b & (c) e-mail 3.5."
     assert said(text, "none") == text
@@ -409,7 +408,7 @@ def test_punctuation_modes_and_marks_become_ssml() -> None:
     assert said(text, "most") == "Hi, a at b and left paren c right paren e-mail 3.5."
     assert said(text, "all").startswith("Hi comma, a at b and left paren")
     assert said(text, "all").rstrip().endswith("e-mail 3.5 dot.")
-    ssml, fmt = as_ssml(Piece("One small, two & three.", [(4, "a"), (11, "b")]), False, "all")
+    ssml, fmt = as_ssml("One small, two & three.", [(4, "a"), (11, "b")], False, "all")
     assert fmt == "ssml" and ssml == ('<speak>One <mark name="a"/>small comma, '
                                       '<mark name="b"/>two and three dot. </speak>')
-    assert as_ssml(Piece("Plain.", []), False, "none") == ("Plain.", None)
+    assert as_ssml("Plain.", [], False, "none") == ("Plain.", None)
