@@ -37,10 +37,11 @@ import numpy as np
 from kokorod_client import sd_protocol as sdp
 from kokorod_client.client import Client, Stream
 from kokorod_client.sd_punctuation import as_ssml
+from kokorod_client.sd_settings import choose_voice, gain_for, same_language, speed_for
 from kokorod_common import launcher
 from kokorod_common.messages import ConnectionLost, DaemonError
 from kokorod_common.paths import resolve_socket
-from kokorod_common.protocol import SAMPLE_RATE, SPEED_RANGE
+from kokorod_common.protocol import SAMPLE_RATE
 from kokorod_common.punctuation import ends_sentence
 from kokorod_common.voice_names import V1_VOICES, describe
 
@@ -49,7 +50,6 @@ log = logging.getLogger("sd_kokoro")
 START_TIMEOUT_S = 60.0  # the first message waits this long for a daemon that is starting
 INIT_WAIT_S = 3.0  # INIT gives a daemon it started this long to fail (not to load the model)
 SENTENCE_GAP_S = 0.2  # between sentences read as separate requests (trimmed at both ends)
-_VOICE_TYPES = ("male", "female")
 
 
 class ServerGone(Exception):
@@ -83,44 +83,6 @@ def pieces(speech: sdp.Speech) -> list[Piece]:
     if rest.strip() or inner or not out:
         out.append(Piece(rest, inner))
     return out
-
-
-def speed_for(rate: int) -> float:
-    """SSIP rate -100…100 → Kokoro speed 0.5…2.0 (0 is 1.0, each 100 doubles)."""
-    lo, hi = SPEED_RANGE
-    return min(hi, max(lo, 2.0 ** (rate / 100)))
-
-
-def gain_for(volume: int) -> float:
-    """SSIP volume -100…100 → 0…1 (100, the default, leaves the samples as they are)."""
-    return min(1.0, max(0.0, (volume + 100) / 200))
-
-
-def choose_voice(voices: list[dict[str, Any]], voice_type: str, language: str,
-                 default: str = "") -> str | None:
-    """SSIP's `male1`, `female2`, `child_male`… in a language → the n-th Kokoro voice of that
-    gender and language, the daemon's default first where it is one of them (None: the
-    daemon's default)."""
-    kind = voice_type.lower().removeprefix("child_")
-    gender = next((g for g in _VOICE_TYPES if kind.startswith(g)), None)
-    number = int(kind[len(gender):] or 1) if gender and kind[len(gender):].isdigit() else 1
-    lang = language.lower().replace("_", "-")
-    if gender is None or not lang or lang in ("c", "none"):
-        return None
-    matching = [v["name"] for v in voices if _same_language(str(v.get("language", "")), lang)
-                and str(v.get("gender", "")).lower() == gender]
-    if not matching:
-        return None
-    if default in matching:
-        matching.remove(default)
-        matching.insert(0, default)
-    return matching[(number - 1) % len(matching)]
-
-
-def _same_language(voice_lang: str, wanted: str) -> bool:
-    """`en-us` matches only en-us; `en` matches every English voice."""
-    voice_lang = voice_lang.lower()
-    return voice_lang == wanted or ("-" not in wanted and voice_lang.split("-")[0] == wanted)
 
 
 class Module:
@@ -252,7 +214,7 @@ class Module:
         lang = filters[0].lower() if filters else ""
         rows = [f"{v['name']}\t{v.get('language') or 'none'}\t{v.get('gender') or 'none'}"
                 for v in self.voices
-                if not lang or _same_language(str(v.get("language", "")), lang)]
+                if not lang or same_language(str(v.get("language", "")), lang)]
         if not self.voices:
             self.write(sdp.reply(304, "CANT LIST VOICES"))
             return

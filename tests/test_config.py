@@ -109,8 +109,8 @@ def test_control_commands_work_with_a_broken_config(tmp_path: Path) -> None:
 
 
 def test_status_counts_add_up() -> None:
-    from kokorod.ctl.cli import _format_requests
+    from kokorod.ctl.status_text import requests_line
 
-    line = _format_requests({"requests": 48, "completed": 38, "cancelled": 7, "failed": 1,
+    line = requests_line({"requests": 48, "completed": 38, "cancelled": 7, "failed": 1,
                              "refused": 4})
     assert line == "48: 38 completed, 7 cancelled, 1 failed, 2 in flight; 4 refused"

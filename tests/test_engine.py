@@ -15,8 +15,9 @@ from helpers import raw_conn, short_tmpdir
 
 from kokorod.config import load
 from kokorod.serve.server import Daemon
-from kokorod.synth import engine as engine_module
-from kokorod.synth.engine import Engine, EngineError
+from kokorod.synth import guard
+from kokorod.synth.engine import Engine
+from kokorod.synth.guard import EngineError
 from kokorod.synth.segment import Segment
 from kokorod_common.protocol import ErrorCode
 
@@ -86,11 +87,11 @@ def test_fault_becomes_error_then_rebuild(engine: Engine) -> None:
     with pytest.raises(EngineError, match="injected"):
         engine.synthesize(seg, voice, 1.0, "en-us")
     assert engine.synthesize(seg, voice, 1.0, "en-us").size > 0  # still usable
-    flaky.fail = engine_module.REBUILD_AFTER_FAILURES
-    for _ in range(engine_module.REBUILD_AFTER_FAILURES):
+    flaky.fail = guard.REBUILD_AFTER_FAILURES
+    for _ in range(guard.REBUILD_AFTER_FAILURES):
         with pytest.raises(EngineError):
             engine.synthesize(seg, voice, 1.0, "en-us")
-    assert engine.stats.failures == failures + 1 + engine_module.REBUILD_AFTER_FAILURES
+    assert engine.stats.failures == failures + 1 + guard.REBUILD_AFTER_FAILURES
     assert engine.stats.rebuilds == rebuilds + 1
     assert audio_session(engine) is not flaky  # a fresh session replaced the failing one
     assert engine.synthesize(seg, voice, 1.0, "en-us").size > 0

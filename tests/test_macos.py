@@ -20,7 +20,8 @@ from helpers import kokorod_cli, raw_conn, start_daemon
 from kokorod.config import load
 from kokorod.ctl.service import launchd
 from kokorod.synth import providers
-from kokorod.synth.engine import Engine, EngineError
+from kokorod.synth.engine import Engine
+from kokorod.synth.guard import EngineError
 from kokorod.synth.segment import Segment
 from kokorod_common import paths
 

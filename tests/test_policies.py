@@ -38,7 +38,7 @@ def sentences(tag: str, n: int) -> str:
 
 
 class Steps:
-    """Stands in for engine.SegmentAudio: `pieces` steps of audio, each one logged."""
+    """Stands in for guard.SegmentAudio: `pieces` steps of audio, each one logged."""
 
     def __init__(self, log: list[str], tag: str, pieces: int) -> None:
         self.log, self.tag, self.left = log, tag, pieces
@@ -76,7 +76,8 @@ class StandInEngine:
 
 
 async def consume(job: Job) -> int:
-    return sum([piece.size async for piece in job.pieces()])
+    return sum([piece.audio.size async for piece in job.drain()  # type: ignore[union-attr]
+                ])
 
 
 def run_scheduler(*jobs: Job) -> list[str]:
@@ -206,15 +207,42 @@ def test_cancel_wakes_the_scheduler_and_stops_the_running_step() -> None:
 # ---------------------------------------------------------------- final frames
 
 
+def drained(job: Job, marks: bool = False) -> list[Any]:
+    async def main() -> list[Any]:
+        return [item async for item in job.drain(marks)]
+
+    return asyncio.run(main())
+
+
 def test_final_frame_for_each_way_a_request_ends() -> None:
     job = make_job()
-    assert final_frame(job, chunks=0, samples=0)["code"] == ErrorCode.EMPTY_TEXT
-    end = final_frame(job, chunks=3, samples=SAMPLE_RATE)
-    assert end["op"] == "end" and end["reason"] == "done" and end["audio_seconds"] == 1.0
-    assert end["timings"]["segments"] == 0 and "play" not in end
+    assert final_frame(job)["code"] == ErrorCode.EMPTY_TEXT
+    job.deliver(np.ones(SAMPLE_RATE + 1, dtype=np.float32), 0.1)  # 1 s and a sample
+    job.finish()
+    pieces = drained(job)
+    assert [p.seq for p in pieces] == list(range(11))  # chunk_ms 100: ten and one sample
+    end = final_frame(job)  # reads what the drain handed out
+    assert end["op"] == "end" and end["reason"] == "done" and end["chunks"] == 11
+    assert end["samples"] == SAMPLE_RATE + 1 and "play" not in end
+    assert end["timings"]["segments"] == 0
     job.cancel("stopped")
-    played = final_frame(job, chunks=0, samples=0, played=True)
+    played = final_frame(job, played_samples=SAMPLE_RATE)
     assert played["cancelled"] and played["reason"] == "stopped" and played["play"]
+    assert played["audio_seconds"] == 1.0
+
+
+def test_the_drain_puts_marks_before_their_chunk_and_keeps_an_engine_error() -> None:
+    from kokorod.synth.guard import EngineError
+
+    job = make_job()
+    job.marks.extend([{"kind": "segment", "sample": 0}, {"kind": "word", "sample": 3000}])
+    job.deliver(np.ones(SAMPLE_RATE // 5, dtype=np.float32), 0.1)  # two chunks of 2400
+    job.finish(EngineError("inference failed: boom"))
+    items = drained(job, marks=True)
+    kinds = [i["kind"] if isinstance(i, dict) else i.seq for i in items]
+    assert kinds == ["segment", 0, "word", 1]  # sample 3000 is in the second chunk
+    final = final_frame(job)
+    assert final["op"] == "error" and final["code"] == ErrorCode.ENGINE_ERROR
 
 
 # ---------------------------------------------------------------- speech queue

@@ -195,6 +195,44 @@ def test_client_that_never_reads_is_paused_not_buffered(daemon: DaemonProc) -> N
     assert wait_for(lambda: status(daemon.socket)["active_requests"] == 0)
 
 
+def test_stop_while_a_client_pauses_reading_still_ends_every_stream(
+        run_dir: Path, data_dir: Path) -> None:
+    """PROTOCOL.md: every request ends with exactly one `end` or `error`, also when the
+    daemon shuts down. A client streams two long texts, stops reading (both writers held
+    up by it), `kokorod stop` runs with the default grace period, and the client reads
+    again a few seconds later: all it was sent, then each request's `end` (shutdown)."""
+    handle = start_daemon(run_dir / "k.sock", data_dir)
+    long_text = " ".join([MEDIUM] * 12)
+    try:
+        with raw_conn(handle.socket) as c:
+            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+            for rid in (1, 2):
+                c.send({"op": "synthesize", "id": rid, "text": long_text})
+            # Not reading: both requests wait on this client (their queues full).
+            assert wait_for(lambda: status(handle.socket)["paused_requests"] == 2, 120)
+            stop = subprocess.Popen([sys.executable, "-m", "kokorod", "stop"], env=handle.env,
+                                    cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL)
+            # Past the grace period (3 s) and the 2 s the daemon used to give writers
+            # before it dropped the connection without the `end` frames.
+            time.sleep(7)
+            frames = list(c.frames())  # everything, until the daemon closes
+        assert stop.wait(30) == 0, stop.stdout.read() if stop.stdout else ""
+        assert handle.proc.wait(30) == 0
+    finally:
+        handle.stop()
+    for rid in (1, 2):
+        mine = [f for f in frames if f.get("id") == rid]
+        ops = [f["op"] for f in mine]
+        assert ops[0] == "start" and ops.count("end") + ops.count("error") == 1, ops[-3:]
+        end = mine[-1]
+        assert end["op"] == "end" and end["cancelled"] and end["reason"] == "shutdown", end
+        chunks = [f for f in mine if f["op"] == "chunk"]
+        assert chunks and [f["seq"] for f in chunks] == list(range(len(chunks)))
+        assert end["chunks"] == len(chunks)
+        assert end["samples"] == sum(f["samples"] for f in chunks) > SAMPLE_RATE // 2
+
+
 # ---------------------------------------------------------------- crashes
 
 

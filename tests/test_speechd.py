@@ -22,7 +22,8 @@ from helpers import REPO, DaemonProc, raw_conn, short_tmpdir, start_daemon, stre
 from speechd_setup import Speechd, start_speechd, stop_speechd
 
 from kokorod_client import sd_protocol as sdp
-from kokorod_client.sd_kokoro import choose_voice, gain_for, pieces, speed_for
+from kokorod_client.sd_kokoro import pieces
+from kokorod_client.sd_settings import choose_voice, gain_for, speed_for
 
 SERVER_SCALE = 0.925  # speech-dispatcher plays server audio at this amplitude (volume 85)
 LONG = " ".join(f"This is sentence number {i} of a text long enough to be stopped midway."

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import threading
@@ -19,7 +20,15 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import DaemonProc, raw_conn, short_tmpdir, start_daemon, stream_audio
+from helpers import (
+    DaemonProc,
+    daemon_env,
+    kokorod_cli,
+    raw_conn,
+    short_tmpdir,
+    start_daemon,
+    stream_audio,
+)
 
 pytest.importorskip("wyoming")
 
@@ -59,6 +68,7 @@ def wyoming_daemon(data_dir: Path) -> Iterator[tuple[DaemonProc, int, Path]]:
     handle = start_daemon(run / "k.sock", data_dir, KOKORO_CONFIG=str(conf))
     yield handle, port, conf
     assert handle.stop() == 0, handle.log_text()
+    assert "Traceback" not in handle.log_text(), handle.log_text()  # no path ended in one
 
 
 def status(daemon: DaemonProc) -> dict[str, Any]:
@@ -393,20 +403,87 @@ def test_a_peer_that_floods_and_never_reads_holds_bounded_work(
     assert stream_audio(daemon.socket, "after-flood", "Served again.").size > 0
 
 
-def test_ssml_is_read_as_ssml(wyoming_daemon: tuple[DaemonProc, int, Path]) -> None:
-    """A whole synthesize with <speak>, or text_format "ssml": its <break> is silence."""
-    _, port, _ = wyoming_daemon
+def test_an_address_in_use_is_one_line_and_leaves_nothing(data_dir: Path) -> None:
+    run = short_tmpdir("kx")
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    try:
+        env = daemon_env(run / "k.sock", data_dir,
+                         KOKORO_WYOMING_URI=f"tcp://127.0.0.1:{port}")
+        result = kokorod_cli("run", env=env)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode != 0 and len(lines) == 1, result.stderr
+        assert f"Wyoming address tcp://127.0.0.1:{port} cannot be used" in lines[0]
+        assert "Traceback" not in result.stderr
+        assert list(run.iterdir()) == []
+    finally:
+        holder.close()
+        shutil.rmtree(run, ignore_errors=True)
 
-    async def say(text: str, **data: Any) -> bytes:
+
+def test_a_stop_ends_wyoming_streams_and_the_daemon_exits_cleanly(data_dir: Path) -> None:
+    run = short_tmpdir("ky")
+    path = run / "w.sock"
+    handle = start_daemon(run / "k.sock", data_dir, KOKORO_WYOMING_URI=f"unix://{path}",
+                          KOKORO_SHUTDOWN_GRACE_S="0.5")
+    long = " ".join(["This announcement is cut short by the daemon's stop."] * 40)
+
+    async def listen() -> list[str]:
+        types: list[str] = []
+        async with AsyncUnixClient(str(path)) as client:
+            await client.write_event(Synthesize(long).event())
+            while True:
+                event = await asyncio.wait_for(client.read_event(), TIMEOUT)
+                if event is None:
+                    return types
+                types.append(event.type)
+                if types.count("audio-chunk") == 3:
+                    handle.proc.send_signal(signal.SIGTERM)
+
+    try:
+        types = asyncio.run(listen())
+        assert types[0] == "audio-start" and types.count("audio-chunk") >= 3
+        assert handle.proc.wait(30) == 0, handle.log_text()
+        assert not path.exists()
+        assert "Traceback" not in handle.log_text(), handle.log_text()
+    finally:
+        handle.stop()
+        shutil.rmtree(run, ignore_errors=True)
+
+
+def test_ssml_is_read_whole_or_streamed(wyoming_daemon: tuple[DaemonProc, int, Path]) -> None:
+    daemon, port, _ = wyoming_daemon
+    ssml = ('<speak>Lights on. <break time="400ms"/> The door is '
+            '<emphasis>locked</emphasis>.</speak>')
+
+    async def session() -> tuple[bytes, str | None, bytes]:
         async with AsyncTcpClient("127.0.0.1", port) as client:
-            event = Synthesize(text).event()
-            event.data.update(data)
-            await client.write_event(event)
-            return (await audio_until(client, "audio-stop"))[1]
+            await client.write_event(Synthesize(ssml, text_format="ssml").event())
+            whole = (await audio_until(client, "audio-stop"))[1]
+            await client.write_event(Synthesize("<speak>Not closed", text_format="ssml")
+                                     .event())
+            bad = Error.from_event(await read(client)).code
+            await client.write_event(SynthesizeStart(text_format="ssml").event())
+            for i in range(0, len(ssml), 9):
+                await client.write_event(SynthesizeChunk(ssml[i:i + 9]).event())
+            await client.write_event(SynthesizeStop().event())
+            types, streamed = await audio_until(client, "synthesize-stopped")
+            assert types[-2:] == ["audio-stop", "synthesize-stopped"]
+            return whole, bad, streamed
 
-    plain = s16(asyncio.run(say("The first words and the last."))).size
-    spoken = s16(asyncio.run(say('<speak>The first words <break time="1s"/> and the last.'
-                                 "</speak>"))).size
-    bare = s16(asyncio.run(say('The first words <break time="1s"/> and the last.',
-                               text_format="ssml"))).size
-    assert 0.8 < (spoken - plain) / 24_000 < 1.3 and abs(bare - spoken) < 2400
+    whole, bad, streamed = asyncio.run(session())
+    direct = stream_audio(daemon.socket, "ssml", ssml, text_format="ssml")
+    assert whole == samples_to_pcm(direct, "s16") and len(whole) > 2 * 24_000
+    assert bad == "bad_ssml"
+    assert streamed == whole
+
+
+def test_kokorod_status_says_where_wyoming_listens(
+        wyoming_daemon: tuple[DaemonProc, int, Path]) -> None:
+    daemon, port, _ = wyoming_daemon
+    result = kokorod_cli("status", env=daemon.env)
+    assert result.returncode == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if line.startswith("wyoming"))
+    assert row.split() == ["wyoming", f"tcp://127.0.0.1:{port}"]

@@ -13,7 +13,7 @@ from typing import Any
 
 from kokorod import __version__, logs
 from kokorod.config import SETTINGS, Config, ConfigError, config_file_path, load, origins
-from kokorod.ctl import lexicon_cli, model_cli, tune
+from kokorod.ctl import lexicon_cli, model_cli, status_text, tune
 from kokorod.store.models import ModelError
 from kokorod_common import control, launcher
 
@@ -108,58 +108,6 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
-def _format_status(s: dict[str, Any]) -> str:
-    e = s.get("engine", {})
-    rows = [
-        ("state", "running"),
-        ("pid", s["pid"]),
-        ("uptime", f"{s['uptime_s']:.0f} s"),
-        ("socket", s["socket"]),
-        ("model", f"{e.get('model_path')} (sha256 "
-                  f"{'ok' if e.get('model_verified') else 'not a published model'})"),
-        ("provider", f"{e.get('provider')} ({e.get('provider_reason')})"),
-        ("threads", e.get("threads")),
-        ("rss", f"{s['rss_bytes'] / 2**20:.0f} MiB"),
-        ("requests", _format_requests(s)),
-        ("connections", s["connections"]),
-        ("http", _format_http(s.get("http"))),
-        ("engine", f"{e.get('segments')} segments, {e.get('audio_seconds')} s audio, "
-                   f"RTF {e.get('rtf') if e.get('rtf') is not None else '–'}, "
-                   f"{e.get('failures')} failures, "
-                   f"{e.get('rebuilds')} rebuilds"),
-        ("speech", _format_speech(s.get("speech") or {})),
-        ("caches", _format_caches(s.get("caches") or {})),
-    ]
-    return "\n".join(f"{k:<12} {v}" for k, v in rows)
-
-
-def _format_caches(caches: dict[str, Any]) -> str:
-    """Hit rates of the audio cache (repeated short requests) and the phoneme cache."""
-    def one(name: str, c: dict[str, Any]) -> str:
-        rate = "–" if c.get("hit_rate") is None else f"{100 * c['hit_rate']:.0f} %"
-        size = f", {c['bytes'] / 2**20:.1f} MiB" if "bytes" in c else ""
-        return f"{name} {c.get('hits', 0)} hits / {c.get('misses', 0)} misses ({rate}{size})"
-    return "; ".join(one(n, c) for n, c in caches.items()) or "–"
-
-
-def _format_requests(s: dict[str, Any]) -> str:
-    """Counts that add up: every request admitted is completed, cancelled, failed or still
-    in flight; refused frames never became requests."""
-    done = s["completed"] + s["cancelled"] + s.get("failed", 0)
-    return (f"{s['requests']}: {s['completed']} completed, {s['cancelled']} cancelled, "
-            f"{s.get('failed', 0)} failed, {max(0, s['requests'] - done)} in flight; "
-            f"{s.get('refused', 0)} refused")
-
-
-def _format_speech(q: dict[str, Any]) -> str:
-    """The daemon's own speaker: what plays, how many wait, paused or not."""
-    playing = q.get("playing")
-    now = (f"playing {playing['priority']} from {playing['client']}" if playing
-           else "idle")
-    paused = ", paused" if q.get("paused") else ""
-    return f"{now}, {len(q.get('waiting') or [])} waiting{paused}"
-
-
 def cmd_status(args: argparse.Namespace) -> int:
     path = _config(args).socket_path
     try:
@@ -191,7 +139,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"running": True, **status}, indent=2))
     else:
-        print(_format_status(status))
+        print(status_text.status_lines(status))
         for key in ("session_status", "optimization_status"):
             if key in status:
                 print(f"\n{key.replace('_', ' ')}:\n{json.dumps(status[key], indent=2)}")
@@ -294,14 +242,6 @@ def _service_preview(manager: Any, action: str, args: argparse.Namespace) -> int
 
 HTTP_OFF = ("off: set KOKORO_HTTP_PORT (e.g. 8880) before 'kokorod start', or http_port in "
             "the config file and reload; needs pip install 'kokorod[http]'")
-
-
-def _format_http(http: dict[str, Any] | None) -> str:
-    if not http:
-        return "– (a daemon too old to say)"
-    if http.get("url"):
-        return str(http["url"])
-    return str(http.get("error") or "off")
 
 
 def cmd_http(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from kokorod.config import Config, load
-from kokorod.store import models
+from kokorod.store import inventory, models
 from kokorod_common import control, launcher
 from kokorod_common.messages import DaemonError
 
@@ -46,7 +46,7 @@ def tell_daemon(config: Config, client_name: str = "kokorod-model") -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    rows = models.inventory()
+    rows = inventory.inventory()
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
@@ -55,7 +55,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    rows = models.inventory(full=True)
+    rows = inventory.inventory(full=True)
     if args.json:
         print(json.dumps(rows, indent=2))
     else:

@@ -61,7 +61,7 @@ class Result:
 
 
 def candidates(config: Config) -> list[tuple[str, dict[str, Any]]]:
-    from kokorod.store import models
+    from kokorod.store import inventory, models
     from kokorod.synth import providers
 
     cores = os.cpu_count() or 1
@@ -76,7 +76,7 @@ def candidates(config: Config) -> list[tuple[str, dict[str, Any]]]:
     if cores > 1:
         out.append(("inter-op parallel (2)", {"inter_op_threads": 2}))
     current = models.resolve(config.model_path, config.voices_path).model
-    for row in models.inventory():
+    for row in inventory.inventory():
         if row["kind"] == "model" and row["installed"] and row["path"] != str(current):
             out.append((f"model {row['name']}", {"model_path": row["path"]}))
     return out

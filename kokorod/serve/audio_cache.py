@@ -14,7 +14,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kokorod.synth.engine import SegmentAudio
+from kokorod.synth.guard import SegmentAudio
 from kokorod.synth.segment import Segment
 from kokorod.synth.vocoder import Audio
 from kokorod.synth.words import WordTime

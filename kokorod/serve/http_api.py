@@ -22,10 +22,15 @@ import numpy as np
 from aiohttp import web
 
 from kokorod.serve import speech_sse
-from kokorod.serve.job import final_frame
+from kokorod.serve.job import Piece, final_frame
 from kokorod.serve.requests import Requests
-from kokorod.synth.engine import EngineError
-from kokorod_common.protocol import SAMPLE_RATE, SPEED_RANGE, ErrorCode, ProtocolError
+from kokorod_common.protocol import (
+    SAMPLE_RATE,
+    SPEED_RANGE,
+    ErrorCode,
+    ProtocolError,
+    error_frame,
+)
 
 log = logging.getLogger(__name__)
 
@@ -226,28 +231,29 @@ class SpeechAPI:
         if body.get("stream_format") == "sse":  # OpenAI's events, and word marks
             return await speech_sse.respond(request, self.requests, job, encoder)
         response = web.StreamResponse(headers={"Content-Type": FORMATS[fmt][2]})
-        self.requests.stream(job)
-        chunks = samples = 0
-        final = None
+        final: dict[str, Any] | None = None
+        self.requests.stream(job)  # HTTP never plays: streamed back, read through the drain
         try:
             await response.prepare(request)
-            async for piece in job.pieces():
-                data = encoder.add(np.asarray(piece))
-                chunks, samples = chunks + 1, samples + int(piece.size)
+            async for piece in job.drain():
+                assert isinstance(piece, Piece)
+                data = encoder.add(np.asarray(piece.audio))
                 if data:
                     await response.write(data)
-            await response.write(encoder.finish())
-            await response.write_eof()
-            final = final_frame(job, chunks=chunks, samples=samples)
-        except EngineError as exc:  # the status line is out: all we can do is end short
-            final = final_frame(job, chunks=chunks, samples=samples, error=exc)
-            log.error("speech request failed: %s", exc)
+            if job.error is not None:  # the status line is out: all we can do is end short
+                log.error("speech request failed: %s", job.error)
+            else:
+                await response.write(encoder.finish())
+                await response.write_eof()
         except (ConnectionError, asyncio.CancelledError):  # the client went away
             job.cancel()
-            final = final_frame(job, chunks=chunks, samples=samples)
+            raise
+        except Exception as exc:  # a fault of ours: counted as failed, aiohttp says 500
+            job.cancel("error")
+            final = error_frame(job.request.id, ErrorCode.INTERNAL, f"{exc}")
             raise
         finally:
-            self.requests.ended(job, final)
+            self.requests.ended(job, final or final_frame(job))
         return response
 
     def _fields(self, body: dict[str, Any]) -> tuple[dict[str, Any], str] | web.Response:

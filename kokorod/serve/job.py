@@ -1,11 +1,13 @@
 """One admitted synthesize request inside the daemon: its state, its audio queue, its end.
 
 A Job is made by requests.py, fed segment by segment by the scheduler's worker,
-and read by exactly one consumer — the connection that streams it back, or the
-daemon's speaker (`play: true`). Whichever way it ends (finished, cancelled,
-stopped, interrupted, an engine fault), `final_frame` builds its one `end` or
-`error` frame. Cancelling wakes the scheduler by itself (`wake`), so no cancel
-path can forget to.
+and read by exactly one consumer through its one drain loop, `Job.drain` — the
+connection that streams it back, the HTTP handler, or the daemon's speaker
+(`play: true`). The drain counts what it hands out and keeps the engine's error,
+so whichever way the request ends (finished, cancelled, stopped, interrupted, an
+engine fault), `start_frame` and `final_frame` build its first and its one `end`
+or `error` frame from the job alone. Cancelling wakes the scheduler by itself
+(`wake`), so no cancel path can forget to.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from kokorod.synth import overrides
-from kokorod.synth.engine import EngineError
+from kokorod.synth.guard import EngineError
 from kokorod.synth.run_stream import RunStream
 from kokorod.synth.segment import Segment, SegmentStream, clean
 from kokorod.synth.spoken import Spoken
@@ -43,12 +45,19 @@ class Cancelled:
 
 
 class Pieces(Protocol):
-    """A segment's audio a step at a time: engine.SegmentAudio, or the audio cache's."""
+    """A segment's audio a step at a time: guard.SegmentAudio, or the audio cache's."""
 
     words: list[WordTime]
 
     def step(self) -> Audio | None: ...
     def interrupt(self) -> None: ...
+
+
+class Piece(NamedTuple):
+    """A piece of a request's audio as handed to its consumer: `seq` counts from 0."""
+
+    seq: int
+    audio: Audio
 
 
 def _nothing() -> None:
@@ -64,6 +73,7 @@ class Job:
     note: str = ""  # a word for the client in the `start` frame (e.g. the text's language)
     # What to say when it is more than the text (SSML runs, readings, marks): see spoken.py.
     spoken: Spoken | None = None
+    voice_name: str = ""  # the voice as the client asked (or the default), for `start`
     stream: SegmentStream | RunStream = field(init=False)
     placer: MarkPlacer | None = field(init=False, default=None)
     out: asyncio.Queue[Any] = field(init=False)
@@ -88,6 +98,10 @@ class Job:
     cancelled: bool = False
     reason: str = ""  # why it was cancelled: cancelled, stopped, interrupted, …
     exhausted: bool = False  # all segments handed out
+    # What the drain handed to the consumer (final_frame reads them), and the engine's error
+    chunks_out: int = 0
+    samples_out: int = 0
+    error: EngineError | None = None
 
     def __post_init__(self) -> None:
         if self.spoken is not None:
@@ -183,23 +197,37 @@ class Job:
         if not self.cancelled and not self.out.full():
             self.out.put_nowait(error)
 
-    async def pieces(self) -> AsyncIterator[Audio]:
-        """The request's audio in `chunk_ms` pieces, in order, until it ends or is cancelled;
-        raises the EngineError its inference failed with."""
+    async def drain(self, marks: bool = False) -> AsyncIterator[Piece | dict[str, Any]]:
+        """The one loop every consumer reads a job through: its audio in `chunk_ms` pieces,
+        in order, until it ends or is cancelled, counted in `chunks_out`/`samples_out` as
+        each is handed out. `marks`: each mark's fields (a dict) just before the piece
+        holding its sample (the speaker sends marks as they are heard instead). An engine
+        fault ends it early and is kept in `error` for the final frame."""
         chunk = max(1, (self.request.chunk_ms or DEFAULT_CHUNK_MS) * SAMPLE_RATE // 1000)
         while True:
             item = await self.out.get()
             self.wake()
+            if item is None and marks:  # an SSML <mark/> after the last word
+                for mark in [m for m in self.marks if m["kind"] == "ssml"]:
+                    yield mark
             if item is None or item is Cancelled:
                 return
             if isinstance(item, EngineError):
-                raise item
+                self.error = item
+                return
             for start in range(0, item.size, chunk):
                 if self.cancelled:
                     return
+                piece = item[start:start + chunk]
+                while marks and self.marks and \
+                        self.marks[0]["sample"] < self.samples_out + piece.size:
+                    yield self.marks.pop(0)
                 if self.first_audio_at is None:
                     self.first_audio_at = time.perf_counter()
-                yield item[start:start + chunk]
+                seq = self.chunks_out
+                self.chunks_out += 1
+                self.samples_out += int(piece.size)
+                yield Piece(seq, piece)
 
     def cancel(self, reason: str = "cancelled") -> None:
         """End it early (the first reason sticks); its consumer sends the final frame."""
@@ -213,26 +241,40 @@ class Job:
         self.wake()
 
 
-def final_frame(job: Job, *, chunks: int, samples: int, error: EngineError | None = None,
-                played: bool = False) -> dict[str, Any]:
-    """The request's one last frame, streamed back or played: `error` if inference failed
-    or nothing was speakable, else `end` (with why, if it ended early)."""
+def start_frame(job: Job) -> dict[str, Any]:
+    """The request's first frame: streamed back (its format) or played (its priority)."""
+    req = job.request
+    frame: dict[str, Any] = {"op": "start", "id": req.id}
+    if req.play:
+        frame.update(play=True, sample_rate=SAMPLE_RATE, voice=job.voice_name,
+                     priority=req.priority, client_name=job.client)
+    else:
+        frame.update(sample_rate=SAMPLE_RATE, format=req.format, chunk_ms=req.chunk_ms,
+                     chars=len(req.text), voice=job.voice_name)
+    return {**frame, **({"note": job.note} if job.note else {})}
+
+
+def final_frame(job: Job, played_samples: int | None = None) -> dict[str, Any]:
+    """The request's one last frame, from what its drain handed out: `error` if inference
+    failed or nothing was speakable, else `end` (with why, if it ended early).
+    `played_samples`: a played request's, what reached the device."""
     rid = job.request.id
-    if error is not None:
-        return error_frame(rid, ErrorCode.ENGINE_ERROR, str(error))
-    if chunks == 0 and not job.cancelled:
+    if job.error is not None:
+        return error_frame(rid, ErrorCode.ENGINE_ERROR, str(job.error))
+    if job.chunks_out == 0 and not job.cancelled:
         return error_frame(rid, ErrorCode.EMPTY_TEXT, "the text has nothing speakable in it")
+    samples = job.samples_out if played_samples is None else played_samples
     frame: dict[str, Any] = {"op": "end", "id": rid, "cancelled": job.cancelled,
                              "reason": job.reason or "done", "samples": samples,
                              "audio_seconds": round(samples / SAMPLE_RATE, 4)}
-    if played:
+    if played_samples is not None:
         frame["play"] = True
         return frame
 
     def ms(t: float | None) -> float | None:
         return None if t is None else round((t - job.created_at) * 1000, 1)
 
-    frame["chunks"] = chunks
+    frame["chunks"] = job.chunks_out
     frame["timings"] = {"queued_ms": ms(job.started_at), "first_chunk_ms": ms(job.first_audio_at),
                         "total_ms": ms(time.perf_counter()),
                         "synth_ms": round(job.synth_s * 1000, 1), "segments": job.segments}

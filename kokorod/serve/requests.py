@@ -2,7 +2,8 @@
 
 `Requests` is all a connection may do with the daemon's engine, scheduler and
 speaker: admit a `synthesize` (limits, voice, language, the text as it will be
-spoken), start it — streamed back to its client, or played by the daemon's
+spoken), start it — the one place that chooses between streamed back to its
+client (the caller then reads it through `Job.drain`) and played by the daemon's
 speaker — stop speech by client, and count each request's outcome from its one
 final frame (built by job.final_frame for both ways). A reload swaps `engine`
 and `config` here; requests already running keep what they started with.
@@ -125,7 +126,8 @@ class Requests:
             self.stop(None if req.mode == "stop-all" else client, "interrupted")
         self.counters["requests"] += 1
         job = Job(req, voice, lang, client, original=original,
-                  spoken=said if said.runs is not None else None)
+                  spoken=said if said.runs is not None else None,
+                  voice_name=req.voice or engine.default_voice)
         job.note = "; ".join([*said.warnings, language_note(said.text, lang) or script_note(
             said.text, lang, engine.phonemize.reads_japanese)]).strip("; ")
         return job
@@ -155,17 +157,15 @@ class Requests:
                 engine.phonemize.check_lang(run.lang)
         return said
 
-    def voice_name(self, job: Job) -> str:
-        return job.request.voice or self.engine.default_voice
-
     # ------------------------------------------------------------ the two ways out
-    def stream(self, job: Job) -> None:
-        """Synthesize for a client that reads the audio itself (its connection consumes)."""
-        self.streaming.add(job)
-        self.scheduler.submit(job)
+    def start(self, job: Job, send: Send) -> Utterance | None:
+        """Where the audio goes, decided here alone: `play: true` → the daemon's speaker,
+        whose events `send` carries back (counted here); its Utterance is returned, for
+        the client's `cancel`. Else streamed: None, and the caller drains the job."""
+        if not job.request.play:
+            self.stream(job)
+            return None
 
-    def play(self, job: Job, send: Send) -> Utterance:
-        """The daemon's speaker plays it; `send` carries its events back (counted here)."""
         async def counted(frame: dict[str, Any]) -> None:
             if frame.get("op") in ("end", "error"):
                 self.count(frame)
@@ -174,6 +174,11 @@ class Requests:
         utt = Utterance(job, counted)
         self.speech.add(utt)
         return utt
+
+    def stream(self, job: Job) -> None:
+        """Synthesize for a client that reads the audio itself (Job.drain), e.g. HTTP's."""
+        self.streaming.add(job)
+        self.scheduler.submit(job)
 
     def ended(self, job: Job, frame: dict[str, Any] | None) -> None:
         """A streamed request is over; `frame` its final frame (None: none could be built)."""

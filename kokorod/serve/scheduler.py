@@ -2,7 +2,7 @@
 
 One worker thread runs the engine (one inference already uses both cores). The
 scheduler hands it one piece at a time — a whole segment, or one window of it
-with the streaming vocoder (engine.SegmentAudio) — to the request of the highest
+with the streaming vocoder (guard.SegmentAudio) — to the request of the highest
 priority (important > message > text > notification); among equals a request
 that has not produced audio yet goes first (so a short request is never starved
 behind a long one), the rest take turns round-robin. A request whose output
@@ -26,7 +26,8 @@ from kokorod.serve import audio_cache
 from kokorod.serve.audio_cache import AudioCache
 from kokorod.serve.job import Job, Pieces
 from kokorod.synth import breaks
-from kokorod.synth.engine import Engine, EngineError
+from kokorod.synth.engine import Engine
+from kokorod.synth.guard import EngineError
 from kokorod.synth.windows import Windows
 
 log = logging.getLogger(__name__)

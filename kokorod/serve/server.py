@@ -163,6 +163,7 @@ class Daemon:
         heap.configure()  # before any thread or large buffer exists
         if self.config.http_port and extras.installed("http"):
             check_port(self.config.http_port)  # taken: said before anything is claimed
+        self.wyoming.check(self.config)
         self.files.claim()
         first_run.ensure_english_voices(self.config)
         self.engine = Engine(self.config)
@@ -175,7 +176,8 @@ class Daemon:
         self.speech.start()
         self.requests = Requests(self.config, self.engine, self.scheduler, self.speech,
                                  self.counters)
-        self.state = ServerState(self.version, self.requests, self.status, self.reload)
+        self.state = ServerState(self.version, self.requests, self.speech, self.status,
+                                 self.reload)
         # before the socket: a live socket means all is served
         await self.http.apply(self.config, self.requests, at_start=True)
         await self.wyoming.apply(self.config, self.requests, at_start=True)
@@ -293,8 +295,8 @@ class Daemon:
             self.requests.stop(None, "shutdown")
             await self.http.stop()
         await self.wyoming.stop()  # its requests end cancelled, as the socket's
-        for conn in list(self.connections):
-            await conn.close("shutdown")
+        # together: each may wait (bounded) for a slow reader to take its last frames
+        await asyncio.gather(*(conn.close("shutdown") for conn in list(self.connections)))
         if self._conn_tasks:
             await asyncio.wait(self._conn_tasks, timeout=2.0)
         await self.scheduler.stop()

@@ -31,8 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from kokorod.serve.job import Job, final_frame
-from kokorod.synth.engine import EngineError
+from kokorod.serve.job import Job, Piece, final_frame
 from kokorod_common.player import DeviceStalled, NoAudioDevice, Player, refresh_devices
 from kokorod_common.protocol import PRIORITIES, SAMPLE_RATE, ErrorCode, error_frame
 
@@ -211,14 +210,10 @@ class SpeechQueue:
             utt.submitted = True
             self.submit(utt.job)
 
-    async def _finish(self, utt: Utterance, frame: dict[str, Any] | None = None,
-                      chunks: int = 0, error: EngineError | None = None) -> None:
+    async def _finish(self, utt: Utterance, frame: dict[str, Any] | None = None) -> None:
         """The one final frame of a played request (`frame`: a device fault of our own)."""
         utt.state = "done"
-        if frame is None:
-            frame = final_frame(utt.job, chunks=chunks, samples=utt.played_samples,
-                                error=error, played=True)
-        await utt.send(frame)
+        await utt.send(frame or final_frame(utt.job, played_samples=utt.played_samples))
 
     async def _run(self) -> None:
         while True:
@@ -267,7 +262,7 @@ class SpeechQueue:
         utt.state = "playing"
         announce = loop.create_task(self._announce(utt, player), name="speech-playing")
         try:
-            error, chunks = await self._feed(job, player)
+            await self._feed(job, player)
         except DeviceStalled as exc:
             log.warning("playback of %r: %s", job.request.id, exc)
             utt.end("error")
@@ -281,7 +276,7 @@ class SpeechQueue:
         if job.timed_marks and not job.cancelled:
             await self._marks_heard(utt, utt.played_samples + 1)  # marks at the very end too
         await self._close_player()  # silence first: `end` means the device has stopped
-        await self._finish(utt, chunks=chunks, error=error)
+        await self._finish(utt)
 
     @staticmethod
     async def _announce(utt: Utterance, player: Any) -> None:
@@ -302,19 +297,14 @@ class SpeechQueue:
         while job.marks and job.marks[0]["sample"] < played:
             await utt.send({"op": "mark", "id": job.request.id, **job.marks.pop(0)})
 
-    async def _feed(self, job: Job, player: Any) -> tuple[EngineError | None, int]:
+    async def _feed(self, job: Job, player: Any) -> None:
         """Hand the job's audio to the player until it has played out (or was cancelled)."""
-        chunks = 0
-        error: EngineError | None = None
-        try:
-            async for piece in job.pieces():
-                player.feed(chunks, np.asarray(piece))
-                chunks += 1
-                while player.backlogged(AHEAD_S) and not job.cancelled:
-                    player.check()
-                    await asyncio.sleep(POLL_S)
-        except EngineError as exc:
-            error = exc
+        async for piece in job.drain():  # marks go out as they are heard (_announce)
+            assert isinstance(piece, Piece)
+            player.feed(piece.seq, np.asarray(piece.audio))
+            while player.backlogged(AHEAD_S) and not job.cancelled:
+                player.check()
+                await asyncio.sleep(POLL_S)
         if not job.cancelled:
             self._prefetch_next()
             player.finish()
@@ -323,7 +313,6 @@ class SpeechQueue:
                 await asyncio.sleep(POLL_S)
             if not job.cancelled:
                 await asyncio.sleep(0.05)  # the device's last block
-        return error, chunks
 
     def _prefetch_next(self) -> None:
         """Synthesis of this utterance is done: start the next one so it is ready in time."""

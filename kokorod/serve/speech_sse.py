@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import logging
 from typing import Any
@@ -23,10 +22,9 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
-from kokorod.serve.job import Job, final_frame
+from kokorod.serve.job import Job, Piece, final_frame
 from kokorod.serve.requests import Requests
-from kokorod.synth.engine import EngineError
-from kokorod_common.protocol import SAMPLE_RATE
+from kokorod_common.protocol import SAMPLE_RATE, ErrorCode
 
 log = logging.getLogger(__name__)
 
@@ -65,41 +63,35 @@ async def respond(request: web.Request, requests: Requests, job: Job, encoder: A
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                            "Cache-Control": "no-cache"})
     requests.stream(job)
-    chunks = samples = 0
     final = None
     try:
         await response.prepare(request)
-        async for piece in job.pieces():
-            while job.marks and job.marks[0]["sample"] < samples + piece.size:
-                mark = job.marks.pop(0)
-                if mark["kind"] == "word":
-                    await response.write(word(mark))
-            data = encoder.add(np.asarray(piece))
-            chunks, samples = chunks + 1, samples + int(piece.size)
+        async for item in job.drain(marks=True):
+            if not isinstance(item, Piece):
+                if item["kind"] == "word":
+                    await response.write(word(item))
+                continue
+            data = encoder.add(np.asarray(item.audio))
             if data:
                 await response.write(delta(data))
         rest = encoder.finish()
         if rest:
             await response.write(delta(rest))
-        final = final_frame(job, chunks=chunks, samples=samples)
-        if final["op"] == "error":
+        final = final_frame(job)
+        if final["op"] == "error":  # the status line is out: an error event ends the stream
+            server = final["code"] == ErrorCode.ENGINE_ERROR
+            if server:
+                log.error("speech request failed: %s", final["message"])
             await response.write(event({"type": "error", "error": {
-                "message": final["message"], "type": "invalid_request_error",
-                "param": "input", "code": final["code"]}}))
+                "message": final["message"],
+                "type": "server_error" if server else "invalid_request_error",
+                "param": None if server else "input", "code": final["code"]}}))
         else:
-            await response.write(done(job.original or job.request.text, samples))
+            await response.write(done(job.original or job.request.text, job.samples_out))
         await response.write_eof()
-    except EngineError as exc:  # the status line is out: an error event ends the stream
-        final = final_frame(job, chunks=chunks, samples=samples, error=exc)
-        log.error("speech request failed: %s", exc)
-        with contextlib.suppress(ConnectionError):
-            await response.write(event({"type": "error", "error": {
-                "message": str(exc), "type": "server_error", "param": None,
-                "code": "engine_error"}}))
-            await response.write_eof()
     except (ConnectionError, asyncio.CancelledError):  # the client went away
         job.cancel()
-        final = final_frame(job, chunks=chunks, samples=samples)
+        final = final_frame(job)
         raise
     finally:
         requests.ended(job, final)

@@ -13,6 +13,7 @@ import contextlib
 import ipaddress
 import logging
 import os
+import socket
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -50,6 +51,11 @@ def address_of(uri: str) -> WyomingAddress | None:
     return None if parsed is None else WyomingAddress(*parsed)
 
 
+def unusable(address: WyomingAddress, exc: OSError) -> str:
+    return (f"Wyoming address {address} cannot be used: {exc.strerror or exc}; set another "
+            "KOKORO_WYOMING_URI (or wyoming_uri in the config file)")
+
+
 class WyomingError(RuntimeError):
     """The Wyoming server cannot start as configured (address in use): one line."""
 
@@ -68,6 +74,20 @@ class WyomingFront:
     def status(self) -> dict[str, Any]:
         return {"on": self.server is not None, "uri": str(self.address) if self.address
                 else None, "connections": len(self.sessions), "error": self.error or None}
+
+    @staticmethod
+    def check(config: Config) -> None:
+        """Before anything is claimed: WyomingError if the TCP address cannot be bound."""
+        address = address_of(config.wyoming_uri)
+        if address is None or address.scheme != "tcp" or not extras.installed("wyoming"):
+            return
+        try:
+            with socket.socket(socket.AF_INET6 if ":" in address.where else socket.AF_INET,
+                               socket.SOCK_STREAM) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio binds
+                probe.bind((address.where, address.port))
+        except OSError as exc:
+            raise WyomingError(unusable(address, exc)) from None
 
     async def apply(self, config: Config, requests: Requests, at_start: bool) -> None:
         """Serve at `config.wyoming_uri` (empty: not at all). At start an address in use is
@@ -90,8 +110,7 @@ class WyomingFront:
         try:
             self.server = await self._listen(address)
         except OSError as exc:
-            message = f"Wyoming address {address} cannot be used: {exc.strerror or exc}; " \
-                      "set another KOKORO_WYOMING_URI"
+            message = unusable(address, exc)
             if at_start:
                 raise WyomingError(message) from None
             self.error = f"off: {message}"
@@ -127,6 +146,8 @@ class WyomingFront:
         try:
             await WyomingSession(self.requests, self.chunk_ms, reader, writer,
                                  self.limit).serve()
+        except asyncio.CancelledError:  # stop(): the session has cancelled its request
+            pass  # and ends here (asyncio would log a cancelled connection task as an error)
         except Exception:  # a fault of ours ends this connection only
             log.exception("wyoming connection failed")
         finally:

@@ -32,18 +32,17 @@ from wyoming.event import Event, async_write_event
 from wyoming.tts import SynthesizeStopped
 
 from kokorod.serve import wyoming_info
-from kokorod.serve.job import Job, final_frame
+from kokorod.serve.job import Job, Piece, final_frame
 from kokorod.serve.requests import Requests
 from kokorod.serve.sentence_feed import SentenceFeed
-from kokorod.synth.engine import EngineError
 from kokorod_common.protocol import SAMPLE_RATE, ErrorCode, ProtocolError, samples_to_pcm
-from kokorod_common.ssml_detect import looks_like_ssml
 
 log = logging.getLogger(__name__)
 
 _ids = itertools.count(1)
 WIDTH, CHANNELS = 2, 1  # s16 mono: what every Wyoming client plays or converts from
-TEXT_FORMATS = {None: "plain", "text": "plain", "ssml": "ssml"}
+# Wyoming's text_format → the daemon's (None: plain, or SSML when the text starts <speak)
+TEXT_FORMATS: dict[Any, str | None] = {None: None, "text": "plain", "ssml": "ssml"}
 MERGE_CHARS = 2000  # sentences waiting together are spoken as one request up to this size
 
 
@@ -58,6 +57,7 @@ class Say:
     text: str
     voice: str | None
     close: bool
+    text_format: str | None = None
 
 
 @dataclass
@@ -120,6 +120,7 @@ class WyomingSession:
         self.feed: SentenceFeed | None = None  # between synthesize-start and -stop
         self.stream_voice: str | None = None
         self.stream_failed = False
+        self.stream_ssml: str | None = None  # a streamed SSML document, read at the stop
         self.tail: Say | None = None  # the stream's sentences not yet taken by the speaker
         self._write_lock = asyncio.Lock()
         self._taken = asyncio.Event()  # the speaker took an item: room in `work` again
@@ -165,10 +166,9 @@ class WyomingSession:
             if self.feed is not None:
                 return  # the copy sent for servers that do not stream
             text = data.get("text")
-            if self._text_ok(text, data, ssml=True) and (voice := self._voice(data)) is not False:
-                if data.get("text_format") == "ssml" and not looks_like_ssml(str(text)):
-                    text = f"<speak>{text}</speak>"  # SSML asked for: read as SSML
-                self.work.put_nowait(Say(str(text), voice or None, close=True))
+            if self._text_ok(text, data) and (voice := self._voice(data)) is not False:
+                self.work.put_nowait(Say(str(text), voice or None, close=True,
+                                         text_format=TEXT_FORMATS[data.get("text_format")]))
                 self.work.put_nowait(Close(stopped=False))
         elif kind == "synthesize-start":
             if self.feed is not None:  # a new stream replaces one never stopped
@@ -177,6 +177,8 @@ class WyomingSession:
             voice = self._voice(data) if self._text_ok("", data) else False
             self.stream_failed = voice is False
             self.stream_voice = voice or None
+            # SSML cannot be cut into sentences as it comes: it is read whole at the stop
+            self.stream_ssml = "" if data.get("text_format") == "ssml" else None
         elif kind == "synthesize-chunk":
             if self.feed is None:
                 await self._error(ErrorCode.BAD_REQUEST, "synthesize-chunk outside "
@@ -185,6 +187,9 @@ class WyomingSession:
             text = data.get("text")
             if not isinstance(text, str):
                 await self._error(ErrorCode.BAD_REQUEST, "synthesize-chunk needs 'text'")
+                return
+            if self.stream_ssml is not None:
+                self._ssml(text)
                 return
             done = self.feed.add(text)
             if done and not self.stream_failed:
@@ -205,9 +210,24 @@ class WyomingSession:
         rest = self.feed.finish()
         if rest and not self.stream_failed:
             self._sentences(rest)
+        if self.stream_ssml and not self.stream_failed:
+            self.work.put_nowait(Say(self.stream_ssml, self.stream_voice, close=False,
+                                     text_format="ssml"))
+        self.stream_ssml = None
         self.work.put_nowait(Close(stopped=True))
         self.feed = None
         self.tail = None
+
+    def _ssml(self, text: str) -> None:
+        assert self.stream_ssml is not None
+        if self.stream_failed:
+            return
+        self.stream_ssml += text
+        limit = self.requests.config.max_text_chars
+        if len(self.stream_ssml) > limit:
+            self.stream_failed, self.stream_ssml = True, ""
+            self._error_soon(ErrorCode.TEXT_TOO_LONG, f"the streamed SSML is over the limit "
+                             f"of {limit} characters (KOKORO_MAX_TEXT_CHARS)")
 
     def _sentences(self, text: str) -> None:
         """Complete sentences of the stream: joined to those still waiting for the speaker
@@ -234,16 +254,12 @@ class WyomingSession:
             return False
         return name or ""
 
-    def _text_ok(self, text: Any, data: dict[str, Any], ssml: bool = False) -> bool:
-        """Text given; its format plain, or SSML in a whole `synthesize` (`ssml`): a
-        streamed text is cut at sentence ends, which would cut SSML's elements apart."""
+    def _text_ok(self, text: Any, data: dict[str, Any]) -> bool:
         if not isinstance(text, str):
             self._error_soon(ErrorCode.BAD_REQUEST, "synthesize needs 'text' (a string)")
             return False
-        if data.get("text_format") not in TEXT_FORMATS or (
-                data.get("text_format") == "ssml" and not ssml):
-            self._error_soon(ErrorCode.BAD_TEXT_FORMAT, "text_format must be 'text', or 'ssml' "
-                             "in a whole synthesize (not streamed)")
+        if data.get("text_format") not in TEXT_FORMATS:
+            self._error_soon(ErrorCode.BAD_TEXT_FORMAT, "text_format must be text or ssml")
             return False
         return True
 
@@ -275,6 +291,8 @@ class WyomingSession:
         message = {"op": "synthesize", "id": f"{self.client}-{next(_ids)}", "text": item.text,
                    "voice": item.voice, "format": "s16", "chunk_ms": self.chunk_ms,
                    "priority": "message"}
+        if item.text_format is not None:
+            message["text_format"] = item.text_format
         requests = self.requests
         try:
             job = await requests.admit(message, self.client, (), 0)
@@ -285,27 +303,22 @@ class WyomingSession:
             return
         self.job = job
         requests.stream(job)
-        chunks = samples = 0
         final: dict[str, Any] | None = None
-        error: EngineError | None = None
         try:
-            try:
-                async for piece in job.pieces():
-                    if not self.audio_open:
-                        await self._send(AudioStart(SAMPLE_RATE, WIDTH, CHANNELS).event())
-                        self.audio_open = True
-                    await self._send(AudioChunk(SAMPLE_RATE, WIDTH, CHANNELS,
-                                                samples_to_pcm(piece, "s16")).event())
-                    chunks, samples = chunks + 1, samples + int(piece.size)
-            except EngineError as exc:
-                error = exc
-            final = final_frame(job, chunks=chunks, samples=samples, error=error)
+            async for item in job.drain():
+                assert isinstance(item, Piece)
+                if not self.audio_open:
+                    await self._send(AudioStart(SAMPLE_RATE, WIDTH, CHANNELS).event())
+                    self.audio_open = True
+                await self._send(AudioChunk(SAMPLE_RATE, WIDTH, CHANNELS,
+                                            samples_to_pcm(item.audio, "s16")).event())
+            final = final_frame(job)
         except (ConnectionError, OSError):
             job.cancel()
-            final = final_frame(job, chunks=chunks, samples=samples)
+            final = final_frame(job)
         except asyncio.CancelledError:
             job.cancel()
-            final = final_frame(job, chunks=chunks, samples=samples)
+            final = final_frame(job)
             raise
         finally:
             self.job = None

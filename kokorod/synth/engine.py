@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,7 +26,8 @@ from kokoro_onnx.trim import trim as trim_silence
 
 from kokorod.config import Config
 from kokorod.store import models
-from kokorod.synth import calibrate, headroom, heap, norm_stats, providers, voices
+from kokorod.synth import calibrate, headroom, norm_stats, providers, voices
+from kokorod.synth.guard import EngineStats, Guard, SegmentAudio, give_up_coreml
 from kokorod.synth.phonemes import Phonemizer, spoken_tokens
 from kokorod.synth.segment import Segment
 from kokorod.synth.vocoder import Audio, Prepared, Vocoder, cut_model
@@ -40,47 +39,6 @@ from kokorod_common.voice_names import DEFAULT_VOICE, describe
 log = logging.getLogger(__name__)
 
 WARMUP_TEXT = "Warming up the speech engine."
-REBUILD_AFTER_FAILURES = 3
-
-
-class EngineError(RuntimeError):
-    """Inference failed for one segment; the request gets an engine_error frame."""
-
-
-class Interrupted(EngineError):
-    """The run was stopped on purpose (its request was cancelled); not a failure."""
-
-
-@dataclass
-class EngineStats:
-    segments: int = 0
-    audio_seconds: float = 0.0
-    busy_seconds: float = 0.0
-    failures: int = 0
-    interrupted: int = 0  # runs stopped because their request was cancelled
-    consecutive_failures: int = 0
-    rebuilds: int = 0
-    last_error: str = ""
-    started_at: float = field(default_factory=time.time)
-
-
-class SegmentAudio:
-    """One segment's audio, piece by piece: each `step()` is one inference on the calling
-    thread (the scheduler's worker), None once the segment is done. Bound to the engine
-    that began it: a reload may swap the daemon's engine meanwhile, and the segment
-    finishes on the one whose front read it."""
-
-    def __init__(self, engine: Engine, pieces: Iterator[Audio],
-                 words: list[WordTime] | None = None) -> None:
-        self.engine = engine
-        self._pieces = pieces
-        self.words = words if words is not None else []  # taken by the scheduler
-
-    def step(self) -> Audio | None:
-        return next(self._pieces, None)
-
-    def interrupt(self) -> None:
-        self.engine.interrupt()
 
 
 class Engine:
@@ -109,10 +67,8 @@ class Engine:
         if config.lang:
             self.phonemize.check_lang(config.lang)
         self.stats = EngineStats()
-        self._lock = threading.Lock()
-        self._run_options = providers.run_options()
-        self._active_run: Any = None  # the RunOptions of the run in progress, if any
-        self._flag_lock = threading.Lock()  # the terminate flag is set only during a run
+        self.guard = Guard(self.stats, self)  # runs, faults and their remedy (guard.py)
+        self._run_options = self.guard.run_options
         self.warmup_seconds = 0.0
         self.whole: ort.InferenceSession | None = None  # the model whole, or
         self.vocoder: Vocoder | None = None  # its three parts (streaming vocoder)
@@ -124,8 +80,8 @@ class Engine:
     # ------------------------------------------------------------ sessions
     def _build(self) -> providers.ProviderChoice:
         """The streaming vocoder's parts, else the whole model; warmed either way. CoreML
-        that fails to load, to warm up or (later) to run is given up for CPU — part by part
-        at load, for the whole engine after — and remembered for later starts."""
+        that fails to load or to warm up is given up for CPU (`to_cpu`; at run time the
+        guard decides)."""
         config = dataclasses.replace(self.config, provider="cpu") if self.cpu_only else \
             self.config
         self.whole = self.vocoder = None
@@ -144,7 +100,8 @@ class Engine:
                 return choice
             except Exception as exc:
                 if self.on_coreml:
-                    return self._give_up_coreml(exc)
+                    self.to_cpu(exc)
+                    return self.provider
                 log.warning("streaming vocoder off: %s", exc)  # use the model whole
                 self.vocoder = self.norms = None
 
@@ -161,16 +118,13 @@ class Engine:
                     *([self.whole] if self.whole is not None else [])]
         return any(s.get_providers()[0] == providers.COREML for s in sessions)
 
-    def _give_up_coreml(self, exc: BaseException) -> providers.ProviderChoice:
-        """Remember that CoreML failed with this model and build everything on CPU."""
-        why = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
-        log.warning("CoreML failed (%s); using CPU from now on for this model", why)
-        providers.remember_coreml_failure(self.files.model, why)
+    def to_cpu(self, exc: BaseException) -> None:
+        """CoreML failed with this model (`exc`): remember it, build everything on CPU."""
+        why = give_up_coreml(self.files.model, exc)
         self.cpu_only = True
-        choice = self._build()
+        choice = self.provider = self._build()
         choice.reason = f"CoreML failed ({why}); CPU since"
         choice.fallback_from = providers.COREML
-        return choice
 
     def _warm(self, required: bool = False) -> None:
         """Synthesize once (KOKORO_WARMUP); always on CoreML, where it is the check."""
@@ -184,12 +138,8 @@ class Engine:
         self.warmup_seconds = time.perf_counter() - started
 
     def rebuild(self) -> None:
-        """Replace the sessions after repeated failures (reported in status)."""
-        log.warning("rebuilding the inference session after %d failures",
-                    self.stats.consecutive_failures)
+        """New sessions on the same providers (the guard's remedy for repeated faults)."""
         self.provider = self._build()
-        self.stats.rebuilds += 1
-        self.stats.consecutive_failures = 0
 
     def _feed(self, session: ort.InferenceSession, tokens: list[int], voice: Audio,
               speed: float) -> dict[str, Any]:
@@ -329,34 +279,19 @@ class Engine:
         plan. `words`: the SegmentAudio's `words` learn where each word is heard, each
         before the step that returns its first sample."""
         heard: list[WordTime] | None = [] if words else None
-        return SegmentAudio(self, self._guarded_pieces(segment, voice, speed, lang, windows,
-                                                       heard), heard)
-
-    def _guarded_pieces(self, segment: Segment, voice: Audio, speed: float, lang: str,
-                        windows: Windows | None, words: list[WordTime] | None = None
-                        ) -> Iterator[Audio]:
-        pieces = self._pieces(segment, voice, speed, lang, windows, words)
-        while True:
-            started = time.perf_counter()
-            audio = self._guarded(f"segment {segment.index}", next, pieces, None)
-            heap.release()
-            self.stats.busy_seconds += time.perf_counter() - started
-            if audio is None:
-                self.stats.segments += 1
-                return
-            self.stats.audio_seconds += audio.size / SAMPLE_RATE
-            yield audio
+        return SegmentAudio(self.guard, f"segment {segment.index}",
+                            self._pieces(segment, voice, speed, lang, windows, heard), heard)
 
     def synthesize(self, segment: Segment, voice: Audio, speed: float, lang: str) -> Audio:
         """One segment → float32 audio at 24 kHz, silence trimmed, pause appended."""
-        pieces = list(self._guarded_pieces(segment, voice, speed, lang, None))
+        pieces = list(self.begin(segment, voice, speed, lang))
         return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
 
     def prepare(self, segment: Segment, voice: Audio, speed: float,
                 lang: str) -> list[Prepared]:
         """The streaming vocoder's batches for a segment, to vocode by hand (tools, tests)."""
-        return self._guarded(f"segment {segment.index}",  # type: ignore[no-any-return]
-                             lambda: list(self._prepare(segment, voice, speed, lang)))
+        return self.guard.run(f"segment {segment.index}",  # type: ignore[no-any-return]
+                              lambda: list(self._prepare(segment, voice, speed, lang)))
 
     def voice_style(self, name: str | None) -> Audio:
         """A voice or a blend ("af_bella:0.6,af_sky:0.4"); typed errors for bad specs."""
@@ -368,48 +303,6 @@ class Engine:
             voice or self.default_voice, text)
         self.phonemize.check_lang(lang)
         return lang
-
-    def _guarded(self, what: str, fn: Any, *args: Any) -> Any:
-        """Run inference under the lock; count failures, rebuild after a run of them."""
-        with self._lock:
-            ro = self._run_options
-            # One RunOptions for every run: a fresh one per run kept ~20 MiB more RSS after
-            # a load test (measured). interrupt() may only set its flag during a run.
-            with self._flag_lock:
-                ro.terminate = False
-                self._active_run = ro
-            try:
-                result = fn(*args)
-                self.stats.consecutive_failures = 0
-                return result
-            except Exception as exc:
-                if ro.terminate:
-                    self.stats.interrupted += 1
-                    raise Interrupted(f"{what} stopped: its request was cancelled") from exc
-                self.stats.failures += 1
-                self.stats.consecutive_failures += 1
-                self.stats.last_error = f"{type(exc).__name__}: {exc}"[:300]
-                log.error("inference failed (%s): %s", what, exc)
-                try:
-                    if self.on_coreml:  # shape-dependent CoreML faults recur: CPU at once
-                        self.provider = self._give_up_coreml(exc)
-                        self.stats.rebuilds += 1
-                    elif self.stats.consecutive_failures >= REBUILD_AFTER_FAILURES:
-                        self.rebuild()
-                except Exception as rebuild_exc:  # keep serving with the old session
-                    log.error("session rebuild failed: %s", rebuild_exc)
-                raise EngineError(f"inference failed: {type(exc).__name__}: {exc}") from exc
-            finally:
-                with self._flag_lock:
-                    self._active_run = None
-                    ro.terminate = False
-
-    def interrupt(self) -> None:
-        """Stop the run in progress now (onnxruntime's terminate flag, honoured within
-        milliseconds): a cancelled request must not hold the worker for a whole window."""
-        with self._flag_lock:
-            if self._active_run is not None:
-                self._active_run.terminate = True
 
     def voice_list(self) -> list[dict[str, str]]:
         return [describe(name) for name in self.voices.names()]
