@@ -13,8 +13,11 @@ sentence mark and answers 704 PAUSE.
 Marks: speech-dispatcher puts `__spd_N` marks at sentence ends, clients may add
 their own (Orca: one per word). A message is read sentence by sentence (one
 request each, the next asked for as the previous ends, while its audio still
-plays); a sentence mark goes out right after that sentence's audio, a mark inside
-a sentence when the audio has reached its estimated position.
+plays); a sentence mark goes out right after that sentence's audio. A sentence
+with marks inside goes to kokorod as SSML with those marks, and each comes back
+at the sample where its next word starts: it goes out once that audio has been
+passed on. Spelling mode (`SET spelling_mode=on`) reads letter by letter; the
+punctuation mode says marks by name (sd_punctuation.py).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import numpy as np
 
 from kokorod_client import sd_protocol as sdp
 from kokorod_client.client import Client, Stream
+from kokorod_client.sd_punctuation import as_ssml
 from kokorod_client.sd_settings import choose_voice, gain_for, same_language, speed_for
 from kokorod_common import launcher
 from kokorod_common.messages import ConnectionLost, DaemonError
@@ -46,7 +50,6 @@ log = logging.getLogger("sd_kokoro")
 START_TIMEOUT_S = 60.0  # the first message waits this long for a daemon that is starting
 INIT_WAIT_S = 3.0  # INIT gives a daemon it started this long to fail (not to load the model)
 SENTENCE_GAP_S = 0.2  # between sentences read as separate requests (trimmed at both ends)
-SAMPLES_PER_CHAR = 1400  # a first guess at speed 1.0, until a sentence has been measured
 
 
 class ServerGone(Exception):
@@ -101,7 +104,6 @@ class Module:
         self._pause = threading.Event()
         self._ended = threading.Event()  # nothing left to say about the current message
         self._ended.set()
-        self._samples_per_char = float(SAMPLES_PER_CHAR)
 
     # ------------------------------------------------------------ io
     def write(self, data: str | bytes) -> None:
@@ -266,8 +268,12 @@ class Module:
         if self.client is None or self.client.router.lost:
             self.client = self.connect()  # waits for a daemon that is still starting
             self.voices = self.client.voices()
-        return self.client.synthesize(piece.text, fmt="s16", voice=self._voice(),
-                                      speed=speed_for(int(self.set.get("rate", "0") or 0)))
+        text, text_format = as_ssml(piece.text, piece.inner,
+                                    self.set.get("spelling_mode", "off") == "on",
+                                    self.set.get("punctuation_mode", "none"))
+        return self.client.synthesize(text, fmt="s16", voice=self._voice(),
+                                      speed=speed_for(int(self.set.get("rate", "0") or 0)),
+                                      text_format=text_format)
 
     def _speak(self, todo: list[Piece]) -> None:
         gain = gain_for(int(self.set.get("volume", "100") or 100))
@@ -314,7 +320,6 @@ class Module:
         self._stream = stream
         inner = list(piece.inner)
         sent = 0
-        per_char = self._samples_per_char
         if stream is not None:
             for chunk in stream:
                 if self._stop.is_set():
@@ -325,12 +330,12 @@ class Module:
                     samples = (samples * gain).astype("<i2")
                 self._audio(samples)
                 sent += samples.size
-                while inner and inner[0][0] * per_char <= sent:
+                placed = [m for m in stream.marks if m.kind == "ssml"]  # kokorod's places
+                while inner and len(piece.inner) - len(inner) < len(placed) and \
+                        placed[len(piece.inner) - len(inner)].sample < sent:
                     self.write(sdp.reply(700, inner.pop(0)[1], "INDEX MARK"))
             if stream.end is not None and stream.end.cancelled and self._stop.is_set():
                 return False
-            if sent and piece.text.strip():  # learn this voice's pace for the next estimate
-                self._samples_per_char = 0.5 * per_char + 0.5 * sent / len(piece.text.strip())
         for _, name in inner:
             self.write(sdp.reply(700, name, "INDEX MARK"))
         return not self._stop.is_set()

@@ -57,7 +57,7 @@ class Mark(NamedTuple):
     sample: int  # offset in the request's audio
     char: int  # segment marks: offset in the spoken (cleaned) text
     text: str  # segment: the spoken text from here; word: the word as the request wrote it
-    kind: str = "segment"  # or "word" (requests with marks: "word")
+    kind: str = "segment"  # or "word" (requests with marks: "word"), or "ssml" (text: name)
     samples: int = 0  # word: how long it is heard
     span: tuple[int, int] | None = None  # word: where it is in the request's text
 
@@ -88,6 +88,8 @@ def stream_item(frame: dict[str, Any], fmt: str) -> Chunk | End | Mark | None:
             a, b = frame["span"]
             return Mark(int(frame["sample"]), int(a), str(frame["text"]), "word",
                         int(frame.get("samples", 0)), (int(a), int(b)))
+        if frame.get("kind") == "ssml":  # an SSML <mark>: its name, where the next word starts
+            return Mark(int(frame["sample"]), 0, str(frame.get("name", "")), "ssml")
         return Mark(int(frame["sample"]), int(frame["char"]), str(frame["text"]))
     if op == "chunk":
         return Chunk(int(frame["seq"]), frame["pcm"], fmt)

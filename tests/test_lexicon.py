@@ -143,3 +143,19 @@ def test_inline_phonemes_in_plain_text(lex_daemon: tuple[DaemonProc, Path]) -> N
     assert "kˈOkəɹO" not in plain["phonemes"]
     bad = ask(daemon.socket, "synthesize", "[x](/k§/)", text_format="plain+ipa")
     assert bad[-1]["code"] == "bad_phonemes"
+
+
+def test_lexicon_say_prints_the_current_reading(lex_daemon: tuple[DaemonProc, Path]) -> None:
+    daemon, path = lex_daemon
+    env = {"KOKORO_LEXICON": str(path), "KOKORO_SOCKET": str(daemon.socket)}
+    before = kokorod_cli("lexicon", "say", "--phonemes", "Kokoro", env=env)
+    assert before.returncode == 0 and before.stdout.startswith("Kokoro: /"), before.stderr
+    assert kokorod_cli("lexicon", "add", "Kokoro", "/kˈOkəɹO/", env=env).returncode == 0
+    try:
+        after = kokorod_cli("lexicon", "say", "--phonemes", "Kokoro", env=env)
+        assert after.stdout.strip() == "Kokoro: /kˈOkəɹO/" != before.stdout.strip()
+    finally:
+        path.unlink()
+    gone = kokorod_cli("lexicon", "say", "--phonemes", "x",
+                       env={**env, "KOKORO_SOCKET": str(path.parent / "none.sock")})
+    assert gone.returncode == 1 and "not running" in gone.stderr

@@ -346,3 +346,71 @@ def test_init_answers_at_once_while_kokorod_starts(run_dir: Path, data_dir: Path
         module.kill()
         subprocess.run([sys.executable, "-m", "kokorod", "stop"], env=env, cwd=REPO,
                        capture_output=True, timeout=60)
+
+
+def _module_events(daemon: DaemonProc, script: str) -> list[tuple[str, int]]:
+    """Run the module alone on `script`; its 700 marks with the samples passed on before
+    each, and ("END", samples) at 702 END."""
+    env = {**os.environ, "KOKORO_SOCKET": str(daemon.socket), "PYTHONPATH": str(REPO)}
+    module = subprocess.Popen([sys.executable, "-m", "kokorod_client.sd_kokoro", "none.conf"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+    assert module.stdin is not None and module.stdout is not None
+    module.stdin.write(("INIT\nAUDIO\naudio_output_method=server\n.\n" + script).encode())
+    module.stdin.flush()
+    out = read_until(module.stdout, b"702 END\n")
+    module.stdin.write(b"QUIT\n")
+    module.stdin.close()
+    module.wait(30)
+    events, samples = [], 0
+    while out:
+        if out.startswith(b"705-bits=16\n"):
+            end = out.index(b"\n705 AUDIO\n") + len(b"\n705 AUDIO\n")
+            samples += len(sdp.parse_audio_frame(out[:end])[1]) // 2
+            out = out[end:]
+            continue
+        line, _, out = out.partition(b"\n")
+        if line.startswith(b"700-"):
+            events.append((line[4:].decode(), samples))
+        elif line == b"702 END":
+            events.append(("END", samples))
+    return events
+
+
+def test_marks_inside_a_sentence_come_back_at_their_words(daemon: DaemonProc) -> None:
+    """speech-dispatcher's SSML marks go to kokorod as SSML: each 700 INDEX MARK follows
+    the audio up to the sample where kokorod says its next word starts."""
+    said = ('<speak>One <mark name="a"/>small <mark name="b"/>sentence here.'
+            '<mark name="__spd_1"/></speak>')
+    events = _module_events(daemon, "SET\nrate=0\nsynthesis_voice=NULL\n.\nSPEAK\n"
+                                    f"{said}\n.\n")
+    with raw_conn(daemon.socket) as conn:
+        conn.send({"op": "synthesize", "id": 1, "format": "s16", "text": '<speak>One <mark '
+                   'name="a"/>small <mark name="b"/>sentence here.</speak>'})
+        frames = conn.until_final(1)
+    exact = {f["name"]: f["sample"] for f in frames if f.get("kind") == "ssml"}
+    at = dict(events)
+    assert [name for name, _ in events] == ["a", "b", "__spd_1", "END"]
+    for name in ("a", "b"):  # passed on with the chunk that holds the word's first sample
+        assert exact[name] < at[name] <= exact[name] + 1200, (name, exact, events)
+    assert at["__spd_1"] == at["END"] == frames[-1]["samples"]
+
+
+def test_spelling_mode_reads_letters(daemon: DaemonProc) -> None:
+    spelled = _module_events(daemon, "SET\nspelling_mode=on\n.\nSPEAK\nkokorod\n.\n")
+    plain = _module_events(daemon, "SET\nspelling_mode=off\n.\nSPEAK\nkokorod\n.\n")
+    assert spelled[-1][1] > 1.5 * plain[-1][1]  # seven letter names, not one word
+
+
+def test_punctuation_modes_and_marks_become_ssml() -> None:
+    from kokorod_client.sd_punctuation import as_ssml, said
+
+    text = "Hi, a@b & (c) e-mail 3.5."
+    assert said(text, "none") == text
+    assert said(text, "some") == "Hi, a at b and (c) e-mail 3.5."
+    assert said(text, "most") == "Hi, a at b and left paren c right paren e-mail 3.5."
+    assert said(text, "all").startswith("Hi comma, a at b and left paren")
+    assert said(text, "all").rstrip().endswith("e-mail 3.5 dot.")
+    ssml, fmt = as_ssml("One small, two & three.", [(4, "a"), (11, "b")], False, "all")
+    assert fmt == "ssml" and ssml == ('<speak>One <mark name="a"/>small comma, '
+                                      '<mark name="b"/>two and three dot. </speak>')
+    assert as_ssml("Plain.", [], False, "none") == ("Plain.", None)

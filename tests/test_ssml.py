@@ -353,3 +353,14 @@ def test_kokoro_say_reads_ssml_files_and_the_ssml_flag(daemon: DaemonProc,
                      daemon.env)
     assert bad.returncode != 0 and "line 1, column" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_marks_come_as_heard_when_the_daemon_plays(speaker: Any) -> None:
+    with raw_conn(speaker.socket) as conn:
+        conn.send({"op": "synthesize", "id": 1, "play": True,
+                   "text": '<speak>One <mark name="a"/>two.<mark name="end"/></speak>'})
+        frames = conn.until_final(1)
+    assert frames[-1]["op"] == "end" and frames[-1]["reason"] == "done", frames[-1]
+    marks = [f for f in frames if f["op"] == "mark" and f["kind"] == "ssml"]
+    assert [m["name"] for m in marks] == ["a", "end"]
+    assert 0 < marks[0]["sample"] < marks[1]["sample"]

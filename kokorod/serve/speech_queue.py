@@ -274,7 +274,7 @@ class SpeechQueue:
             announce.cancel()
         utt.played_samples = player.buffer.stats.samples_played
         if job.timed_marks and not job.cancelled:
-            await self._marks_heard(utt, utt.played_samples)
+            await self._marks_heard(utt, utt.played_samples + 1)  # marks at the very end too
         await self._close_player()  # silence first: `end` means the device has stopped
         await self._finish(utt)
 
