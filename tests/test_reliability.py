@@ -18,7 +18,7 @@ from typing import Any
 
 import msgpack
 import pytest
-from helpers import DaemonProc, RawConn, daemon_env, raw_conn, start_daemon
+from helpers import REPO, DaemonProc, RawConn, daemon_env, raw_conn, start_daemon
 from test_daemon import MEDIUM, check_stream, synth
 from testkit import load
 
