@@ -19,7 +19,7 @@ from kokorod.synth.vocoder import SAMPLES_PER_FRAME, Prepared
 
 TEXTS = [
     "The quick brown fox jumps over the lazy dog, then it runs far away into the forest.",
-    "Please hold the door.",
+    "Please hold the door for the children.",
 ]
 
 
@@ -64,6 +64,39 @@ def test_windows_of_any_size_sound_like_the_whole(engine: Engine, text: str) -> 
         assert silence_dbfs(audio, whole) < silence_dbfs(whole, whole) + 4
     assert abs(lsd_db(fed[16], whole) - lsd_db(fed[80], whole)) < 1.0
     assert lsd_db(own16, whole) > lsd_db(fed[16], whole) + 2.0
+
+
+SHORT_WORDS = ["Hi.", "Yes.", "One,", "Four?", "OK", "Thanks!", "Wait."]
+
+
+@pytest.mark.parametrize("voice", ["af_heart", "bm_george", "af_sarah"])
+def test_a_word_alone_is_vocoded_whole_never_as_noise(engine: Engine, voice: str) -> None:
+    """A batch far shorter than the fitting texts gets no predicted statistics (an
+    extrapolated mean square minus mean² can cancel to nothing, and a norm divide by it):
+    it is vocoded at once from its origin (a few lead frames short of the whole), and
+    never comes out as NaN or noise."""
+    for text in SHORT_WORDS:
+        p = _prepared(engine, text, voice)
+        assert (p.norms is None) == (p.frames < norm_stats.SHORTEST_PREDICTED), text
+        whole = _whole(engine, p)
+        audio = _windowed(engine, p, 16 if p.norms else p.remaining, p.norms)
+        assert np.isfinite(audio).all() and np.abs(audio).max() < 1.0, (voice, text)
+        assert audio.size == whole.size and lsd_db(audio, whole) < 8.0, (voice, text)
+
+
+def test_a_window_broken_by_its_statistics_is_never_played(engine: Engine) -> None:
+    """Statistics that do not fit the batch (here: every variance ~0) make audio that is
+    not speech: the vocoder drops them and vocodes the rest of the batch at once on its
+    own statistics, so what comes out is finite and no louder than the whole."""
+    p = _prepared(engine, TEXTS[0])
+    assert engine.norms is not None and p.norms is not None
+    mean, var = engine.norms.for_parts(engine.voices.parts_of(
+        engine.voice_style(None))).predict(p.frames)  # type: ignore[union-attr]
+    broken = engine.norms.inputs(mean, np.full_like(var, 1e-9))
+    whole = _whole(engine, p)
+    audio = _windowed(engine, p, 16, broken)
+    assert audio.size == whole.size and np.isfinite(audio).all()
+    assert np.abs(audio).max() < max(0.95, 1.2 * np.abs(whole).max())
 
 
 def test_the_oracles_statistics_bound_the_prediction(engine: Engine) -> None:

@@ -61,6 +61,13 @@ STYLE_KEY = "@style"  # beside each voice's table in a file: the fingerprint of 
 # Shorter batches are predicted as this long: the fit's 1/frames term is not extrapolated
 # far below the shortest fitting text (~60 frames).
 MIN_FRAMES = 32
+# A variance is mean square − mean²: far below the fitted lengths the two extrapolated
+# terms can cancel to nothing for a channel with a large mean, and a norm divided by ~0
+# turns a word alone ("Hi.", "One,") into NaN and clipping (24 of 70 renders, 5 voices,
+# ~100 frames), or for some voices into silence (af_sarah "Yes.", 130 frames). Batches
+# shorter than this get no prediction: vocoded at once, they sound like the whole model
+# (first audio as with kokoro-onnx: they are short).
+SHORTEST_PREDICTED = 160
 
 
 def fingerprint(style: NDArray[Any]) -> str:
@@ -181,9 +188,9 @@ class NormTables:
 
     def feed(self, parts: Sequence[tuple[str, float]], frames: int) -> dict[str, Any] | None:
         """The generator's norm inputs for a batch of `frames` in a voice or blend (None:
-        a voice of it has no table)."""
+        a voice of it has no table, or the batch is shorter than SHORTEST_PREDICTED)."""
         table = self.for_parts(parts)
-        if table is None:
+        if table is None or frames < SHORTEST_PREDICTED:
             return None
         return self.inputs(*table.predict(frames))
 

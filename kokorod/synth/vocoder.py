@@ -59,6 +59,9 @@ HARMONICS = "/decoder/decoder/generator/Concat_3_output_0"  # (1, 22, frames * 6
 # Frames per token (pads included), rounded as the decoder expands them; optional.
 DURATIONS = "/encoder/Cast_output_0"
 SAMPLES_PER_FRAME = SAMPLE_RATE // 80  # 12.5 ms of audio
+# A generator output this loud (or not finite) is broken, not speech: Kokoro's whole
+# model peaks around 1.0 at most, and the soft limiter would only hide the damage.
+BROKEN_PEAK = 2.0
 HARMONIC_FRAMES_PER_FRAME = 60
 LAYOUT_VERSION = 3  # 3: the generator's norms take statistics from outside (norm_graph)
 # The decoder sounds a token a little before its slot in the durations: the first
@@ -318,9 +321,21 @@ class Vocoder:
         feed = {FEATURES: p.features[:, :, lo:hi], STYLE: p.style,
                 HARMONICS: self._harmonics(p, hi)[:, :, lo * k: hi * k + 1]}
         p.span = hi - lo
-        out = self._gen(feed, p.norms)[0]
+        full = np.asarray(self._gen(feed, p.norms)[0], dtype=np.float32).ravel()
+        kept = full[(a - lo) * SAMPLES_PER_FRAME:(b - lo) * SAMPLES_PER_FRAME]  # (no context)
+        if p.norms is not None and kept.size and not (np.isfinite(kept).all() and
+                                                      np.abs(kept).max() < BROKEN_PEAK):
+            # The predicted statistics do not fit this batch: never play what they made.
+            # The rest of the batch at once, on its own statistics (like a voice without
+            # a table: it sounds like the whole model).
+            log.warning("a window's predicted norm statistics broke its audio: the rest "
+                        "of the batch (%d frames) is vocoded at once", p.frames - a)
+            p.norms, b, hi = None, p.frames, p.frames
+            feed = {FEATURES: p.features[:, :, lo:hi], STYLE: p.style,
+                    HARMONICS: self._harmonics(p, hi)[:, :, lo * k: hi * k + 1]}
+            p.span = hi - lo
+            full = np.asarray(self._gen(feed, None)[0], dtype=np.float32).ravel()
         n = SAMPLES_PER_FRAME
-        full = np.asarray(out, dtype=np.float32).ravel()
         audio = full[(a - lo) * n:(b - lo) * n]
         if p.fade_tail is not None:  # cross-fade over the previous window's overshoot
             fade = min(p.fade_tail.size, audio.size)
