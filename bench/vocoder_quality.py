@@ -142,7 +142,7 @@ def table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--voices", default=",".join(VOICES).replace(",", ";"),
+    ap.add_argument("--voices", default=";".join(VOICES),
                     help="voices and blends, separated by ';'")
     ap.add_argument("--texts", type=int, default=30, help="short texts (~30 characters)")
     ap.add_argument("--medium", type=int, default=0, help="medium texts (~200 characters)")
