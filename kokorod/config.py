@@ -9,20 +9,19 @@ messages all come from the same place.
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
+from kokorod.setting_values import read_window_schedule, read_wyoming_uri
 from kokorod_common import atomic, paths
 from kokorod_common.protocol import CHUNK_MS_RANGE, DEFAULT_MAX_FRAME
 
@@ -35,7 +34,6 @@ GRAPH_OPTIMIZATIONS = ("all", "extended", "basic", "off")
 MODEL_BASE_URL = "https://github.com/thewh1teagle/kokoro-onnx/releases/download/model-files-v1.0"
 # A streaming window's frames of 12.5 ms (kokorod.synth.windows plans within them): smaller
 # windows cost more context than audio; 400 frames are 5 s.
-WINDOW_FRAMES = (16, 400)
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
 
@@ -50,58 +48,6 @@ class ConfigError(ValueError):
     def verdict(self) -> str:
         """The one way every command says it: a line per bad setting."""
         return "\n".join(f"kokorod: configuration error: {p}" for p in self.problems)
-
-
-def read_wyoming_uri(uri: str) -> tuple[str, str, int] | None:
-    """A KOKORO_WYOMING_URI value → (scheme, host or socket path, port); None: off.
-    `tcp://:N` and `tcp://localhost:N` are 127.0.0.1: another host only when named."""
-    uri = uri.strip()
-    if not uri:
-        return None
-    parsed = urlparse(uri)
-    if parsed.scheme == "unix" and parsed.netloc + parsed.path:
-        return "unix", parsed.netloc + parsed.path, 0
-    if parsed.scheme == "tcp":
-        try:
-            port = parsed.port
-        except ValueError:
-            port = None
-        if not port:
-            raise ValueError(f"{uri!r} needs a port from 1 to 65535 (tcp://127.0.0.1:10200)")
-        host = parsed.hostname or "localhost"
-        return "tcp", "127.0.0.1" if host == "localhost" else host, port
-    raise ValueError(f"{uri!r} is not tcp://host:port or unix:///path/to/socket")
-
-
-def read_window_schedule(text: str) -> tuple[int, tuple[float, ...] | None] | None:
-    """A KOKORO_WINDOW_SCHEDULE value: "auto" (None: calibrate), "N" (first window of N
-    frames, fixed growth: (N, None)) or "N:gen_frame,gen_call,front_call,front_frame[,source_frame]"
-    (ms, what `kokorod tune` writes: (N, seconds)). windows.parse makes it a Schedule; the
-    text form is the setting's, so it is read here. ValueError says what is wrong."""
-    text = text.strip().lower()
-    if text in ("", "auto"):
-        return None
-    first_text, _, costs_text = text.partition(":")
-    try:
-        first = int(first_text)
-    except ValueError:
-        raise ValueError(f"window schedule {text!r}: expected auto, N or N:a,b,c,d[,e] "
-                         "(N frames of 12.5 ms)") from None
-    if not WINDOW_FRAMES[0] <= first <= WINDOW_FRAMES[1]:
-        raise ValueError(f"window schedule: first window {first} frames is outside "
-                         f"{WINDOW_FRAMES[0]}…{WINDOW_FRAMES[1]}")
-    if not costs_text:
-        return first, None
-    try:
-        values = [float(v) / 1000 for v in costs_text.split(",")]
-    except ValueError:
-        values = []
-    if len(values) not in (4, 5) or min(values) < 0 or values[0] <= 0 or not all(
-            math.isfinite(v) for v in values):
-        raise ValueError(f"window schedule {text!r}: costs must be four or five numbers of "
-                         "ms (generator per frame > 0, per call, front per call, per frame, "
-                         "source per frame)")
-    return first, tuple(values)
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from kokorod import extras, progress
-from kokorod.config import Config, read_wyoming_uri
+from kokorod.config import Config
 from kokorod.serve.requests import Requests
+from kokorod.setting_values import read_wyoming_uri
 
 log = logging.getLogger(__name__)
 

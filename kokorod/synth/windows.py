@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from kokorod.config import WINDOW_FRAMES, read_window_schedule
+from kokorod.setting_values import WINDOW_FRAMES, read_window_schedule
 from kokorod_common.protocol import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
@@ -251,7 +251,7 @@ def from_costs(costs: Costs, source: str = "calibrated", machine: str = "") -> S
 
 def parse(text: str) -> Schedule | None:
     """A KOKORO_WINDOW_SCHEDULE value as a Schedule (None: "auto", calibrate); the config
-    reads its text form (config.read_window_schedule). ValueError says what is wrong."""
+    reads its text form (setting_values.read_window_schedule). ValueError says what is wrong."""
     read = read_window_schedule(text)
     if read is None:
         return None
