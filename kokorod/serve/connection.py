@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 READ_SIZE = 64 * 1024
 FLUSH_S = 8.0  # closing: how long frames already buffered may wait for a slow reader
+REFUSED_LINGER_S = 1.0  # a refused peer: how long its frames are read and dropped
 _ANONYMOUS = itertools.count(1)
 
 
@@ -95,7 +96,7 @@ class Connection:
             log.warning("refused a connection from uid %s", peer_uid)
             await self.send_quietly(error_frame(None, ErrorCode.PEER_REFUSED,
                                                 "connection refused: not the daemon's user"))
-            self.writer.close()
+            await self._refused_close()
             return
         decoder = FrameDecoder(self.requests.config.max_frame_bytes)
         try:
@@ -186,6 +187,21 @@ class Connection:
         self.writer.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.writer.wait_closed(), 2.0)
+
+    async def _refused_close(self) -> None:
+        """The refusal, then EOF; what the peer sent is read and dropped (bounded) before
+        the close: closing with unread data resets the connection, and the peer's read
+        could lose the refusal to the reset."""
+        await self._flushed(REFUSED_LINGER_S)
+        with contextlib.suppress(OSError, RuntimeError):
+            if self.writer.can_write_eof():
+                self.writer.write_eof()
+        deadline = asyncio.get_running_loop().time() + REFUSED_LINGER_S
+        with contextlib.suppress(Exception):
+            while (left := deadline - asyncio.get_running_loop().time()) > 0:
+                if not await asyncio.wait_for(self.reader.read(READ_SIZE), left):
+                    break  # the peer read the refusal and hung up
+        self.writer.close()
 
     async def _flushed(self, timeout: float) -> bool:
         """Wait until the buffer is handed to the socket (the client has read enough)."""
