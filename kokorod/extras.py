@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 
 # extra → (the module it brings, what it is for)
 EXTRAS: dict[str, tuple[str, str]] = {
@@ -35,3 +36,17 @@ def missing(extra: str, wanted_by: str = "") -> str:
     _, purpose = EXTRAS[extra]
     by = f"{wanted_by} needs" if wanted_by else "needs"
     return f"{by} the {extra} extra ({purpose}): {install_hint(extra)}"
+
+
+def off_without(extra: str, wanted_by: str, at_start: bool) -> str | None:
+    """Why a front-end that needs `extra` stays off ("off: …", logged, and said by
+    `kokorod start` at a start), or None when the extra is installed."""
+    if installed(extra):
+        return None
+    from kokorod import progress
+
+    why = f"off: {missing(extra, wanted_by)}"
+    logging.getLogger(__name__).warning("%s", why)
+    if at_start:
+        progress.note(why)
+    return why

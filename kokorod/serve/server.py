@@ -24,7 +24,7 @@ from typing import Any
 
 import psutil
 
-from kokorod import __version__, extras, logs, progress
+from kokorod import __version__, extras, logs
 from kokorod import config as config_module
 from kokorod.config import ENGINE_SETTINGS, Config
 from kokorod.serve.connection import Connection
@@ -106,11 +106,9 @@ class HttpFront:
         self.port, self.error = port, ""
         if not port:
             return
-        if not extras.installed("http"):
-            self.error = f"off: {extras.missing('http', f'KOKORO_HTTP_PORT={port}')}"
-            log.warning("%s", self.error)
-            if at_start:
-                progress.note(self.error)
+        off = extras.off_without("http", f"KOKORO_HTTP_PORT={port}", at_start)
+        if off:
+            self.error = off
             return
         from kokorod.serve.http_api import SpeechAPI  # the http extra: only when it is on
 

@@ -17,7 +17,7 @@ import socket
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from kokorod import extras, progress
+from kokorod import extras
 from kokorod.config import Config
 from kokorod.serve.requests import Requests
 from kokorod.setting_values import read_wyoming_uri
@@ -102,11 +102,9 @@ class WyomingFront:
         address = address_of(config.wyoming_uri)  # checked when the config was read
         if address is None:
             return
-        if not extras.installed("wyoming"):
-            self.error = f"off: {extras.missing('wyoming', f'KOKORO_WYOMING_URI={self.uri}')}"
-            log.warning("%s", self.error)
-            if at_start:
-                progress.note(self.error)
+        off = extras.off_without("wyoming", f"KOKORO_WYOMING_URI={self.uri}", at_start)
+        if off:
+            self.error = off
             return
         try:
             self.server = await self._listen(address)
