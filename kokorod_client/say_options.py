@@ -314,29 +314,32 @@ def speed_from(args: argparse.Namespace) -> float:
 
 def read_text(args: argparse.Namespace) -> str:
     """The text from the arguments, -f FILE or standard input, decoded (text_input)."""
-    from kokorod_client.text_input import TextInputError, decode, from_arguments
+    from kokorod_client.text_input import TextInputError, decode, from_arguments, read_limited
 
     try:
         if args.input_file and args.input_file != "-":
             try:
-                data = Path(args.input_file).read_bytes()
+                with open(args.input_file, "rb") as file:  # /dev/urandom too: bounded
+                    data = read_limited(file, args.input_file, args.encoding)
             except OSError as exc:
                 raise SayError(f"cannot read {args.input_file}: {exc.strerror}") from None
             return decode(data, args.input_file, args.encoding)
         if args.text and args.input_file != "-":
             return from_arguments(args.text, args.encoding)
-        return decode(_stdin_bytes(), "standard input", args.encoding)
+        return decode(_stdin_bytes(args.encoding), "standard input", args.encoding)
     except TextInputError as exc:
         raise SayError(str(exc), EXIT_USAGE if exc.usage else EXIT_ERROR) from None
 
 
-def _stdin_bytes() -> bytes:
+def _stdin_bytes(encoding: str | None) -> bytes:
     if sys.stdin is None:
         raise SayError("no text given; pass it as arguments, with -f FILE, or on stdin")
     if sys.stdin.isatty():  # as say does: type the text, end it with Ctrl-D
         print(f"{PROG}: reading the text from the terminal; end it with Ctrl-D",
               file=sys.stderr)
-    return sys.stdin.buffer.read()
+    from kokorod_client.text_input import read_limited
+
+    return read_limited(sys.stdin.buffer, "standard input", encoding)
 
 
 def text_format_for(args: argparse.Namespace) -> str:

@@ -11,8 +11,13 @@ from __future__ import annotations
 
 import codecs
 import os
+from typing import BinaryIO
 
 UTF8 = "utf-8"
+# The largest text any daemon takes (KOKORO_MAX_FRAME_BYTES' ceiling): more is never read,
+# so `kokoro-say -f /dev/urandom` or `yes | kokoro-say` ends with a line, not a full memory.
+MAX_TEXT_BYTES = 64 << 20
+HEAD_BYTES = 65536  # enough to tell text from binary data
 BINARY_CONTROLS = 0.02  # more control bytes than this share: not text
 _TEXT_CONTROLS = frozenset(b"\t\n\r\f\v\x1b")
 # A byte order mark names its encoding (UTF-32's first: its LE mark starts with UTF-16's).
@@ -59,8 +64,9 @@ def utf16_without_bom(data: bytes) -> str | None:
     head = data[:4096]
     if len(head) < 4:
         return None
-    for codec, zeros in (("utf-16-le", head[1::2]), ("utf-16-be", head[0::2])):
-        if zeros.count(0) > 0.6 * len(zeros):
+    for codec, zeros, letters in (("utf-16-le", head[1::2], head[0::2]),
+                                  ("utf-16-be", head[0::2], head[1::2])):
+        if zeros.count(0) > 0.6 * len(zeros) and letters.count(0) < 0.1 * len(letters):
             try:
                 data.decode(codec)
             except UnicodeDecodeError:
@@ -114,6 +120,23 @@ def decode(data: bytes, source: str, encoding: str | None = None) -> str:
         raise TextInputError(f"{_is(source)} not {encoding or 'UTF-8'} text: it holds a "
                              "lone surrogate") from None
     return text
+
+
+def read_limited(stream: BinaryIO, source: str, encoding: str | None = None) -> bytes:
+    """Up to MAX_TEXT_BYTES of `stream`; binary data is refused from its first bytes, and a
+    longer text (an endless one: a device, `yes`) once the limit is passed."""
+    head = stream.read(HEAD_BYTES) or b""
+    if encoding is None and by_bom(head) is None and looks_binary(head):
+        decode(head, source)  # says what it is (binary, UTF-16 without a mark)
+    parts, size = [head], len(head)
+    while len(head) and size <= MAX_TEXT_BYTES:
+        head = stream.read(1 << 20) or b""
+        parts.append(head)
+        size += len(head)
+    if size > MAX_TEXT_BYTES:
+        raise TextInputError(f"{_is(source)} over {MAX_TEXT_BYTES >> 20} MiB, more than "
+                             "kokorod takes in one request; split the text")
+    return b"".join(parts)
 
 
 def from_arguments(args: list[str], encoding: str | None = None) -> str:
