@@ -599,11 +599,68 @@ def test_utf16_text_and_file_names_that_are_not_utf8(daemon: DaemonProc,
     ["-o", "a.mp3"], ["-o", "x.wav", "--file-format", "mp3"],
 ])
 def test_bad_values_are_a_bad_command_line(argv: list[str], tmp_path: Path) -> None:
-    """Exit 2, as argparse's own errors — before any daemon is asked (none runs here)."""
+    """Issue 36 row 17: exit 2 and one line as argparse's own errors ("kokoro-say: error:
+    …"), before any daemon is asked (none runs here)."""
     env = {**os.environ, "KOKORO_SOCKET": str(tmp_path / "none.sock")}
     result = say(["--no-autostart", *argv, "hi"], env, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("kokoro-say: error: "), result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
     assert "Traceback" not in result.stderr and "not running" not in result.stderr
+
+
+# A valid value for each kokoro-say flag that takes one (a new flag must be added here,
+# and to the modes that read it in kokorod_client/say_modes.py).
+SAMPLE_VALUES = {"rate": "170", "speed": "1.1", "chunk_ms": "100", "prebuffer": "3",
+                 "priority": "text", "text_format": "plain", "file_format": "WAVE",
+                 "data_format": "LEI16", "output_file": "x.wav", "audio_device": "1",
+                 "voice": "af_bella", "lang": "en-us", "encoding": "latin-1",
+                 "subtitles": "s.vtt", "input_file": "t.txt", "socket": "/nonexistent/k.sock"}
+MODE_BASES = {"voices": ["-v", "?"], "stop": ["--stop"], "daemon-play": ["--daemon-play", "hi"],
+              "file": ["-o", "x.wav", "hi"], "play": ["hi"]}
+
+
+@pytest.mark.parametrize("mode", sorted(MODE_BASES))
+def test_every_flag_a_mode_would_ignore_is_refused(mode: str, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 36 row 18, for every flag the parser has (not a list of known cases): added to
+    a command line of a mode that does not read it, it turns an accepted command line
+    into a refused one (exit 2, one line) — `-a 7 -o b.wav`, `--prebuffer 3
+    --daemon-play`, `-v '?' -o x.wav` …"""
+    from kokorod_client import say as say_module
+    from kokorod_client.say_modes import ANY_MODE, MODES, mode_of
+
+    monkeypatch.setenv("KOKORO_SOCKET", str(tmp_path / "none.sock"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.txt").write_text("hi")
+
+    def status(argv: list[str]) -> tuple[int, str]:
+        try:
+            code = say_module.run(["--no-autostart", *argv])
+        except SystemExit as exc:  # argparse
+            code = int(exc.code or 0)
+        return code, capsys.readouterr().err
+
+    base = MODE_BASES[mode]
+    code, err = status(base)
+    assert code != 2, err  # the mode alone is a good command line
+    parser = say_module.build_parser()
+    checked = []
+    for action in parser._actions:
+        if not action.option_strings or action.dest in ("help", "version") \
+                or action.dest in MODES[mode][1] | ANY_MODE:
+            continue
+        flag = [action.option_strings[-1]] + (
+            [SAMPLE_VALUES[action.dest]] if action.nargs != 0 else [])
+        argv = flag + base
+        if mode_of(parser.parse_args(argv)) != mode:
+            continue  # the flag picks another mode (-o, --daemon-play, --stop)
+        code, err = status(argv)
+        assert code == 2, (argv, err)
+        assert err.startswith("kokoro-say: error: ") and len(err.splitlines()) == 1, err
+        checked.append(action.dest)
+    assert len(checked) >= 3, checked
 
 
 def test_audio_on_stdout_keeps_feedback_and_stats_off_it(daemon: DaemonProc,
