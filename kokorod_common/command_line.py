@@ -110,6 +110,7 @@ def quiet_exit(status: int) -> int:
 def run_main(prog: str, body: Callable[[], int], closed_status: int = 0) -> int:
     """`body()`'s exit status, whatever happens: a closed standard output gives
     `closed_status` and no word; Ctrl-C 130; an unexpected error one line."""
+    _quiet_threads(prog, closed_status)
     try:
         status = body()
         sys.stdout.flush()  # here, where a closed pipe can still be caught
@@ -122,6 +123,23 @@ def run_main(prog: str, body: Callable[[], int], closed_status: int = 0) -> int:
         return EXIT_INTERRUPTED
     except Exception as exc:  # a bug: one line for the user, the details in the debug log
         return unexpected(prog, exc)
+
+
+def _quiet_threads(prog: str, closed_status: int) -> None:
+    """The same for the command's other threads (kokoro-say's -i lines are printed by its
+    feedback thread): a closed standard output silences the rest of the output (the work
+    itself goes on: the audio file is still written), anything else is one line."""
+    import threading
+
+    def hook(info: threading.ExceptHookArgs) -> None:
+        if info.exc_type is SystemExit:
+            return
+        if issubclass(info.exc_type, BrokenPipeError) and stdout_closed():
+            quiet_exit(closed_status)
+            return
+        unexpected(prog, info.exc_value or info.exc_type())
+
+    threading.excepthook = hook
 
 
 def unexpected(prog: str, exc: BaseException) -> int:
