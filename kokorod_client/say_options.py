@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from kokorod_common import __version__
-from kokorod_common.command_line import EXIT_USAGE, Parser, any_bytes
+from kokorod_common.command_line import EXIT_USAGE, Parser, any_bytes, shown
 from kokorod_common.protocol import CHUNK_MS_RANGE, PRIORITIES, SPEED_RANGE, TEXT_FORMATS
 
 PROG = "kokoro-say"
@@ -320,10 +320,10 @@ def read_text(args: argparse.Namespace) -> str:
         if args.input_file and args.input_file != "-":
             try:
                 with open(args.input_file, "rb") as file:  # /dev/urandom too: bounded
-                    data = read_limited(file, args.input_file, args.encoding)
+                    data = read_limited(file, shown(args.input_file), args.encoding)
             except OSError as exc:
-                raise SayError(f"cannot read {args.input_file}: {exc.strerror}") from None
-            return decode(data, args.input_file, args.encoding)
+                raise SayError(f"cannot read {shown(args.input_file)}: {exc.strerror}") from None
+            return decode(data, shown(args.input_file), args.encoding)
         if args.text and args.input_file != "-":
             return from_arguments(args.text, args.encoding)
         return decode(_stdin_bytes(args.encoding), "standard input", args.encoding)

@@ -665,14 +665,12 @@ def test_every_flag_a_mode_would_ignore_is_refused(mode: str, tmp_path: Path,
 
 def test_audio_on_stdout_keeps_feedback_and_stats_off_it(daemon: DaemonProc,
                                                          tmp_path: Path) -> None:
-    """-o -: stdout is the WAV file, whole and nothing else; -i's lines and --json-stats
-    go to standard error."""
-    import io
-
+    """Issue 36 row 9: -o -: stdout is the WAV file, whole and nothing else; -i's lines,
+    --json-stats, --stats and --progress go to standard error."""
     text = "First sentence here. And the second one."
-    for flag in ("-i", "--json-stats"):
+    for flags in (["-i"], ["--json-stats"], ["--stats", "--progress"]):
         result = subprocess.run([sys.executable, "-m", "kokorod_client.say", "--no-autostart",
-                                 flag, "-o", "-", text], env=daemon.env, capture_output=True,
+                                 *flags, "-o", "-", text], env=daemon.env, capture_output=True,
                                 timeout=180)
         assert result.returncode == 0, result.stderr
         wav = result.stdout
@@ -680,10 +678,13 @@ def test_audio_on_stdout_keeps_feedback_and_stats_off_it(daemon: DaemonProc,
         audio, rate = sf.read(io.BytesIO(wav))
         assert rate == 24_000 and audio.size > 24_000
         err = result.stderr.decode().splitlines()
-        if flag == "-i":
+        if flags == ["-i"]:
             assert err == ["First sentence here.", "And the second one."]
-        else:
+        elif flags == ["--json-stats"]:
             assert json.loads(err[-1])["end"]["reason"] == "done"
+        else:
+            assert re.search(r"audio +\d+\.\d\d s in \d+ chunks", result.stderr.decode())
+            assert "kokoro-say: 100%" in result.stderr.decode()
 
 
 def in_terminal(command: str, tmp_path: Path, timeout: float = 60) -> str:
