@@ -11,6 +11,7 @@ whole file is written there at the end: WAV and AIFF headers need the length).
 from __future__ import annotations
 
 import io
+import os
 import struct
 import sys
 from dataclasses import dataclass
@@ -138,7 +139,10 @@ class AudioFileWriter:
             raise UnsupportedFormat(problem)
         # A file appears whole (atomic): written beside the target, renamed over it at close.
         self._pending = None if self._stdout else atomic.Pending(self.path)
-        target: Any = io.BytesIO() if self._pending is None else str(self._pending.path)
+        # A file name's own bytes (it may not be UTF-8, which soundfile would encode it as).
+        target: Any = io.BytesIO() if self._pending is None else (
+            str(self._pending.path) if sys.platform == "win32" else
+            os.fsencode(self._pending.path))
         self._target = target
         container = "AIFF" if self.spec.container == "AIFC" else self.spec.container
         try:

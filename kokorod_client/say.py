@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from kokorod_client.early import ask_early
+from kokorod_client.say_modes import ignored_flags
 from kokorod_client.say_options import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -34,6 +35,7 @@ from kokorod_client.say_options import (
     request_options,
     speed_from,
 )
+from kokorod_common.command_line import EXIT_USAGE, quiet_exit, run_main, stdout_closed
 from kokorod_common.messages import ConnectionLost, DaemonError
 
 if TYPE_CHECKING:
@@ -45,9 +47,13 @@ log = logging.getLogger(PROG)
 
 def run(argv: list[str] | None = None, sink: SinkFactory | None = None) -> int:
     started = time.perf_counter()
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         check_combination(args)
+        ignored = ignored_flags(args, parser)
+        if ignored:
+            raise SayError(ignored, EXIT_USAGE)
         check_outputs(args)
         if args.audio_device == "?":
             print_devices()
@@ -109,7 +115,7 @@ def run(argv: list[str] | None = None, sink: SinkFactory | None = None) -> int:
         return EXIT_ERROR
     except BrokenPipeError:
         if stdout_closed():
-            return quiet_exit()
+            return quiet_exit(EXIT_ERROR)
         print(f"{PROG}: kokorod closed the connection (stopped or crashed) before all was "
               "spoken; the next kokoro-say starts it again", file=sys.stderr)
         return EXIT_NOT_ALL_SPOKEN
@@ -117,31 +123,10 @@ def run(argv: list[str] | None = None, sink: SinkFactory | None = None) -> int:
         print(f"{PROG}: kokorod closed the connection (stopped or crashed) before all was "
               "spoken; the next kokoro-say starts it again", file=sys.stderr)
         return EXIT_NOT_ALL_SPOKEN
-    except SayError as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
+    except SayError as exc:  # a bad command line as argparse says it: "prog: error: …"
+        said = "error: " if exc.status == EXIT_USAGE else ""
+        print(f"{PROG}: {said}{exc}", file=sys.stderr)
         return exc.status
-
-
-def stdout_closed() -> bool:
-    """Has the reader of standard output gone (`kokoro-say -v '?' | head -1`)? Told apart
-    from the daemon's socket, whose end raises the same BrokenPipeError."""
-    import select
-
-    try:
-        poller = select.poll()
-        poller.register(sys.stdout.fileno(), select.POLLOUT)
-        return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
-    except (AttributeError, OSError, ValueError):  # no poll, or stdout is not a file
-        return False
-
-
-def quiet_exit() -> int:
-    """Standard output was closed by its reader: stop without a word (as `head` wants),
-    and without Python's complaint when it flushes stdout at exit."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
-    return EXIT_ERROR
 
 
 def request_fields(args: argparse.Namespace, speed: float) -> dict[str, Any]:
@@ -248,16 +233,8 @@ def main() -> None:
     logging.basicConfig(level=logging.DEBUG if os.environ.get("KOKORO_VERBOSE_LOGS") == "1"
                         else logging.WARNING, format=f"{PROG}: %(message)s")
     exit_if_interrupt_hangs()
-    try:
-        status = run()
-    except BrokenPipeError:  # stdout closed while argparse wrote --help or --version
-        status = quiet_exit() if stdout_closed() else EXIT_ERROR
-    except Exception as exc:  # a bug: one line for the user, the details in the debug log
-        log.debug("unexpected error", exc_info=True)
-        print(f"{PROG}: unexpected error: {type(exc).__name__}: {exc} (KOKORO_VERBOSE_LOGS=1 "
-              "shows the details; please report it)", file=sys.stderr)
-        status = EXIT_ERROR
-    sys.exit(status)
+    # Standard output closed by its reader: status 1, as not all was delivered.
+    sys.exit(run_main(PROG, run, closed_status=EXIT_ERROR))
 
 
 if __name__ == "__main__":

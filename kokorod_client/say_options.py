@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from kokorod_common import __version__
+from kokorod_common.command_line import EXIT_USAGE, Parser, any_bytes, shown
 from kokorod_common.protocol import CHUNK_MS_RANGE, PRIORITIES, SPEED_RANGE, TEXT_FORMATS
 
 PROG = "kokoro-say"
+PREBUFFER = 2  # chunks held before playback starts, unless --prebuffer says
 NATURAL_WPM = 170.0  # Kokoro at speed 1.0 speaks roughly this many words a minute
 
 MARKDOWN_SUFFIXES = (".md", ".markdown", ".mdown", ".mkd", ".rmd")
@@ -76,7 +78,6 @@ exit status:
 
 # Exit statuses (documented in --help): 2 is argparse's for a bad command line.
 EXIT_ERROR = 1
-EXIT_USAGE = 2
 EXIT_NOT_ALL_SPOKEN = 3  # stopped, interrupted, dropped, or the daemon stopped meanwhile
 EXIT_INTERRUPTED = 130  # Ctrl-C
 
@@ -114,9 +115,50 @@ def _chunk_ms(text: str) -> int:
     return value
 
 
+def _rate(text: str) -> float:
+    lo, hi = SPEED_RANGE
+    value = _number(text)
+    if not lo * NATURAL_WPM <= value <= hi * NATURAL_WPM:
+        raise argparse.ArgumentTypeError(f"{text!r}: use a rate from {lo * NATURAL_WPM:.0f} "
+                                         f"to {hi * NATURAL_WPM:.0f} words per minute")
+    return value
+
+
+def _speed(text: str) -> float:
+    lo, hi = SPEED_RANGE
+    value = _number(text)
+    if not lo <= value <= hi:
+        raise argparse.ArgumentTypeError(f"{text!r}: use a speed factor from {lo} to {hi}")
+    return value
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")  # out of every range
+
+
 def stdout_carries_audio(args: argparse.Namespace) -> bool:
     """`-o -`: the audio file goes to standard output, so nothing else may."""
     return args.output_file == "-"
+
+
+def is_terminal(path: str | None) -> bool:
+    """Whether `path` is a terminal device (/dev/tty, /dev/stdout at a terminal, …)."""
+    import os
+    import stat
+
+    try:
+        if path is None or not stat.S_ISCHR(os.stat(path).st_mode):
+            return False
+        fd = os.open(path, os.O_WRONLY | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        return os.isatty(fd)
+    finally:
+        os.close(fd)
 
 
 def feedback_stream(args: argparse.Namespace) -> TextIO:
@@ -153,6 +195,8 @@ def check_combination(args: argparse.Namespace) -> None:
          "to play on; -o writes a file instead: choose one"),
         (stdout_carries_audio(args) and sys.stdout.isatty(), "-o - writes the audio file to "
          "standard output, which is a terminal: redirect it (> file.wav) or pipe it"),
+        (not stdout_carries_audio(args) and is_terminal(args.output_file), f"-o "
+         f"{args.output_file} is a terminal: give a file name (-o file.wav)"),
         ((args.data_format or args.file_format) and not args.output_file,
          "--data-format and --file-format describe the -o file; there is none"),
         (args.rate is not None and args.speed is not None, "-r and --speed both set the "
@@ -165,19 +209,6 @@ def check_combination(args: argparse.Namespace) -> None:
     for broken, why in rules:
         if broken:
             raise SayError(why, EXIT_USAGE)
-    for flag, value in (("-v", args.voice), ("-l", args.lang)):
-        if value and not _is_utf8(value):
-            raise SayError(f"{flag} is not UTF-8 text", EXIT_USAGE)
-    speed_from(args)
-
-
-def _is_utf8(value: str) -> bool:
-    """False for an argument holding bytes that were not UTF-8 (surrogate escapes)."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def check_outputs(args: argparse.Namespace) -> None:
@@ -202,8 +233,8 @@ def check_outputs(args: argparse.Namespace) -> None:
             raise SayError(problem, EXIT_USAGE if wrong_kind else EXIT_ERROR)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def build_parser() -> Parser:
+    p = Parser(
         prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
         usage=f"{PROG} [-v voice] [-r rate] [-o outfile [--file-format=fmt] "
               "[--data-format=fmt]] [-a device] [-f file | string ...] [-i] [--progress] "
@@ -211,18 +242,19 @@ def build_parser() -> argparse.ArgumentParser:
         description=f"{PROG} - convert text to audible speech\n\n{DESCRIPTION}",
         epilog=EPILOG,
     )
-    p.add_argument("text", nargs="*", help="text to speak (default: -f, or standard input)")
-    p.add_argument("-f", "--input-file", metavar="file",
+    p.add_argument("text", nargs="*", type=any_bytes,
+                   help="text to speak (default: -f, or standard input)")
+    p.add_argument("-f", "--input-file", metavar="file", type=any_bytes,
                    help="read the text from file ('-' for standard input)")
     p.add_argument("-v", "--voice", metavar="voice",
                    help="voice to use, or a blend 'af_bella:0.6,af_sky:0.4'; '?' lists the "
                         "installed voices")
     p.add_argument("--voices", action="store_true", help="list the installed voices and exit")
-    p.add_argument("-r", "--rate", type=float, metavar="rate",
+    p.add_argument("-r", "--rate", type=_rate, metavar="rate",
                    help=f"speech rate in words per minute (about {NATURAL_WPM:.0f} is normal; "
                         f"{SPEED_RANGE[0] * NATURAL_WPM:.0f}–{SPEED_RANGE[1] * NATURAL_WPM:.0f})")
-    p.add_argument("--speed", type=float, help="speed factor 0.5–2.0 (alternative to -r)")
-    p.add_argument("-o", "--output-file", metavar="outfile",
+    p.add_argument("--speed", type=_speed, help="speed factor 0.5–2.0 (alternative to -r)")
+    p.add_argument("-o", "--output-file", metavar="outfile", type=any_bytes,
                    help="write the audio to outfile instead of playing it")
     p.add_argument("--file-format", metavar="fmt", help="format of the -o file (see below)")
     p.add_argument("--data-format", metavar="fmt", help="sample format of the -o file")
@@ -231,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-i", "--interactive", action="store_true",
                    help="show the text as it is spoken: on a terminal each word is "
                         "highlighted as it is heard, elsewhere a line per sentence")
-    p.add_argument("--subtitles", metavar="file",
+    p.add_argument("--subtitles", metavar="file", type=any_bytes,
                    help="write subtitles timed to the audio: .vtt, .srt, or .json (every "
                         "word's start and end in seconds)")
     p.add_argument("--progress", action="store_true",
@@ -257,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop speech the daemon plays for kokoro-say (with --all: everyone's) "
                         "and exit")
     p.add_argument("--all", action="store_true", help="with --stop: stop everyone's speech")
-    p.add_argument("--prebuffer", type=_prebuffer, default=2, metavar="N",
+    p.add_argument("--prebuffer", type=_prebuffer, metavar="N",
                    help="chunks to hold before playback starts (1–3 recommended, default 2)")
     p.add_argument("--chunk-ms", type=_chunk_ms, metavar="MS", help="chunk length, 20–500 ms")
     p.add_argument("--stats", action="store_true",
@@ -265,52 +297,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json-stats", action="store_true",
                    help="print the statistics as JSON on standard output")
     p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    p.add_argument("--socket", help="daemon socket (default: $KOKORO_SOCKET or per-user)")
+    p.add_argument("--socket", type=any_bytes,
+                   help="daemon socket (default: $KOKORO_SOCKET or per-user)")
     p.add_argument("--no-autostart", action="store_true",
                    help="fail instead of starting the daemon when it is not running")
     return p
 
 
 def speed_from(args: argparse.Namespace) -> float:
-    lo, hi = SPEED_RANGE
+    """The speed factor from -r (words per minute) or --speed; both were range-checked as
+    they were parsed (_rate, _speed)."""
     if args.rate is not None:
-        speed = args.rate / NATURAL_WPM
-        if not lo <= speed <= hi:
-            raise SayError(f"rate {args.rate:g} wpm is out of range; use "
-                           f"{lo * NATURAL_WPM:.0f}–{hi * NATURAL_WPM:.0f}", EXIT_USAGE)
-        return speed
-    if args.speed is not None:
-        if not lo <= args.speed <= hi:
-            raise SayError(f"speed {args.speed:g} is out of range; use {lo}–{hi}", EXIT_USAGE)
-        return float(args.speed)
-    return 1.0
+        return float(args.rate) / NATURAL_WPM
+    return 1.0 if args.speed is None else float(args.speed)
 
 
 def read_text(args: argparse.Namespace) -> str:
     """The text from the arguments, -f FILE or standard input, decoded (text_input)."""
-    from kokorod_client.text_input import TextInputError, decode, from_arguments
+    from kokorod_client.text_input import TextInputError, decode, from_arguments, read_limited
 
     try:
         if args.input_file and args.input_file != "-":
             try:
-                data = Path(args.input_file).read_bytes()
+                with open(args.input_file, "rb") as file:  # /dev/urandom too: bounded
+                    data = read_limited(file, shown(args.input_file), args.encoding)
             except OSError as exc:
-                raise SayError(f"cannot read {args.input_file}: {exc.strerror}") from None
-            return decode(data, args.input_file, args.encoding)
+                raise SayError(f"cannot read {shown(args.input_file)}: {exc.strerror}") from None
+            return decode(data, shown(args.input_file), args.encoding)
         if args.text and args.input_file != "-":
             return from_arguments(args.text, args.encoding)
-        return decode(_stdin_bytes(), "standard input", args.encoding)
+        return decode(_stdin_bytes(args.encoding), "standard input", args.encoding)
     except TextInputError as exc:
         raise SayError(str(exc), EXIT_USAGE if exc.usage else EXIT_ERROR) from None
 
 
-def _stdin_bytes() -> bytes:
+def _stdin_bytes(encoding: str | None) -> bytes:
     if sys.stdin is None:
         raise SayError("no text given; pass it as arguments, with -f FILE, or on stdin")
     if sys.stdin.isatty():  # as say does: type the text, end it with Ctrl-D
         print(f"{PROG}: reading the text from the terminal; end it with Ctrl-D",
               file=sys.stderr)
-    return sys.stdin.buffer.read()
+    from kokorod_client.text_input import read_limited
+
+    return read_limited(sys.stdin.buffer, "standard input", encoding)
 
 
 def text_format_for(args: argparse.Namespace) -> str:

@@ -39,6 +39,7 @@ from kokorod_client.client import Client, Stream
 from kokorod_client.sd_punctuation import as_ssml
 from kokorod_client.sd_settings import choose_voice, gain_for, same_language, speed_for
 from kokorod_common import launcher
+from kokorod_common.command_line import run_main
 from kokorod_common.messages import ConnectionLost, DaemonError
 from kokorod_common.paths import resolve_socket
 from kokorod_common.protocol import SAMPLE_RATE
@@ -368,7 +369,12 @@ def main() -> None:
                         else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s sd_kokoro %(levelname)s %(message)s")
     stdin = open(sys.stdin.fileno(), encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
-    Module(stdin, sys.stdout.buffer, _connect).run()
+
+    def body() -> int:
+        Module(stdin, sys.stdout.buffer, _connect).run()
+        return 0
+
+    sys.exit(run_main("sd_kokoro", body))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 from kokorod_client import subtitles
 from kokorod_client.client import Client, Stream
 from kokorod_client.highlight import WordHighlighter
-from kokorod_client.say_options import PROG, SayError, feedback_stream, request_options
+from kokorod_client.say_options import (
+    PREBUFFER,
+    PROG,
+    SayError,
+    feedback_stream,
+    request_options,
+)
 from kokorod_client.timeline import Timeline
 from kokorod_common.messages import Chunk, Mark
 from kokorod_common.player import DeviceStalled, NoAudioDevice, Player, SinkFactory
@@ -44,7 +50,7 @@ class Output:
         path = args.output_file
         if path is None:
             try:
-                self.player = Player(prebuffer=args.prebuffer, sink=sink,
+                self.player = Player(prebuffer=args.prebuffer or PREBUFFER, sink=sink,
                                      device=audio_device(args.audio_device))
             except NoAudioDevice as exc:
                 if args.audio_device is not None:

@@ -126,8 +126,17 @@ def ensure_private_dir(directory: Path) -> None:
 
 
 def check_socket_path(path: Path) -> None:
+    """A path the daemon may listen on: short enough, and nothing but a (stale) socket
+    there — a file given by mistake (`--socket notes.txt`) is never replaced."""
     if len(os.fsencode(path)) >= MAX_SOCKET_PATH:
         raise PathError(
             f"socket path {path} is {len(os.fsencode(path))} bytes; Unix sockets allow fewer "
             f"than {MAX_SOCKET_PATH}. Set KOKORO_SOCKET to a shorter path."
         )
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not (stat.S_ISSOCK(mode) or stat.S_ISLNK(mode)):
+        raise PathError(f"{path} is not a socket (a file is there, which kokorod will not "
+                        "replace); set KOKORO_SOCKET (or --socket) to another path")

@@ -4,6 +4,7 @@ autostart, and the daemon's lifecycle commands."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -552,8 +553,11 @@ def test_text_that_is_not_utf8_gets_one_line_and_encoding_reads_it(daemon: Daemo
         assert "not UTF-8 (looks like latin-1?)" in line and "--encoding latin-1" in line
     noise = say_bytes(["--no-autostart", "-o", out], daemon.env, os.urandom(4096))
     assert noise.returncode == 1 and "binary data, not text" in one_line(noise.stderr)
-    voice = say_bytes(["--no-autostart", "-o", out, "-v", b"caf\xe9", "Hi."], daemon.env)
-    assert voice.returncode == 2 and "-v is not UTF-8" in one_line(voice.stderr)
+    for flag in ("-v", "-l", "--encoding"):  # text flags: a bad command line
+        bad = say_bytes(["--no-autostart", "-o", out, flag, b"caf\xe9", "Hi."], daemon.env)
+        assert bad.returncode == 2, bad
+        assert "error: argument " in one_line(bad.stderr) and "'caf\\xe9' is not UTF-8 text" \
+            in one_line(bad.stderr)
     unknown = say_bytes(["--no-autostart", "--encoding", "klingon", "-o", out, "Hi."],
                         daemon.env)
     assert unknown.returncode == 2 and "klingon" in one_line(unknown.stderr)
@@ -565,28 +569,108 @@ def test_text_that_is_not_utf8_gets_one_line_and_encoding_reads_it(daemon: Daemo
         assert "café" in [w["text"] for w in json.loads(words.read_text())["words"]]
 
 
+def test_utf16_text_and_file_names_that_are_not_utf8(daemon: DaemonProc,
+                                                     tmp_path: Path) -> None:
+    """Issue 36 row 6: a Windows "Unicode" file (UTF-16 with its byte order mark) is read
+    as what its mark says; UTF-16 without one gets the hint, not "binary"; a file name is
+    bytes, whatever they are (-o, -f, --subtitles)."""
+    words = tmp_path / "w.json"
+    for data in ("Un café.".encode("utf-16"), "Un café.".encode("utf-32")):
+        read = say_bytes(["--no-autostart", "-o", str(tmp_path / "x.wav"), "--subtitles",
+                          str(words)], daemon.env, data)
+        assert read.returncode == 0, read.stderr
+        assert [w["text"] for w in json.loads(words.read_text())["words"]] == ["Un", "café"]
+    bare = say_bytes(["--no-autostart", "-o", str(tmp_path / "x.wav")], daemon.env,
+                     "Hello there.".encode("utf-16-le"))
+    assert bare.returncode == 1 and "--encoding utf-16-le" in one_line(bare.stderr)
+    source = os.fsencode(tmp_path) + b"/n\xe9.txt"
+    Path(os.fsdecode(source)).write_text("Hello.")
+    wav, vtt = os.fsencode(tmp_path) + b"/x\xe9.wav", os.fsencode(tmp_path) + b"/s\xe9.vtt"
+    named = say_bytes(["--no-autostart", "-f", source, "-o", wav, "--subtitles", vtt],
+                      daemon.env)
+    assert named.returncode == 0 and named.stderr == b"", named.stderr
+    audio, rate = sf.read(io.BytesIO(Path(os.fsdecode(wav)).read_bytes()))
+    assert rate == 24_000 and audio.size > 0.3 * 24_000
+    assert "Hello." in Path(os.fsdecode(vtt)).read_text()
+
+
 @pytest.mark.parametrize("argv", [
     ["-r", "50"], ["--speed", "5"], ["--chunk-ms", "5"], ["-o", "x.wav", "--data-format", "foo"],
     ["-o", "a.mp3"], ["-o", "x.wav", "--file-format", "mp3"],
 ])
 def test_bad_values_are_a_bad_command_line(argv: list[str], tmp_path: Path) -> None:
-    """Exit 2, as argparse's own errors — before any daemon is asked (none runs here)."""
+    """Issue 36 row 17: exit 2 and one line as argparse's own errors ("kokoro-say: error:
+    …"), before any daemon is asked (none runs here)."""
     env = {**os.environ, "KOKORO_SOCKET": str(tmp_path / "none.sock")}
     result = say(["--no-autostart", *argv, "hi"], env, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("kokoro-say: error: "), result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
     assert "Traceback" not in result.stderr and "not running" not in result.stderr
+
+
+# A valid value for each kokoro-say flag that takes one (a new flag must be added here,
+# and to the modes that read it in kokorod_client/say_modes.py).
+SAMPLE_VALUES = {"rate": "170", "speed": "1.1", "chunk_ms": "100", "prebuffer": "3",
+                 "priority": "text", "text_format": "plain", "file_format": "WAVE",
+                 "data_format": "LEI16", "output_file": "x.wav", "audio_device": "1",
+                 "voice": "af_bella", "lang": "en-us", "encoding": "latin-1",
+                 "subtitles": "s.vtt", "input_file": "t.txt", "socket": "/nonexistent/k.sock"}
+MODE_BASES = {"voices": ["-v", "?"], "stop": ["--stop"], "daemon-play": ["--daemon-play", "hi"],
+              "file": ["-o", "x.wav", "hi"], "play": ["hi"]}
+
+
+@pytest.mark.parametrize("mode", sorted(MODE_BASES))
+def test_every_flag_a_mode_would_ignore_is_refused(mode: str, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 36 row 18, for every flag the parser has (not a list of known cases): added to
+    a command line of a mode that does not read it, it turns an accepted command line
+    into a refused one (exit 2, one line) — `-a 7 -o b.wav`, `--prebuffer 3
+    --daemon-play`, `-v '?' -o x.wav` …"""
+    from kokorod_client import say as say_module
+    from kokorod_client.say_modes import ANY_MODE, MODES, mode_of
+
+    monkeypatch.setenv("KOKORO_SOCKET", str(tmp_path / "none.sock"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.txt").write_text("hi")
+
+    def status(argv: list[str]) -> tuple[int, str]:
+        try:
+            code = say_module.run(["--no-autostart", *argv])
+        except SystemExit as exc:  # argparse
+            code = int(exc.code or 0)
+        return code, capsys.readouterr().err
+
+    base = MODE_BASES[mode]
+    code, err = status(base)
+    assert code != 2, err  # the mode alone is a good command line
+    parser = say_module.build_parser()
+    checked = []
+    for action in parser._actions:
+        if not action.option_strings or action.dest in ("help", "version") \
+                or action.dest in MODES[mode][1] | ANY_MODE:
+            continue
+        flag = [action.option_strings[-1]] + (
+            [SAMPLE_VALUES[action.dest]] if action.nargs != 0 else [])
+        argv = flag + base
+        if mode_of(parser.parse_args(argv)) != mode:
+            continue  # the flag picks another mode (-o, --daemon-play, --stop)
+        code, err = status(argv)
+        assert code == 2, (argv, err)
+        assert err.startswith("kokoro-say: error: ") and len(err.splitlines()) == 1, err
+        checked.append(action.dest)
+    assert len(checked) >= 3, checked
 
 
 def test_audio_on_stdout_keeps_feedback_and_stats_off_it(daemon: DaemonProc,
                                                          tmp_path: Path) -> None:
-    """-o -: stdout is the WAV file, whole and nothing else; -i's lines and --json-stats
-    go to standard error."""
-    import io
-
+    """Issue 36 row 9: -o -: stdout is the WAV file, whole and nothing else; -i's lines,
+    --json-stats, --stats and --progress go to standard error."""
     text = "First sentence here. And the second one."
-    for flag in ("-i", "--json-stats"):
+    for flags in (["-i"], ["--json-stats"], ["--stats", "--progress"]):
         result = subprocess.run([sys.executable, "-m", "kokorod_client.say", "--no-autostart",
-                                 flag, "-o", "-", text], env=daemon.env, capture_output=True,
+                                 *flags, "-o", "-", text], env=daemon.env, capture_output=True,
                                 timeout=180)
         assert result.returncode == 0, result.stderr
         wav = result.stdout
@@ -594,10 +678,13 @@ def test_audio_on_stdout_keeps_feedback_and_stats_off_it(daemon: DaemonProc,
         audio, rate = sf.read(io.BytesIO(wav))
         assert rate == 24_000 and audio.size > 24_000
         err = result.stderr.decode().splitlines()
-        if flag == "-i":
+        if flags == ["-i"]:
             assert err == ["First sentence here.", "And the second one."]
-        else:
+        elif flags == ["--json-stats"]:
             assert json.loads(err[-1])["end"]["reason"] == "done"
+        else:
+            assert re.search(r"audio +\d+\.\d\d s in \d+ chunks", result.stderr.decode())
+            assert "kokoro-say: 100%" in result.stderr.decode()
 
 
 def in_terminal(command: str, tmp_path: Path, timeout: float = 60) -> str:
@@ -622,15 +709,44 @@ def in_terminal(command: str, tmp_path: Path, timeout: float = 60) -> str:
         subprocess.run([*server, "kill-server"], capture_output=True)
 
 
+def terminal_env(daemon: DaemonProc) -> str:
+    return " ".join(f"{k}='{v}'" for k, v in daemon.env.items()
+                    if "'" not in v and k.isidentifier())
+
+
 def test_audio_to_stdout_on_a_terminal_is_refused(daemon: DaemonProc, tmp_path: Path) -> None:
-    env = " ".join(f"{k}='{v}'" for k, v in daemon.env.items()
-                   if "'" not in v and k.isidentifier())
-    screen = in_terminal(f"env -i {env} {sys.executable} -m kokorod_client.say "
-                         f"--no-autostart -o - '{SHORT}'", tmp_path)
+    """Issue 36 row 10: `-o -` at a terminal, and the terminal by another name (/dev/tty,
+    /dev/stdout): refused, nothing binary on the screen."""
+    say_cmd = f"env -i {terminal_env(daemon)} {sys.executable} -m kokorod_client.say " \
+              "--no-autostart"
+    screen = in_terminal(f"{say_cmd} -o - '{SHORT}'; echo A=$?; "
+                         f"{say_cmd} -o /dev/tty --file-format WAVE '{SHORT}'; echo B=$?; "
+                         f"{say_cmd} -o /dev/stdout --file-format WAVE '{SHORT}'", tmp_path)
     lines = [line for line in screen.splitlines() if line.strip()]
-    assert lines[-1] == "EXIT=2", screen
-    assert lines[:-1] == ["kokoro-say: -o - writes the audio file to standard output, which "
-                          "is a terminal: redirect it (> file.wav) or pipe it"], screen
+    assert lines == [
+        "kokoro-say: error: -o - writes the audio file to standard output, which is a "
+        "terminal: redirect it (> file.wav) or pipe it", "A=2",
+        "kokoro-say: error: -o /dev/tty is a terminal: give a file name (-o file.wav)", "B=2",
+        "kokoro-say: error: -o /dev/stdout is a terminal: give a file name (-o file.wav)",
+        "EXIT=2"], screen
+
+
+def test_highlighting_goes_to_the_terminal_while_the_audio_goes_to_a_file(
+        daemon: DaemonProc, tmp_path: Path) -> None:
+    """Issue 36 row 9, as typed at a terminal: `kokoro-say -i -o - "…" > x.wav`. The words
+    are shown (standard error is the terminal) and x.wav is the WAV file, whole."""
+    wav = tmp_path / "x.wav"
+    text = "First sentence here. And the second one."
+    screen = in_terminal(f"env -i {terminal_env(daemon)} {sys.executable} -m "
+                         f"kokorod_client.say --no-autostart -i -o - '{text}' > {wav}",
+                         tmp_path, timeout=120)
+    lines = [line for line in screen.splitlines() if line.strip()]
+    assert lines[-1] == "EXIT=0", screen
+    assert " ".join(lines[:-1]).split() == text.split(), screen  # the text, nothing else
+    data = wav.read_bytes()
+    assert data[:4] == b"RIFF" and int.from_bytes(data[4:8], "little") + 8 == len(data)
+    audio, rate = sf.read(wav)
+    assert rate == 24_000 and audio.size > 1.5 * 24_000
 
 
 def test_daemon_play_stats_fit_the_mode(speaker: Any) -> None:

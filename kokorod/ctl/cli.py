@@ -16,6 +16,7 @@ from kokorod.config import SETTINGS, Config, ConfigError, config_file_path, load
 from kokorod.ctl import lexicon_cli, model_cli, status_text, tune
 from kokorod.store.models import ModelError
 from kokorod_common import control, launcher
+from kokorod_common.command_line import Parser, any_bytes, run_main
 
 
 def _config(args: argparse.Namespace, strict: bool = False) -> Config:
@@ -275,9 +276,10 @@ def cmd_speechd(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="kokorod", description="Warm local Kokoro TTS daemon.")
+    p = Parser(prog="kokorod", description="Warm local Kokoro TTS daemon.")
     p.add_argument("--version", action="version", version=f"kokorod {__version__}")
-    p.add_argument("--socket", help="socket path (default: $KOKORO_SOCKET or per-user)")
+    p.add_argument("--socket", type=any_bytes,
+                   help="socket path (default: $KOKORO_SOCKET or per-user)")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="run the daemon in the foreground").set_defaults(func=cmd_run)
     start = sub.add_parser("start", help="start the daemon in the background")
@@ -325,28 +327,20 @@ def _socket_first(argv: list[str]) -> list[str]:
     return moved + out
 
 
-def _reader_went_away() -> int:
-    """Standard output's reader closed it (`kokorod config | head -1`): it has what it
-    wanted, so exit quietly, with nothing left to flush at exit."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
-    try:
-        args = build_parser().parse_args(_socket_first(sys.argv[1:] if argv is None else argv))
-        code = int(args.func(args))
-        sys.stdout.flush()  # here, where a closed pipe can still be caught
-        return code
-    except BrokenPipeError:
-        return _reader_went_away()
-    except ConfigError as exc:
-        print(exc.verdict(), file=sys.stderr)
-        return 2
-    except ModelError as exc:
-        print(f"kokorod: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    """The exit status; a closed standard output (`kokorod config | head -1`) ends the
+    command quietly with 0, and nothing reaches the user as a traceback (command_line)."""
+
+    def body() -> int:
+        try:
+            args = build_parser().parse_args(
+                _socket_first(sys.argv[1:] if argv is None else argv))
+            return int(args.func(args))
+        except ConfigError as exc:
+            print(exc.verdict(), file=sys.stderr)
+            return 2
+        except ModelError as exc:
+            print(f"kokorod: {exc}", file=sys.stderr)
+            return 1
+
+    return run_main("kokorod", body)

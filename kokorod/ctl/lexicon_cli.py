@@ -106,6 +106,9 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_say(args: argparse.Namespace) -> int:
+    if not args.word.strip():
+        print("kokorod lexicon say: error: the word is empty", file=sys.stderr)
+        return 2
     config = load(socket=getattr(args, "socket", None))
     fields = {"text": args.word, "lang": args.lang, "voice": args.voice}
     try:

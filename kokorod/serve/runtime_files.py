@@ -134,6 +134,7 @@ class RuntimeFiles:
             log.warning("the socket %s was removed; listening on it again", self.socket)
             if self.server is not None:
                 self.server.close()  # connections already open carry on
+            paths.check_socket_path(self.socket)  # never replace a file put there since
             with contextlib.suppress(FileNotFoundError):
                 self.socket.unlink()
             await self.bind(accept)
