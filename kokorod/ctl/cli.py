@@ -66,7 +66,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     logs.setup(config.verbose_logs)
     try:
         server.run(config)
-    except (AlreadyRunning, ModelError, PathError, server.HttpError) as exc:
+    except (AlreadyRunning, ModelError, PathError) as exc:
         return _cannot_start(str(exc))
     except RuntimeError as exc:  # e.g. onnxruntime could not load the model
         return _cannot_start(f"cannot start: {str(exc).splitlines()[0]}")
@@ -89,12 +89,14 @@ def cmd_start(args: argparse.Namespace) -> int:
         return 1
     pid = launcher.daemon_pid(path)
     print(f"kokorod started (pid {pid}) on {path} in {time.monotonic() - started:.1f}s")
-    try:
-        http = control.call(path, "status", client_name="kokorod-start").get("http") or {}
+    try:  # where its front-ends listen (why one is off was said above, as a note)
+        status = control.call(path, "status", client_name="kokorod-start")
     except (OSError, RuntimeError):
-        http = {}
-    if http.get("url"):
-        print(f"OpenAI speech API on {http['url']}")
+        status = {}
+    if (status.get("http") or {}).get("url"):
+        print(f"OpenAI speech API on {status['http']['url']}")
+    if (status.get("wyoming") or {}).get("uri"):
+        print(f"Wyoming server on {status['wyoming']['uri']}")
     return 0
 
 
