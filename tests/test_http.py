@@ -8,6 +8,7 @@ import http.client
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -190,6 +191,22 @@ def test_kokorod_http_and_status_ask_the_daemon(http_daemon: tuple[DaemonProc, i
     http = json.loads(kokorod_cli("status", "--json", env=env).stdout)["http"]
     assert http["on"] is True and http["port"] == port and http["error"] is None
     assert f"on http://127.0.0.1:{port}/v1" in daemon.log_text()  # the log says so too
+
+
+def test_protocol_md_names_the_status_fields_kokorod_http_reads(
+        http_daemon: tuple[DaemonProc, int]) -> None:
+    """Issue 36 row 2: a client written from PROTOCOL.md alone finds where the daemon's
+    front-ends are in its `status` reply."""
+    text = (Path(__file__).resolve().parent.parent / "PROTOCOL.md").read_text()
+    block = text[text.index("status  {op, id"):text.index("pong    {op, id}")]
+    reply = status(http_daemon[0])
+    missing = [k for k in reply if k not in ("op", "id") and f"{k}:" not in block
+               and not re.search(rf"\b{k}\b", block)]
+    assert missing == [], missing
+    for front in ("http", "wyoming"):
+        line = block[block.index(f"{front}: {{"):]
+        fields = line[:line.index("}")]
+        assert all(k in fields for k in reply[front]), (front, reply[front], fields)
 
 
 def test_unknown_routes_and_methods_get_openai_shaped_errors(

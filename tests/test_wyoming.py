@@ -507,3 +507,8 @@ def test_kokorod_status_says_where_wyoming_listens(
     assert result.returncode == 0, result.stderr
     row = next(line for line in result.stdout.splitlines() if line.startswith("wyoming"))
     assert row.split() == ["wyoming", f"tcp://127.0.0.1:{port}"]
+    # issue 36 row 2: the log says where it listens, from the start
+    assert f"Wyoming server on tcp://127.0.0.1:{port}" in daemon.log_text()
+    shown = json.loads(kokorod_cli("status", "--json", env={
+        k: v for k, v in daemon.env.items() if k != "KOKORO_WYOMING_URI"}).stdout)["wyoming"]
+    assert shown["on"] is True and shown["uri"] == f"tcp://127.0.0.1:{port}"  # the daemon's
