@@ -126,21 +126,35 @@ def test_no_traceback_reaches_the_user(case: Case, daemon: DaemonProc, tmp_path:
 
 
 def test_a_missing_optional_extra_is_one_line(daemon: DaemonProc, tmp_path: Path) -> None:
-    """KOKORO_HTTP_PORT without the `http` extra (aiohttp hidden from this interpreter)."""
+    """Issue 36 row 3: KOKORO_HTTP_PORT and KOKORO_WYOMING_URI set without their extras
+    (aiohttp and wyoming hidden from this interpreter), and a plain kokoro-say that
+    autostarts the daemon: one line each naming the pip command, the daemon speaks."""
     hide = tmp_path / "hide"
     hide.mkdir()
-    (hide / "aiohttp.py").write_text("raise ModuleNotFoundError(\"No module named 'aiohttp'\", "
-                                     "name='aiohttp')\n")
-    env = {**daemon.env, "KOKORO_SOCKET": str(tmp_path / "k.sock"), "HOME": str(tmp_path),
-           "KOKORO_HTTP_PORT": "18931",
+    for module in ("aiohttp", "wyoming"):
+        (hide / f"{module}.py").write_text(
+            f"raise ModuleNotFoundError(\"No module named '{module}'\", name='{module}')\n")
+    sock = tmp_path / "k.sock"
+    env = {**daemon.env, "KOKORO_SOCKET": str(sock), "HOME": str(tmp_path),
+           "XDG_STATE_HOME": str(tmp_path / "state"), "KOKORO_HTTP_PORT": "18931",
+           "KOKORO_WYOMING_URI": "tcp://127.0.0.1:18932", "KOKORO_WARMUP": "0",
            "PYTHONPATH": os.pathsep.join([str(hide), str(REPO)])}
-    proc = subprocess.Popen(entry_command("kokorod", ["run"]), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env, cwd=REPO)
+    wav = tmp_path / "x.wav"
     try:
-        _, err = proc.communicate(timeout=60)
-    except subprocess.TimeoutExpired:  # still serving (HTTP off): fine, if it said so
-        proc.terminate()
-        _, err = proc.communicate(timeout=30)
-    text = err.decode(errors="replace")
-    assert "Traceback" not in text, text
-    assert "kokorod[http]" in text, text
+        said = subprocess.run(entry_command("kokoro-say", ["-o", str(wav), "Still speaking."]),
+                              capture_output=True, env=env, cwd=REPO, timeout=300)
+        err = said.stderr.decode(errors="replace")
+        assert said.returncode == 0 and "Traceback" not in err, err
+        for extra, setting in (("http", "KOKORO_HTTP_PORT=18931"),
+                               ("wyoming", "KOKORO_WYOMING_URI=tcp://127.0.0.1:18932")):
+            lines = [line for line in err.splitlines() if f"kokorod[{extra}]" in line]
+            assert len(lines) == 1 and setting in lines[0], err
+            assert f"pip install 'kokorod[{extra}]'" in lines[0]
+        assert wav.stat().st_size > 24_000  # it spoke
+        status = subprocess.run(entry_command("kokorod", ["status"]), capture_output=True,
+                                env=env, cwd=REPO, timeout=120).stdout.decode()
+        assert "http         off:" in status and "pip install 'kokorod[http]'" in status
+        assert "wyoming      off:" in status and "pip install 'kokorod[wyoming]'" in status
+    finally:
+        subprocess.run(entry_command("kokorod", ["stop"]), capture_output=True, env=env,
+                       cwd=REPO, timeout=120)
