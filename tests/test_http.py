@@ -349,9 +349,18 @@ def test_a_reload_starts_moves_and_stops_http(data_dir: Path) -> None:
         voices = openai.OpenAI(base_url=f"http://127.0.0.1:{first}/v1", api_key="x",
                                max_retries=0).models.list()
         assert "tts-1" in [m.id for m in voices.data]
-        moved = reload_to(second)
+        config.write_text(f"http_port = {second}\n")  # `kokorod reload`: SIGHUP, answered
+        said = kokorod_cli("reload", env=env)
+        assert said.returncode == 0, said.stderr
+        assert f"http         http://127.0.0.1:{second}/v1" in said.stdout.splitlines()
+        moved = status(handle)["http"]
         assert moved["url"] == f"http://127.0.0.1:{second}/v1"
         assert listening(second) and not listening(first)
+        config.write_text('http_port = 1\nthreads = "lots"\n')  # a bad file: nothing moves
+        bad = kokorod_cli("reload", env=env)
+        assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+        assert "KOKORO_THREADS" in bad.stderr and "current settings serve on" in bad.stderr
+        assert listening(second)
         with socket.socket() as taken:  # a reload to a taken port: said, the socket serves on
             taken.bind(("127.0.0.1", 0))
             taken.listen()

@@ -243,7 +243,7 @@ def _service_preview(manager: Any, action: str, args: argparse.Namespace) -> int
 
 
 HTTP_OFF = ("off: set KOKORO_HTTP_PORT (e.g. 8880) before 'kokorod start', or http_port in "
-            "the config file and reload; needs pip install 'kokorod[http]'")
+            "the config file and run 'kokorod reload'; needs pip install 'kokorod[http]'")
 
 
 def cmd_http(args: argparse.Namespace) -> int:
@@ -260,6 +260,31 @@ def cmd_http(args: argparse.Namespace) -> int:
         return 0
     print(http.get("error") if http and http.get("error") else HTTP_OFF)
     return 1
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    """`kill -HUP` with an answer: the running daemon reads its settings again (the model
+    too, if it changed), then says where its front-ends are now, or why not."""
+    from kokorod_common.messages import DaemonError
+
+    # the daemon judges the settings it reads (said once, below), not this command
+    path = load(socket=getattr(args, "socket", None), on_error=lambda _: None).socket_path
+    try:
+        reply = control.call(path, "reload", client_name="kokorod-reload", timeout=300)
+        status = control.call(path, "status", client_name="kokorod-reload")
+    except (FileNotFoundError, ConnectionRefusedError):
+        print(f"kokorod is not running (socket {path})", file=sys.stderr)
+        return 3
+    except DaemonError as exc:  # reload_failed: the old settings serve on
+        print(f"kokorod reload: not reloaded, the current settings serve on: {exc.message}",
+              file=sys.stderr)
+        return 1
+    model = "a new engine for the model" if reply.get("rebuilt") else "the same model"
+    print(f"reloaded: {model} ({reply.get('model_path')})")
+    print(f"http         {status_text.http_line(status.get('http'))}")
+    wyoming = status.get("wyoming") or {}
+    print(f"wyoming      {wyoming.get('uri') or wyoming.get('error') or 'off'}")
+    return 0
 
 
 def cmd_speechd(args: argparse.Namespace) -> int:
@@ -303,6 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     svc.set_defaults(func=cmd_service)
     sub.add_parser("http", help="print the OpenAI-compatible API's address"
                    ).set_defaults(func=cmd_http)
+    sub.add_parser("reload", help="read the settings again (as kill -HUP), say what serves "
+                   "where").set_defaults(func=cmd_reload)
     spd = sub.add_parser("speechd", help="speech-dispatcher output module (spd-say, Orca, "
                                           "speechd-el speak with kokorod)")
     spd.add_argument("action", choices=["install", "uninstall", "status"])
