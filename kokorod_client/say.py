@@ -71,8 +71,8 @@ def run(argv: list[str] | None = None, sink: SinkFactory | None = None) -> int:
                 return 0
             raise SayError("kokorod is not running; start it with 'kokorod start' "
                            "(or drop --no-autostart)") from None
-        except RuntimeError as exc:  # launcher.StartError
-            raise SayError(str(exc)) from None
+        except RuntimeError as exc:  # launcher.StartError: each of its lines is ours to say
+            raise SayError(f"\n{PROG}: ".join(str(exc).splitlines())) from None
         with client:
             limit = int(client.server.get("max_frame_bytes") or 0)
             if limit and len(text.encode("utf-8")) > limit - 1024:
