@@ -111,6 +111,7 @@ def test_a_removed_socket_is_found_by_pid_and_waited_for_aloud(run_dir: Path,
         assert status.returncode == 1, status.stdout + status.stderr
         assert f"running (pid {handle.proc.pid})" in status.stdout
         assert "socket" in status.stdout and "missing" in status.stdout
+        assert "kokorod stop; kokorod start" in status.stdout  # what to do if it stays gone
         said = subprocess.run([sys.executable, "-m", "kokorod_client.say", "-o",
                                str(run_dir / "x.wav"), "Back again."], env=env, cwd=REPO,
                               capture_output=True, text=True, timeout=120)

@@ -118,7 +118,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         pid = launcher.daemon_pid(path)  # by its pid file and lock, not the socket alone
         if pid is not None or launcher.instance_lock_held(path):
             state = (f"kokorod is running (pid {pid}) but its socket {path} is missing; it "
-                     "puts it back within KOKORO_RUNTIME_CHECK_S" if pid is not None else
+                     "puts it back within KOKORO_RUNTIME_CHECK_S (5 s unless set); if it "
+                     "does not, restart it: kokorod stop; kokorod start" if pid is not None else
                      f"kokorod is starting (its lock is held; socket {path} not yet there)")
             if args.json:
                 print(json.dumps({"running": True, "pid": pid, "socket": str(path),
