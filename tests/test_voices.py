@@ -342,7 +342,7 @@ def test_without_the_ja_extra_kokoro_say_prints_the_install_and_restart(
         notes = [line for line in said.stderr.splitlines() if "kokorod[ja]" in line]
         assert len(notes) == 1, said.stderr
         assert "pip install 'kokorod[ja]'" in notes[0]
-        assert "restart the daemon (kokorod stop; kokorod start)" in notes[0]
+        assert "restart the daemon (kokorod restart)" in notes[0]
         assert "Traceback" not in said.stderr
         audio, rate = sf.read(run / "ja.wav")
         assert audio.size > rate  # espeak-ng still read it

@@ -110,6 +110,13 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_restart(args: argparse.Namespace) -> int:
+    """Stop the running daemon (if one runs), then start one: what a newly installed extra
+    or a changed socket path needs."""
+    cmd_stop(args)
+    return cmd_start(args)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     path = _config(args).socket_path
     try:
@@ -119,7 +126,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         if pid is not None or launcher.instance_lock_held(path):
             state = (f"kokorod is running (pid {pid}) but its socket {path} is missing; it "
                      "puts it back within KOKORO_RUNTIME_CHECK_S (5 s unless set); if it "
-                     "does not, restart it: kokorod stop; kokorod start" if pid is not None else
+                     "does not, run 'kokorod restart'" if pid is not None else
                      f"kokorod is starting (its lock is held; socket {path} not yet there)")
             if args.json:
                 print(json.dumps({"running": True, "pid": pid, "socket": str(path),
@@ -312,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--timeout", type=float, default=launcher.DEFAULT_START_TIMEOUT)
     start.set_defaults(func=cmd_start)
     sub.add_parser("stop", help="stop the background daemon").set_defaults(func=cmd_stop)
+    restart = sub.add_parser("restart", help="stop the daemon if it runs, then start it")
+    restart.add_argument("--timeout", type=float, default=launcher.DEFAULT_START_TIMEOUT)
+    restart.set_defaults(func=cmd_restart)
     status = sub.add_parser("status", help="is it running, and how is it doing")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument("--verbose", "-v", action="store_true",

@@ -51,7 +51,7 @@ def language_note(text: object, lang: str) -> str:
 
 _KANA = re.compile(r"[\u3040-\u30ff\uff66-\uff9f]")
 _HAN = re.compile(r"[\u3400-\u9fff]")
-RESTART = "then restart the daemon (kokorod stop; kokorod start)"
+RESTART = "then restart the daemon (kokorod restart)"
 
 
 def script_note(text: object, lang: str, reads_japanese: Callable[[], bool]) -> str:
