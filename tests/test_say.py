@@ -658,8 +658,8 @@ def test_same_priority_interrupt_is_not_called_more_urgent(speaker: Any) -> None
         if busy.poll() is None:
             busy.kill()
     assert busy.returncode == 3, err
-    assert err.strip() == ("kokoro-say: not all was spoken: interrupted by other speech (of a "
-                           "higher priority, or sent with --interrupt)"), err
+    assert err.strip() == ("kokoro-say: not all was spoken: interrupted by newer speech from "
+                           "kokoro-say sent with --interrupt (mode interrupt)"), err
 
 
 def test_daemon_play_prints_the_start_frames_note(speaker: Any) -> None:
