@@ -351,6 +351,12 @@ def test_a_reload_starts_moves_and_stops_http(data_dir: Path) -> None:
 
     try:
         assert kokorod_cli("http", env=env).returncode == 1  # off, and says how
+        # README's sequence with a daemon already running (autostarted without HTTP): said
+        again = kokorod_cli("start", env={**env, "KOKORO_HTTP_PORT": "8899"})
+        assert again.returncode == 0 and "already running" in again.stdout, again.stderr
+        assert "KOKORO_HTTP_PORT=8899 here, off there" in again.stderr
+        assert "kokorod restart" in again.stderr and "kokorod reload" in again.stderr
+        assert kokorod_cli("start", env=env).stderr == ""  # the same settings: nothing to say
         first, second = free_port(), free_port()
         http_on = reload_to(first)
         assert http_on["url"] == f"http://127.0.0.1:{first}/v1" and listening(first)

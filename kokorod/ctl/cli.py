@@ -13,7 +13,7 @@ from typing import Any
 
 from kokorod import __version__, logs
 from kokorod.config import SETTINGS, Config, ConfigError, config_file_path, load, origins
-from kokorod.ctl import lexicon_cli, model_cli, status_text, tune
+from kokorod.ctl import fronts_cli, lexicon_cli, model_cli, status_text, tune
 from kokorod.store.models import ModelError
 from kokorod_common import control, launcher
 
@@ -78,6 +78,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     path = config.socket_path
     if launcher.socket_is_live(path):
         print(f"kokorod is already running on {path}")
+        fronts_cli.unlike_the_running_daemon(config, path)
         return 0
     started = time.monotonic()
     try:
@@ -250,49 +251,15 @@ def _service_preview(manager: Any, action: str, args: argparse.Namespace) -> int
     return 0
 
 
-HTTP_OFF = ("off: set KOKORO_HTTP_PORT (e.g. 8880) before 'kokorod start', or http_port in "
-            "the config file and run 'kokorod reload'; needs pip install 'kokorod[http]'")
-
-
 def cmd_http(args: argparse.Namespace) -> int:
-    """Where the running daemon serves OpenAI's speech API (it says; the caller's
-    environment is not the daemon's), or why it does not."""
-    path = _config(args).socket_path
-    try:
-        http = control.call(path, "status", client_name="kokorod-http").get("http")
-    except (FileNotFoundError, ConnectionRefusedError):
-        print(f"kokorod is not running (socket {path})", file=sys.stderr)
-        return 3
-    if http and http.get("url"):
-        print(http["url"])
-        return 0
-    print(http.get("error") if http and http.get("error") else HTTP_OFF)
-    return 1
+    """Where the running daemon serves OpenAI's speech API, or why it does not."""
+    return fronts_cli.http(_config(args).socket_path)
 
 
 def cmd_reload(args: argparse.Namespace) -> int:
-    """`kill -HUP` with an answer: the running daemon reads its settings again (the model
-    too, if it changed), then says where its front-ends are now, or why not."""
-    from kokorod_common.messages import DaemonError
-
-    # the daemon judges the settings it reads (said once, below), not this command
-    path = load(socket=getattr(args, "socket", None), on_error=lambda _: None).socket_path
-    try:
-        reply = control.call(path, "reload", client_name="kokorod-reload", timeout=300)
-        status = control.call(path, "status", client_name="kokorod-reload")
-    except (FileNotFoundError, ConnectionRefusedError):
-        print(f"kokorod is not running (socket {path})", file=sys.stderr)
-        return 3
-    except DaemonError as exc:  # reload_failed: the old settings serve on
-        print(f"kokorod reload: not reloaded, the current settings serve on: {exc.message}",
-              file=sys.stderr)
-        return 1
-    model = "a new engine for the model" if reply.get("rebuilt") else "the same model"
-    print(f"reloaded: {model} ({reply.get('model_path')})")
-    print(f"http         {status_text.http_line(status.get('http'))}")
-    wyoming = status.get("wyoming") or {}
-    print(f"wyoming      {wyoming.get('uri') or wyoming.get('error') or 'off'}")
-    return 0
+    # the daemon judges the settings it reads (said once, by it), not this command
+    return fronts_cli.reload(load(socket=getattr(args, "socket", None),
+                                  on_error=lambda _: None).socket_path)
 
 
 def cmd_speechd(args: argparse.Namespace) -> int:
