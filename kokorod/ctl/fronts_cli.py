@@ -65,9 +65,9 @@ def unlike_the_running_daemon(config: Config, path: Path) -> None:
         return
     front, wyoming = status.get("http") or {}, status.get("wyoming") or {}
     differ = []
-    if "port" in front and config.http_port != front["port"]:
-        there = front["port"] or "off"
-        differ.append(f"KOKORO_HTTP_PORT={config.http_port or 'off'} here, {there} there")
+    if "port" in front and config.http_port and config.http_port != front["port"]:
+        there = front["port"] or "off"  # (what this start asks for, not what it leaves out)
+        differ.append(f"KOKORO_HTTP_PORT={config.http_port} here, {there} there")
     if "uri" in wyoming and config.wyoming_uri and not (wyoming.get("uri") or
                                                         wyoming.get("error")):
         differ.append(f"KOKORO_WYOMING_URI={config.wyoming_uri} here, off there")
