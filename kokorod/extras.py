@@ -34,6 +34,8 @@ def install_hint(extra: str) -> str:
 def missing(extra: str, wanted_by: str = "") -> str:
     """One line: what is missing, for what, and the command that installs it."""
     _, purpose = EXTRAS[extra]
+    if wanted_by:  # it names the setting already: "KOKORO_HTTP_PORT=8880 needs …"
+        purpose = purpose.split(" (KOKORO_")[0]
     by = f"{wanted_by} needs" if wanted_by else "needs"
     return f"{by} the {extra} extra ({purpose}): {install_hint(extra)}"
 

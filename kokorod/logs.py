@@ -20,5 +20,8 @@ def setup(verbose: bool | None = None, default_level: int = logging.WARNING) -> 
     # phonemizer and onnxruntime are chatty at debug level; keep them at warning.
     for name in ("phonemizer", "kokoro-onnx", "kokoro_onnx"):
         logging.getLogger(name).setLevel(logging.WARNING if not verbose else logging.INFO)
-    # The daemon's start, stop and reload lines: two or three a lifetime, always in the log.
-    logging.getLogger("kokorod.serve.server").setLevel(level if verbose else logging.INFO)
+    # The daemon's start, stop and reload lines, and where its front-ends listen: a few a
+    # lifetime, always in the log.
+    for name in ("kokorod.serve.server", "kokorod.serve.http_front",
+                 "kokorod.serve.wyoming_front"):
+        logging.getLogger(name).setLevel(level if verbose else logging.INFO)

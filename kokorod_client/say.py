@@ -77,8 +77,8 @@ def run(argv: list[str] | None = None, sink: SinkFactory | None = None) -> int:
                 return 0
             raise SayError("kokorod is not running; start it with 'kokorod start' "
                            "(or drop --no-autostart)") from None
-        except RuntimeError as exc:  # launcher.StartError
-            raise SayError(str(exc)) from None
+        except RuntimeError as exc:  # launcher.StartError: each of its lines is ours to say
+            raise SayError(f"\n{PROG}: ".join(str(exc).splitlines())) from None
         with client:
             limit = int(client.server.get("max_frame_bytes") or 0)
             if limit and len(text.encode("utf-8")) > limit - 1024:
@@ -142,12 +142,26 @@ def ask(args: argparse.Namespace, client: Client, text: str, speed: float) -> St
     return client.synthesize(text, **request_fields(args, speed))
 
 
+def not_all_spoken(reason: str, by: dict[str, Any] | None) -> str:
+    """Why, in words: an interruption names what interrupted (its mode or priority)."""
+    if reason == "interrupted" and by:
+        who = f"from {by.get('client_name') or 'a client'}"
+        if by.get("mode") == "interrupt":
+            return f"interrupted by newer speech {who} sent with --interrupt (mode interrupt)"
+        if by.get("mode") == "stop-all":
+            return f"interrupted by speech {who} that stops all other speech (mode stop-all)"
+        return f"interrupted by more urgent speech ({by.get('priority')}, {who})"
+    return NOT_ALL_SPOKEN.get(reason, reason)
+
+
 def _spoken_status(stats: dict[str, Any]) -> int:
     """0 when all was spoken; else say why on stderr and return EXIT_NOT_ALL_SPOKEN."""
-    reason = (stats.get("end") or {}).get("reason", "done")
+    end = stats.get("end") or {}
+    reason = end.get("reason", "done")
     if reason == "done":
         return 0
-    print(f"{PROG}: not all was spoken: {NOT_ALL_SPOKEN.get(reason, reason)}", file=sys.stderr)
+    print(f"{PROG}: not all was spoken: {not_all_spoken(reason, end.get('interrupted_by'))}",
+          file=sys.stderr)
     return EXIT_NOT_ALL_SPOKEN
 
 

@@ -263,4 +263,8 @@ def daemon_play(args: argparse.Namespace, client: Client, text: str,
         with contextlib.suppress(OSError):
             stream.cancel()
         raise
+    finally:  # the start frame's note, as when kokoro-say plays it (nothing comes sooner)
+        note = (stream.started or {}).get("note")
+        if note:
+            print(f"{PROG}: {note}", file=sys.stderr, flush=True)
     return {"mode": "daemon-play", "end": stream.end._asdict() if stream.end else None}

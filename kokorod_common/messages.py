@@ -71,6 +71,7 @@ class End(NamedTuple):
     cancelled: bool
     timings: dict[str, Any]
     reason: str = "done"  # or cancelled, stopped, interrupted, discarded, shutdown
+    interrupted_by: dict[str, Any] | None = None  # {client_name, priority, mode}
 
 
 def raise_if_error(frame: dict[str, Any]) -> dict[str, Any]:
@@ -96,7 +97,9 @@ def stream_item(frame: dict[str, Any], fmt: str) -> Chunk | End | Mark | None:
     if op == "end":
         return End(int(frame.get("chunks", 0)), int(frame.get("samples", 0)),
                    float(frame["audio_seconds"]), bool(frame["cancelled"]),
-                   dict(frame.get("timings") or {}), str(frame.get("reason", "done")))
+                   dict(frame.get("timings") or {}), str(frame.get("reason", "done")),
+                   frame.get("interrupted_by") if isinstance(frame.get("interrupted_by"), dict)
+                   else None)
     return None
 
 

@@ -49,8 +49,8 @@ def test_bad_settings_get_one_verdict_from_every_command(user: dict[str, str]) -
                           env=user, cwd=Path(user["HOME"]), capture_output=True, text=True,
                           timeout=120)  # its autostart: the daemon's own verdict, nothing else
     assert said.returncode == 1, said.stderr
-    assert [line.removeprefix("kokoro-say: ") for line in said.stderr.strip().splitlines()] \
-        == verdict, said.stderr
+    assert said.stderr.strip().splitlines() == [f"kokoro-say: {line}" for line in verdict], \
+        said.stderr  # each line says who speaks
     assert not Path(user["KOKORO_SOCKET"]).exists()  # no daemon was started
 
 
@@ -111,6 +111,7 @@ def test_a_removed_socket_is_found_by_pid_and_waited_for_aloud(run_dir: Path,
         assert status.returncode == 1, status.stdout + status.stderr
         assert f"running (pid {handle.proc.pid})" in status.stdout
         assert "socket" in status.stdout and "missing" in status.stdout
+        assert "kokorod restart" in status.stdout  # what to do if it stays gone
         said = subprocess.run([sys.executable, "-m", "kokorod_client.say", "-o",
                                str(run_dir / "x.wav"), "Back again."], env=env, cwd=REPO,
                               capture_output=True, text=True, timeout=120)
@@ -122,3 +123,24 @@ def test_a_removed_socket_is_found_by_pid_and_waited_for_aloud(run_dir: Path,
         assert handle.proc.poll() is None  # the same daemon serves; no second one
     finally:
         handle.stop()
+
+
+def test_restart_stops_and_starts_and_names_the_new_pid(user: dict[str, str],
+                                                         data_dir: Path) -> None:
+    """`kokorod restart`, which the notes name (a newly installed extra needs it): the new
+    daemon's pid is said (the pid file is written before the socket listens)."""
+    import re
+
+    env = {**user, "KOKORO_DATA_DIR": str(data_dir), "KOKORO_WARMUP": "0"}
+    try:
+        first = kokorod("restart", env=env)  # nothing ran: it just starts
+        assert first.returncode == 0, first.stderr
+        assert "kokorod is not running" in first.stdout
+        old = re.search(r"kokorod started \(pid (\d+)\)", first.stdout)
+        again = kokorod("restart", env=env)
+        assert again.returncode == 0, again.stderr
+        new = re.search(r"kokorod started \(pid (\d+)\)", again.stdout)
+        assert old and new and old.group(1) != new.group(1), (first.stdout, again.stdout)
+        assert f"kokorod stopped (pid {old.group(1)})" in again.stdout
+    finally:
+        kokorod("stop", env=env)

@@ -269,7 +269,11 @@ def test_missing_extras_are_one_line_each(data_dir: Path, tmp_path: Path) -> Non
     try:
         code, err = run("kokoro-say", "-o", "x.wav", "Hello there.")  # starts the daemon
         assert code == 0, err
-        assert "pip install 'kokorod[http]'" in err and "pip install 'kokorod[wyoming]'" in err
+        for extra, setting in (("http", "KOKORO_HTTP_PORT=18931"),
+                               ("wyoming", "KOKORO_WYOMING_URI=tcp://127.0.0.1:18933")):
+            lines = [line for line in err.splitlines() if f"kokorod[{extra}]" in line]
+            assert len(lines) == 1 and setting in lines[0], err  # one line each (row 3)
+            assert f"pip install 'kokorod[{extra}]'" in lines[0]
         code, err = run("kokoro-say", "-v", "jf_alpha", "-o", "j.wav", "こんにちは。")
         assert code == 0, err
         code, err = run("kokoro-say", "Hello.")  # no PortAudio: the file instead
@@ -277,8 +281,12 @@ def test_missing_extras_are_one_line_each(data_dir: Path, tmp_path: Path) -> Non
         assert (tmp_path / "kokoro-say.wav").stat().st_size > 10_000
         code, err = run("kokoro-say", "-a", "?")
         assert code == 1 and len(err.splitlines()) == 1, err
-        code, _ = run("kokorod", "status")
-        assert code == 0
+        status = subprocess.run(entry_command("kokorod", ["status"]), capture_output=True,
+                                env=env, timeout=120, cwd=tmp_path)
+        said = status.stdout.decode()
+        assert status.returncode == 0, said
+        assert "http         off:" in said and "pip install 'kokorod[http]'" in said
+        assert "wyoming      off:" in said and "pip install 'kokorod[wyoming]'" in said
         code, _ = run("kokorod", "http")
         assert code == 1
     finally:

@@ -774,5 +774,15 @@ def test_same_priority_interrupt_is_not_called_more_urgent(speaker: Any) -> None
         if busy.poll() is None:
             busy.kill()
     assert busy.returncode == 3, err
-    assert err.strip() == ("kokoro-say: not all was spoken: interrupted by other speech (of a "
-                           "higher priority, or sent with --interrupt)"), err
+    assert err.strip() == ("kokoro-say: not all was spoken: interrupted by newer speech from "
+                           "kokoro-say sent with --interrupt (mode interrupt)"), err
+
+
+def test_daemon_play_prints_the_start_frames_note(speaker: Any) -> None:
+    """Issue 36 row 13: the note reaches kokoro-say's stderr also when the daemon plays it
+    (an English voice on Japanese text: which voice reads it)."""
+    env = {**os.environ, "KOKORO_SOCKET": str(speaker.socket)}
+    result = say(["--no-autostart", "--daemon-play", "-v", "af_heart", "今日は。"], env)
+    assert result.returncode == 0, result.stderr
+    notes = [line for line in result.stderr.splitlines() if "Japanese" in line]
+    assert len(notes) == 1 and "-v jf_alpha" in notes[0], result.stderr

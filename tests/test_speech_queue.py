@@ -128,6 +128,8 @@ def test_higher_priority_interrupts_lower_from_another_client(quiet: Speaker) ->
         alert = alerts.say("Battery low.", priority="important")
         end = reader.final(long_id)
         assert end["reason"] == "interrupted" and end["cancelled"]
+        assert end["interrupted_by"] == {"client_name": "alerts", "priority": "important",
+                                         "mode": "queue"}  # who, and why it could
         assert 0 < end["audio_seconds"] < 0.06 * len(LONG)  # cut, not played out
         assert alerts.wait(alert, "playing")["op"] == "playing"
         assert alerts.final(alert)["reason"] == "done"
@@ -182,7 +184,10 @@ def test_interrupt_mode_replaces_own_speech_only(quiet: Speaker) -> None:
         ed.wait(first, "playing")
         theirs = other.say("Someone else's turn.")
         second = ed.say("Speak this instead.", mode="interrupt")
-        assert ed.final(first)["reason"] == "interrupted"
+        end = ed.final(first)
+        assert end["reason"] == "interrupted"
+        assert end["interrupted_by"] == {"client_name": "ed", "priority": "text",
+                                         "mode": "interrupt"}  # not "more urgent"
         # The interrupt goes first among equals, and the other client's speech survives.
         assert ed.wait(second, "playing")["op"] == "playing"
         assert ed.final(second)["reason"] == "done"
@@ -195,8 +200,10 @@ def test_stop_all_mode_clears_everyone(quiet: Speaker) -> None:
         one.wait(first, "playing")
         queued = one.say("Queued behind.")
         now = two.say("Everyone stop.", mode="stop-all")
-        assert one.final(first)["reason"] == "interrupted"
-        assert one.final(queued)["reason"] == "interrupted"
+        for ended in (one.final(first), one.final(queued)):
+            assert ended["reason"] == "interrupted"
+            assert ended["interrupted_by"]["mode"] == "stop-all"
+            assert ended["interrupted_by"]["client_name"] == "two"
         assert two.final(now)["reason"] == "done"
 
 

@@ -317,3 +317,35 @@ def test_a_voice_given_text_it_cannot_read_says_so_on_kokoro_says_stderr(
                    "text": "The sign for mountain is 山, which looks like one."})
         frames = conn.until_final(2)
     assert "note" not in frames[0], frames[0]
+
+
+def test_without_the_ja_extra_kokoro_say_prints_the_install_and_restart(
+        data_dir: Path) -> None:
+    """Issue 36 row 13: a daemon without the `ja` extra (pyopenjtalk hidden from it) reads
+    Japanese for a Japanese voice with espeak-ng; the `start` frame's note reaches
+    kokoro-say's stderr, once, with the pip command and the restart it needs."""
+    from helpers import REPO
+
+    run = short_tmpdir("kj")
+    hide = run / "hide"
+    hide.mkdir()
+    (hide / "pyopenjtalk.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'pyopenjtalk'\", name='pyopenjtalk')\n")
+    handle = start_daemon(run / "k.sock", data_dir, KOKORO_WARMUP="0",
+                          PYTHONPATH=os.pathsep.join([str(hide), str(REPO)]))
+    try:
+        said = subprocess.run([sys.executable, "-m", "kokorod_client.say", "--no-autostart",
+                               "-v", "jf_alpha", "-o", str(run / "ja.wav"), "今日は良い天気。"],
+                              env=handle.env, cwd=REPO, capture_output=True, text=True,
+                              timeout=300)
+        assert said.returncode == 0, said.stderr
+        notes = [line for line in said.stderr.splitlines() if "kokorod[ja]" in line]
+        assert len(notes) == 1, said.stderr
+        assert "pip install 'kokorod[ja]'" in notes[0]
+        assert "restart the daemon (kokorod restart)" in notes[0]
+        assert "Traceback" not in said.stderr
+        audio, rate = sf.read(run / "ja.wav")
+        assert audio.size > rate  # espeak-ng still read it
+    finally:
+        handle.stop()
+        shutil.rmtree(run, ignore_errors=True)

@@ -22,7 +22,6 @@ import numpy as np
 import pytest
 from helpers import (
     DaemonProc,
-    daemon_env,
     kokorod_cli,
     raw_conn,
     short_tmpdir,
@@ -403,24 +402,45 @@ def test_a_peer_that_floods_and_never_reads_holds_bounded_work(
     assert stream_audio(daemon.socket, "after-flood", "Served again.").size > 0
 
 
-def test_an_address_in_use_is_one_line_and_leaves_nothing(data_dir: Path) -> None:
+def test_an_address_in_use_is_one_line_and_the_socket_serves_on(data_dir: Path) -> None:
+    """As HTTP's port (issue 36 row 4): one line naming the address and its holder, the
+    socket serves on, Wyoming comes on once the address is free; nothing left behind."""
     run = short_tmpdir("kx")
     holder = socket.socket()
     holder.bind(("127.0.0.1", 0))
     holder.listen()
     port = holder.getsockname()[1]
+    handle = start_daemon(run / "k.sock", data_dir, KOKORO_WYOMING_URI=f"tcp://127.0.0.1:{port}",
+                          KOKORO_RUNTIME_CHECK_S="0.5", KOKORO_WARMUP="0")
     try:
-        env = daemon_env(run / "k.sock", data_dir,
-                         KOKORO_WYOMING_URI=f"tcp://127.0.0.1:{port}")
-        result = kokorod_cli("run", env=env)
-        lines = result.stderr.strip().splitlines()
-        assert result.returncode != 0 and len(lines) == 1, result.stderr
-        assert f"Wyoming address tcp://127.0.0.1:{port} cannot be used" in lines[0]
-        assert "Traceback" not in result.stderr
-        assert list(run.iterdir()) == []
+        wyoming = status(handle)["wyoming"]
+        assert wyoming["on"] is False and wyoming["uri"] is None
+        assert f"Wyoming address tcp://127.0.0.1:{port} cannot be used: it is already in use " \
+               f"(by pid {os.getpid()}" in wyoming["error"]
+        notes = [line for line in handle.log_text().splitlines()
+                 if line.startswith("kokorod note:")]
+        assert len(notes) == 1 and f"tcp://127.0.0.1:{port}" in notes[0], handle.log_text()
+        assert stream_audio(handle.socket, "still", "The socket still speaks.").size > 24_000
+        holder.close()
+        deadline = time.monotonic() + 60
+        while not status(handle)["wyoming"]["on"]:
+            assert time.monotonic() < deadline, "Wyoming did not come on once free"
+            time.sleep(0.1)
+        assert status(handle)["wyoming"]["error"] is None
+
+        async def describe() -> Info:
+            async with AsyncTcpClient("127.0.0.1", port) as client:
+                await client.write_event(Describe().event())
+                return Info.from_event(await read(client))
+        assert asyncio.run(describe()).tts
     finally:
         holder.close()
+        code = handle.stop()
+        leftover = sorted(p.name for p in run.iterdir() if not p.name.endswith(".log"))
+        text = handle.log_text()
         shutil.rmtree(run, ignore_errors=True)
+    assert code == 0 and "Traceback" not in text, text
+    assert leftover == [], leftover
 
 
 def test_a_stop_ends_wyoming_streams_and_the_daemon_exits_cleanly(data_dir: Path) -> None:
@@ -487,3 +507,8 @@ def test_kokorod_status_says_where_wyoming_listens(
     assert result.returncode == 0, result.stderr
     row = next(line for line in result.stdout.splitlines() if line.startswith("wyoming"))
     assert row.split() == ["wyoming", f"tcp://127.0.0.1:{port}"]
+    # issue 36 row 2: the log says where it listens, from the start
+    assert f"Wyoming server on tcp://127.0.0.1:{port}" in daemon.log_text()
+    shown = json.loads(kokorod_cli("status", "--json", env={
+        k: v for k, v in daemon.env.items() if k != "KOKORO_WYOMING_URI"}).stdout)["wyoming"]
+    assert shown["on"] is True and shown["uri"] == f"tcp://127.0.0.1:{port}"  # the daemon's

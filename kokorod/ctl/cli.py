@@ -13,7 +13,7 @@ from typing import Any
 
 from kokorod import __version__, logs
 from kokorod.config import SETTINGS, Config, ConfigError, config_file_path, load, origins
-from kokorod.ctl import lexicon_cli, model_cli, status_text, tune
+from kokorod.ctl import fronts_cli, lexicon_cli, model_cli, status_text, tune
 from kokorod.store.models import ModelError
 from kokorod_common import control, launcher
 from kokorod_common.command_line import Parser, any_bytes, run_main
@@ -67,7 +67,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     logs.setup(config.verbose_logs)
     try:
         server.run(config)
-    except (AlreadyRunning, ModelError, PathError, server.HttpError) as exc:
+    except (AlreadyRunning, ModelError, PathError) as exc:
         return _cannot_start(str(exc))
     except RuntimeError as exc:  # e.g. onnxruntime could not load the model
         return _cannot_start(f"cannot start: {str(exc).splitlines()[0]}")
@@ -79,6 +79,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     path = config.socket_path
     if launcher.socket_is_live(path):
         print(f"kokorod is already running on {path}")
+        fronts_cli.unlike_the_running_daemon(config, path)
         return 0
     started = time.monotonic()
     try:
@@ -90,12 +91,14 @@ def cmd_start(args: argparse.Namespace) -> int:
         return 1
     pid = launcher.daemon_pid(path)
     print(f"kokorod started (pid {pid}) on {path} in {time.monotonic() - started:.1f}s")
-    try:
-        http = control.call(path, "status", client_name="kokorod-start").get("http") or {}
+    try:  # where its front-ends listen (why one is off was said above, as a note)
+        status = control.call(path, "status", client_name="kokorod-start")
     except (OSError, RuntimeError):
-        http = {}
-    if http.get("url"):
-        print(f"OpenAI speech API on {http['url']}")
+        status = {}
+    if (status.get("http") or {}).get("url"):
+        print(f"OpenAI speech API on {status['http']['url']}")
+    if (status.get("wyoming") or {}).get("uri"):
+        print(f"Wyoming server on {status['wyoming']['uri']}")
     return 0
 
 
@@ -109,6 +112,13 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_restart(args: argparse.Namespace) -> int:
+    """Stop the running daemon (if one runs), then start one: what a newly installed extra
+    or a changed socket path needs."""
+    cmd_stop(args)
+    return cmd_start(args)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     path = _config(args).socket_path
     try:
@@ -117,7 +127,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         pid = launcher.daemon_pid(path)  # by its pid file and lock, not the socket alone
         if pid is not None or launcher.instance_lock_held(path):
             state = (f"kokorod is running (pid {pid}) but its socket {path} is missing; it "
-                     "puts it back within KOKORO_RUNTIME_CHECK_S" if pid is not None else
+                     "puts it back within KOKORO_RUNTIME_CHECK_S (5 s unless set); if it "
+                     "does not, run 'kokorod restart'" if pid is not None else
                      f"kokorod is starting (its lock is held; socket {path} not yet there)")
             if args.json:
                 print(json.dumps({"running": True, "pid": pid, "socket": str(path),
@@ -241,24 +252,15 @@ def _service_preview(manager: Any, action: str, args: argparse.Namespace) -> int
     return 0
 
 
-HTTP_OFF = ("off: set KOKORO_HTTP_PORT (e.g. 8880) before 'kokorod start', or http_port in "
-            "the config file and reload; needs pip install 'kokorod[http]'")
-
-
 def cmd_http(args: argparse.Namespace) -> int:
-    """Where the running daemon serves OpenAI's speech API (it says; the caller's
-    environment is not the daemon's), or why it does not."""
-    path = _config(args).socket_path
-    try:
-        http = control.call(path, "status", client_name="kokorod-http").get("http")
-    except (FileNotFoundError, ConnectionRefusedError):
-        print(f"kokorod is not running (socket {path})", file=sys.stderr)
-        return 3
-    if http and http.get("url"):
-        print(http["url"])
-        return 0
-    print(http.get("error") if http and http.get("error") else HTTP_OFF)
-    return 1
+    """Where the running daemon serves OpenAI's speech API, or why it does not."""
+    return fronts_cli.http(_config(args).socket_path)
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    # the daemon judges the settings it reads (said once, by it), not this command
+    return fronts_cli.reload(load(socket=getattr(args, "socket", None),
+                                  on_error=lambda _: None).socket_path)
 
 
 def cmd_speechd(args: argparse.Namespace) -> int:
@@ -286,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--timeout", type=float, default=launcher.DEFAULT_START_TIMEOUT)
     start.set_defaults(func=cmd_start)
     sub.add_parser("stop", help="stop the background daemon").set_defaults(func=cmd_stop)
+    restart = sub.add_parser("restart", help="stop the daemon if it runs, then start it")
+    restart.add_argument("--timeout", type=float, default=launcher.DEFAULT_START_TIMEOUT)
+    restart.set_defaults(func=cmd_restart)
     status = sub.add_parser("status", help="is it running, and how is it doing")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument("--verbose", "-v", action="store_true",
@@ -303,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     svc.set_defaults(func=cmd_service)
     sub.add_parser("http", help="print the OpenAI-compatible API's address"
                    ).set_defaults(func=cmd_http)
+    sub.add_parser("reload", help="read the settings again (as kill -HUP), say what serves "
+                   "where").set_defaults(func=cmd_reload)
     spd = sub.add_parser("speechd", help="speech-dispatcher output module (spd-say, Orca, "
                                           "speechd-el speak with kokorod)")
     spd.add_argument("action", choices=["install", "uninstall", "status"])

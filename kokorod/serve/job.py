@@ -97,6 +97,7 @@ class Job:
     windows: Windows | None = None  # the request's window plan, from its first segment's engine
     cancelled: bool = False
     reason: str = ""  # why it was cancelled: cancelled, stopped, interrupted, …
+    interrupted_by: dict[str, Any] | None = None  # who: {client_name, priority, mode}
     exhausted: bool = False  # all segments handed out
     # What the drain handed to the consumer (final_frame reads them), and the engine's error
     chunks_out: int = 0
@@ -229,12 +230,16 @@ class Job:
                 self.samples_out += int(piece.size)
                 yield Piece(seq, piece)
 
-    def cancel(self, reason: str = "cancelled") -> None:
-        """End it early (the first reason sticks); its consumer sends the final frame."""
+    def cancel(self, reason: str = "cancelled", by: Job | None = None) -> None:
+        """End it early (the first reason sticks); its consumer sends the final frame.
+        `by`: the request that interrupted it, named in the end frame."""
         if self.cancelled:
             return
         self.cancelled = True
         self.reason = reason
+        if by is not None:
+            self.interrupted_by = {"client_name": by.client, "priority": by.request.priority,
+                                   "mode": by.request.mode}
         while not self.out.empty():
             self.out.get_nowait()
         self.out.put_nowait(Cancelled)
@@ -267,6 +272,8 @@ def final_frame(job: Job, played_samples: int | None = None) -> dict[str, Any]:
     frame: dict[str, Any] = {"op": "end", "id": rid, "cancelled": job.cancelled,
                              "reason": job.reason or "done", "samples": samples,
                              "audio_seconds": round(samples / SAMPLE_RATE, 4)}
+    if job.interrupted_by is not None:
+        frame["interrupted_by"] = job.interrupted_by
     if played_samples is not None:
         frame["play"] = True
         return frame

@@ -51,7 +51,7 @@ def language_note(text: object, lang: str) -> str:
 
 _KANA = re.compile(r"[\u3040-\u30ff\uff66-\uff9f]")
 _HAN = re.compile(r"[\u3400-\u9fff]")
-RESTART = "then restart the daemon (kokorod stop; kokorod start)"
+RESTART = "then restart the daemon (kokorod restart)"
 
 
 def script_note(text: object, lang: str, reads_japanese: Callable[[], bool]) -> str:
@@ -122,12 +122,12 @@ class Requests:
         original = masked(req.text) if req.text_format == "ssml" else req.text
         said = await self.spoken(req, lang)
         req = req._replace(text=said.text)
-        if req.mode != "queue":
-            self.stop(None if req.mode == "stop-all" else client, "interrupted")
         self.counters["requests"] += 1
         job = Job(req, voice, lang, client, original=original,
                   spoken=said if said.runs is not None else None,
                   voice_name=req.voice or engine.default_voice)
+        if req.mode != "queue":  # before the job is queued or streamed: it ends others only
+            self.stop(None if req.mode == "stop-all" else client, "interrupted", job)
         job.note = "; ".join([*said.warnings, language_note(said.text, lang) or script_note(
             said.text, lang, engine.phonemize.reads_japanese)]).strip("; ")
         return job
@@ -195,11 +195,12 @@ class Requests:
         self.counters[key] += 1
 
     # ------------------------------------------------------------ stopping
-    def stop(self, client: str | None, reason: str) -> int:
-        """End the speech of one client (by client_name) or of all: played and streamed."""
-        count = self.speech.stop(client, reason)
+    def stop(self, client: str | None, reason: str, by: Job | None = None) -> int:
+        """End the speech of one client (by client_name) or of all: played and streamed.
+        `by`: the request whose mode ends them (named in their end frames)."""
+        count = self.speech.stop(client, reason, by)
         for job in list(self.streaming):
             if not job.cancelled and (client is None or job.client == client):
-                job.cancel(reason)
+                job.cancel(reason, by)
                 count += 1
         return count

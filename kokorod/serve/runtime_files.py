@@ -92,8 +92,10 @@ class RuntimeFiles:
             self.socket.unlink()
 
     async def bind(self, accept: Accept) -> None:
-        """Listen on the socket (0600 in a 0700 directory) and write the pid file."""
+        """Write the pid file, then listen on the socket (0600 in a 0700 directory): whoever
+        finds the socket live finds the pid too (`kokorod start` says it)."""
         paths.ensure_private_dir(self.socket.parent)
+        atomic.write_text(self.pid, f"{os.getpid()}\n")
         old_umask = os.umask(0o177)
         try:
             self.server = await asyncio.start_unix_server(accept, path=str(self.socket),
@@ -102,7 +104,6 @@ class RuntimeFiles:
             os.umask(old_umask)
         os.chmod(self.socket, 0o600)
         self._socket_ino = os.stat(self.socket).st_ino
-        atomic.write_text(self.pid, f"{os.getpid()}\n")
 
     def _socket_is_ours(self) -> bool:
         try:

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -24,10 +22,11 @@ from typing import Any
 
 import psutil
 
-from kokorod import __version__, extras, logs
+from kokorod import __version__, logs
 from kokorod import config as config_module
 from kokorod.config import ENGINE_SETTINGS, Config
 from kokorod.serve.connection import Connection
+from kokorod.serve.http_front import HttpFront
 from kokorod.serve.requests import Requests
 from kokorod.serve.runtime_files import RuntimeFiles
 from kokorod.serve.scheduler import Scheduler
@@ -39,97 +38,6 @@ from kokorod.synth import heap
 from kokorod.synth.engine import Engine
 
 log = logging.getLogger(__name__)
-
-
-class HttpError(RuntimeError):
-    """The HTTP front-end cannot start as configured (its port is taken): one line."""
-
-
-def port_holder(port: int) -> str:
-    """' (pid N: command)' of whatever listens on `port`, when psutil can tell."""
-    try:
-        for conn in psutil.net_connections(kind="inet"):
-            if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN:
-                if conn.pid is None:
-                    return ""
-                proc = psutil.Process(conn.pid)
-                command = " ".join(proc.cmdline()) or proc.name()
-                return f" (by pid {conn.pid}: {command[:80]})"
-    except (psutil.Error, OSError):
-        pass
-    return ""
-
-
-def port_in_use(port: int, exc: OSError | None = None) -> str:
-    why = "already in use" if exc is None or exc.errno == errno.EADDRINUSE else str(exc)
-    return (f"HTTP port {port} is {why}{port_holder(port)}; set another KOKORO_HTTP_PORT "
-            "(or http_port in the config file)")
-
-
-def check_port(port: int) -> None:
-    """Before anything is claimed: HttpError if 127.0.0.1:`port` cannot be bound."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError as exc:
-            raise HttpError(port_in_use(port, exc)) from None
-
-
-class HttpFront:
-    """OpenAI's speech API beside the socket (KOKORO_HTTP_PORT): on, off, or why not, and
-    where; turned on, off or moved by a reload."""
-
-    def __init__(self) -> None:
-        self.api: Any = None
-        self.port = 0  # the configured port (0: off)
-        self.error = ""
-
-    def status(self) -> dict[str, Any]:
-        on = self.api is not None
-        return {"on": on, "port": self.port,
-                "url": f"http://127.0.0.1:{self.port}/v1" if on else None,
-                "error": self.error or None}
-
-    async def apply(self, config: Config, requests: Requests, at_start: bool) -> None:
-        """Serve at `config.http_port` (0: not at all). At start a port in use is HttpError
-        (the daemon stops, nothing left behind); on reload it is logged and shown in
-        status while the socket serves on."""
-        port = config.http_port
-        if self.api is not None and port == self.port:
-            self.api.token = config.http_token
-            return
-        if self.api is not None:
-            await self.api.stop()
-            self.api = None
-            log.info("OpenAI speech API on port %d stopped", self.port)
-        self.port, self.error = port, ""
-        if not port:
-            return
-        off = extras.off_without("http", f"KOKORO_HTTP_PORT={port}", at_start)
-        if off:
-            self.error = off
-            return
-        from kokorod.serve.http_api import SpeechAPI  # the http extra: only when it is on
-
-        api = SpeechAPI(requests, config.http_token, config.max_frame_bytes)
-        try:
-            await api.start(port)
-        except OSError as exc:
-            await api.stop()
-            message = port_in_use(port, exc)
-            if at_start:
-                raise HttpError(message) from None
-            self.error = f"off: {message}"
-            log.error("reload: %s", message)
-            return
-        self.api = api
-        log.info("OpenAI speech API on http://127.0.0.1:%d/v1", port)
-
-    async def stop(self) -> None:
-        if self.api is not None:
-            await self.api.stop()
-            self.api = None
 
 
 class Daemon:
@@ -151,6 +59,7 @@ class Daemon:
         self._force = False
         self.files = RuntimeFiles(self.socket_path)
         self._keeper: asyncio.Task[None] | None = None
+        self._fronts: asyncio.Task[None] | None = None
         self.http = HttpFront()  # the OpenAI speech API, when KOKORO_HTTP_PORT is set
         self.wyoming = WyomingFront()  # Home Assistant's protocol, when KOKORO_WYOMING_URI is set
         self._conn_tasks: set[asyncio.Task[None]] = set()
@@ -159,9 +68,6 @@ class Daemon:
     def prepare(self) -> None:
         """Everything before the event loop: lock, socket probe, engine load."""
         heap.configure()  # before any thread or large buffer exists
-        if self.config.http_port and extras.installed("http"):
-            check_port(self.config.http_port)  # taken: said before anything is claimed
-        self.wyoming.check(self.config)
         self.files.claim()
         first_run.ensure_english_voices(self.config)
         self.engine = Engine(self.config)
@@ -183,7 +89,18 @@ class Daemon:
         self._keeper = asyncio.get_running_loop().create_task(
             self.files.keep(self._accept, self.config.runtime_check_s, self.request_stop),
             name="runtime-files")
+        self._fronts = asyncio.get_running_loop().create_task(self._retry_fronts(),
+                                                              name="front-ends")
         log.info("kokorod %s serving on %s (pid %d)", self.version, self.socket_path, os.getpid())
+
+    async def _retry_fronts(self) -> None:
+        """A front-end whose port was taken comes on once it is free (checked as often as
+        the runtime files)."""
+        while True:
+            await asyncio.sleep(self.config.runtime_check_s)
+            async with self._reload_lock:  # not while a reload moves them
+                await self.http.retry()
+                await self.wyoming.retry()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = Connection(self.state, reader, writer)
@@ -278,8 +195,9 @@ class Daemon:
 
     async def shutdown(self) -> None:
         self.requests.shutting_down = True
-        if self._keeper is not None:
-            self._keeper.cancel()
+        for task in (self._keeper, self._fronts):
+            if task is not None:
+                task.cancel()
         self.files.close_listener()
         self.wyoming.close_listener()
         deadline = time.monotonic() + self.config.shutdown_grace_s

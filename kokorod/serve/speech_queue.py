@@ -67,8 +67,8 @@ class Utterance:
         """Why it ended early ("" while it may still play): the job's first cancel reason."""
         return self.job.reason
 
-    def end(self, reason: str) -> None:
-        self.job.cancel(reason)  # the first reason sticks
+    def end(self, reason: str, by: Job | None = None) -> None:
+        self.job.cancel(reason, by)  # the first reason sticks
 
     def describe(self) -> dict[str, Any]:
         req = self.job.request
@@ -138,7 +138,7 @@ class SpeechQueue:
             return
         current = self.current
         if current is not None and rank < current.rank:
-            current.end("interrupted")
+            current.end("interrupted", utt.job)
         if rank < NOTIFICATION:
             for other in [u for u in self.waiting if u.rank == NOTIFICATION]:
                 self._drop(other, "discarded")
@@ -154,17 +154,18 @@ class SpeechQueue:
     def full(self) -> bool:
         return len(self.waiting) >= self.max_queued
 
-    def stop(self, client: str | None, reason: str = "stopped") -> int:
-        """End the playing and waiting utterances of `client` (None: everyone's)."""
+    def stop(self, client: str | None, reason: str = "stopped", by: Job | None = None) -> int:
+        """End the playing and waiting utterances of `client` (None: everyone's); `by`:
+        the request whose mode ends them."""
         count = 0
         for utt in list(self.waiting):
             if client is None or utt.client == client:
-                self._drop(utt, reason)
+                self._drop(utt, reason, by)
                 count += 1
         current = self.current
         if current is not None and not current.reason and (client is None or
                                                           current.client == client):
-            current.end(reason)
+            current.end(reason, by)
             count += 1
         self._wake.set()
         return count
@@ -194,9 +195,9 @@ class SpeechQueue:
                 "waiting": [u.describe() for u in self.waiting]}
 
     # ------------------------------------------------------------ internals
-    def _drop(self, utt: Utterance, reason: str) -> None:
+    def _drop(self, utt: Utterance, reason: str, by: Job | None = None) -> None:
         self.waiting.remove(utt)
-        utt.end(reason)
+        utt.end(reason, by)
         self._later(self._finish(utt))
 
     def _later(self, coro: Coroutine[Any, Any, None]) -> None:

@@ -1,5 +1,7 @@
 """The Wyoming server beside the socket (KOKORO_WYOMING_URI): on, off, or why not, and where;
-started, stopped or moved by a reload, as the HTTP front-end is (server.py's HttpFront).
+started, stopped or moved by a reload, as the HTTP front-end is (http_front.py). An
+address in use leaves it off with one line while the socket serves on, and is tried again
+at every runtime check.
 
 It listens with asyncio's own servers (the `wyoming` library's event classes speak the
 protocol, wyoming_session.py serves each connection) so that the daemon decides the
@@ -10,15 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ipaddress
 import logging
 import os
-import socket
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from kokorod import extras
+from kokorod import extras, progress
 from kokorod.config import Config
+from kokorod.serve.http_front import port_holder
 from kokorod.serve.requests import Requests
 from kokorod.setting_values import read_wyoming_uri
 
@@ -53,12 +56,15 @@ def address_of(uri: str) -> WyomingAddress | None:
 
 
 def unusable(address: WyomingAddress, exc: OSError) -> str:
-    return (f"Wyoming address {address} cannot be used: {exc.strerror or exc}; set another "
-            "KOKORO_WYOMING_URI (or wyoming_uri in the config file)")
-
-
-class WyomingError(RuntimeError):
-    """The Wyoming server cannot start as configured (address in use): one line."""
+    """One line: the address, why (and what holds its port), and what to do."""
+    if exc.errno == errno.EADDRINUSE:
+        held = port_holder(address.port) if address.scheme == "tcp" else ""
+        why = f"it is already in use{held}"
+    else:
+        why = exc.strerror or str(exc)
+    return (f"Wyoming address {address} cannot be used: {why}; Wyoming is "
+            "off until it can be (kokorod tries it again) or KOKORO_WYOMING_URI "
+            "(wyoming_uri in the config file) names another")
 
 
 class WyomingFront:
@@ -71,34 +77,22 @@ class WyomingFront:
         self.chunk_ms = 50
         self.limit = 1 << 20
         self.sessions: set[asyncio.Task[None]] = set()
+        self._busy: WyomingAddress | None = None  # off because it could not be bound
 
     def status(self) -> dict[str, Any]:
         return {"on": self.server is not None, "uri": str(self.address) if self.address
                 else None, "connections": len(self.sessions), "error": self.error or None}
 
-    @staticmethod
-    def check(config: Config) -> None:
-        """Before anything is claimed: WyomingError if the TCP address cannot be bound."""
-        address = address_of(config.wyoming_uri)
-        if address is None or address.scheme != "tcp" or not extras.installed("wyoming"):
-            return
-        try:
-            with socket.socket(socket.AF_INET6 if ":" in address.where else socket.AF_INET,
-                               socket.SOCK_STREAM) as probe:
-                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio binds
-                probe.bind((address.where, address.port))
-        except OSError as exc:
-            raise WyomingError(unusable(address, exc)) from None
-
     async def apply(self, config: Config, requests: Requests, at_start: bool) -> None:
-        """Serve at `config.wyoming_uri` (empty: not at all). At start an address in use is
-        WyomingError; on reload it is logged and shown in status while the rest serves on."""
+        """Serve at `config.wyoming_uri` (empty: not at all). A missing extra or an address
+        in use leaves it off with one line saying why (a note for whoever started the daemon
+        at a start, the log on reload) while the rest serves on."""
         self.requests, self.chunk_ms = requests, config.wyoming_chunk_ms
         self.limit = config.max_frame_bytes
         if self.server is not None and config.wyoming_uri == self.uri:
             return
         await self.stop()
-        self.uri, self.error, self.address = config.wyoming_uri, "", None
+        self.uri, self.error, self.address, self._busy = config.wyoming_uri, "", None, None
         address = address_of(config.wyoming_uri)  # checked when the config was read
         if address is None:
             return
@@ -106,20 +100,32 @@ class WyomingFront:
         if off:
             self.error = off
             return
+        message = await self._start(address)
+        if message:
+            self.error, self._busy = f"off: {message}", address
+            log.warning("%s%s", "" if at_start else "reload: ", self.error)
+            if at_start:
+                progress.note(self.error)
+
+    async def retry(self) -> None:
+        """If the address was in use: try it again (quietly while it still is)."""
+        if self._busy is not None and self.server is None and \
+                not await self._start(self._busy):
+            log.warning("Wyoming address %s is free now", self._busy)
+            self.error, self._busy = "", None
+
+    async def _start(self, address: WyomingAddress) -> str:
+        """Listen at `address`: "" when it does, else why not (one line)."""
         try:
             self.server = await self._listen(address)
         except OSError as exc:
-            message = unusable(address, exc)
-            if at_start:
-                raise WyomingError(message) from None
-            self.error = f"off: {message}"
-            log.error("reload: %s", message)
-            return
+            return unusable(address, exc)
         self.address = address
         if not address.loopback:
             log.warning("Wyoming server on %s: reachable from other machines, with no "
                         "authentication", address)
         log.info("Wyoming server on %s", address)
+        return ""
 
     async def _listen(self, address: WyomingAddress) -> asyncio.AbstractServer:
         if address.scheme == "unix":
