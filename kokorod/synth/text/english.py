@@ -87,6 +87,11 @@ def _stop(m: re.Match[str]) -> str:
     return "." if ends else ""
 
 
+# The word "version" written just before or after "v1.2.3", across markup and punctuation.
+_VERSION_BEFORE = re.compile(r"(?i)\bversion[\s*_`'\"(\[:=#–—-]{0,6}$")
+_VERSION_AFTER = re.compile(r"(?i)[\s*_`'\")\]]{0,6}version\b")
+
+
 Rule = tuple[re.Pattern[str], Callable[[re.Match[str]], str]]
 
 
@@ -136,8 +141,10 @@ class EnglishNormalizer:
             (_units_re(), self._unit),
             (re.compile(rf"{_B}(\d+)(st|nd|rd|th)\b", re.I),
              lambda m: n.ordinal(m.group(1), b)),
-            # "Version v1.2.3": one "version" (the written word kept, its case too)
-            (re.compile(r"\b(?:([Vv]ersion)\s+)?[vV](\d+(?:\.\d+)+|\d+)\b"), self._version),
+            # "v1.2.3": "version one point two point three", but one "version" when the
+            # word is written beside it ("Version **v1.2.3**", "Version: v1.2", "the v2 version")
+            (re.compile(r"(?<![A-Za-z0-9])[vV](\d+(?:\.\d+)+|\d+)(?![A-Za-z0-9]|\.\d)"),
+             self._version),
             (re.compile(r"\b(\d+)\.(\d+)\.(\d+)(?:\.(\d+))?\b"),
              lambda m: " point ".join(n.cardinal(g, b) for g in m.groups() if g is not None)),
             (re.compile(r"(?:#|\bNo\.\s?)(\d+)\b"),
@@ -238,9 +245,10 @@ class EnglishNormalizer:
         return ", ".join(n.digits(g) for g in groups)
 
     def _version(self, m: re.Match[str]) -> str:
-        parts = m.group(2).split(".")
-        word = m.group(1) or "version"
-        return f"{word} " + " point ".join(n.cardinal(p, self.british) for p in parts)
+        spoken = " point ".join(n.cardinal(p, self.british) for p in m.group(1).split("."))
+        named = (_VERSION_BEFORE.search(m.string, 0, m.start())
+                 or _VERSION_AFTER.match(m.string, m.end()))
+        return spoken if named else "version " + spoken
 
     @staticmethod
     def _decade(m: re.Match[str]) -> str:
