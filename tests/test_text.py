@@ -31,7 +31,7 @@ PLAIN = [
     ("CPU at 95%, up 12.5%.", "CPU at ninety-five percent, up twelve point five percent."),
     ("The 1980s and since 1999.", "The nineteen eighties and since nineteen ninety-nine."),
     ("Chapter 3, 2nd edition, 103rd day.", "Chapter three, second edition, one hundred third day."),
-    ("Pages 10-20, No. 5, #42.", "Pages ten to twenty, number five, number forty-two."),
+    ("Pages 10-20, No. 5, #42.", "Pages ten to twenty, Number five, number forty-two."),
     ("1,000,000 people and 3.14", "one million people and three point one four"),
     ("Install v1.2.3 now.", "Install version one point two point three now."),
     ("Version: v1.2.3 and VERSION V2.", "Version: one point two point three and VERSION two."),
