@@ -448,6 +448,14 @@ def test_vtt_escapes_markup_characters(daemon: DaemonProc, tmp_path: Path) -> No
     result = say(daemon, "-o", str(tmp_path / "t.wav"), "--subtitles", str(vtt), text)
     assert result.returncode == 0, result.stderr
     assert vtt.read_text().splitlines()[3] == "Tom &amp; Jerry said &lt;hello&gt; to me."
+    srt, js = tmp_path / "t.srt", tmp_path / "t.json"
+    for path in (srt, js):
+        result = say(daemon, "-o", str(tmp_path / "t.wav"), "--subtitles", str(path), text)
+        assert result.returncode == 0, result.stderr
+    assert srt.read_text().splitlines()[2] == text  # SubRip has no escapes: the text as is
+    words = json.loads(js.read_text())["words"]
+    assert [text[a:b] for a, b in (w["span"] for w in words)] == [w["text"] for w in words]
+    assert "&" in [w["text"] for w in words]
 
 
 def test_subtitle_json_lists_a_written_word_once(daemon: DaemonProc, tmp_path: Path) -> None:
