@@ -166,6 +166,10 @@ def test_long_numbers_are_read_digit_by_digit() -> None:
      "Add one half cup and three quarters of a five eighths inch bolt."),
     ("We met St. John on Main St. Approx. five came.",
      "We met Saint John on Main Street. Approximately five came."),
+    # "e.g." and "vs." never end a sentence before a capital; "etc." and "Ave." may
+    ("Try e.g. Paris, or Smith vs. Jones, etc. Then Main Ave. The end, e.g.",
+     "Try for example Paris, or Smith versus Jones, et cetera. Then Main Avenue. "
+     "The end, for example."),
     ("Wait [[slnc 500]] then go.", "Wait then go."),
     ("Il fait 21 degrés dans le parc et nous sommes là.",
      "Il fait 21 degrés dans le parc et nous sommes là."),  # no English numbers in French

@@ -62,12 +62,14 @@ def _units_re() -> re.Pattern[str]:
     return re.compile(rf"{_B}(-?)({_NUM})\s?({alt})(?![\w/])")
 
 
-def _stop(m: re.Match[str]) -> str:
-    """'.' when the match swallowed a full stop that also ended the sentence."""
+def _stop(m: re.Match[str], capital_ends: bool = True) -> str:
+    """'.' when the match swallowed a full stop that also ended the sentence: at the end of
+    the text or a line, or (`capital_ends`) before a capital letter."""
     if not m.group(0).endswith("."):
         return ""
     rest = m.string[m.end():]
-    ends = not rest.strip() or rest.lstrip(" ")[:1] == "\n" or re.match(r"\s+[A-Z]", rest)
+    ends = (not rest.strip() or rest.lstrip(" ")[:1] == "\n"
+            or (capital_ends and re.match(r"\s+[A-Z]", rest)))
     return "." if ends else ""
 
 
@@ -213,7 +215,7 @@ class EnglishNormalizer:
     def _abbreviation(m: re.Match[str]) -> str:
         """The words; a full stop stays when the abbreviation also ended the sentence."""
         words = ABBREVIATIONS[m.group(1)]
-        return words if m.group(1) in NEVER_END else words + _stop(m)
+        return words + _stop(m, capital_ends=m.group(1) not in NEVER_END)
 
     def _money(self, m: re.Match[str]) -> str:
         scale = m.group(3) or m.group(4) or ""
