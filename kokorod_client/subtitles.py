@@ -69,7 +69,9 @@ def cues(text: str, words: list[Word]) -> list[tuple[float, float, str]]:
                 flush(sentence_ended)
         group.append(w)
     flush(True)
-    return out
+    # A word's length is the model's and may reach into the next word: no cue overlaps the next
+    return [(a, min(b, out[i + 1][0]) if i + 1 < len(out) else b, line)
+            for i, (a, b, line) in enumerate(out)]
 
 
 def vtt_text(text: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -29,9 +31,12 @@ PLAIN = [
     ("CPU at 95%, up 12.5%.", "CPU at ninety-five percent, up twelve point five percent."),
     ("The 1980s and since 1999.", "The nineteen eighties and since nineteen ninety-nine."),
     ("Chapter 3, 2nd edition, 103rd day.", "Chapter three, second edition, one hundred third day."),
-    ("Pages 10-20, No. 5, #42.", "Pages ten to twenty, number five, number forty-two."),
+    ("Pages 10-20, No. 5, #42.", "Pages ten to twenty, Number five, number forty-two."),
     ("1,000,000 people and 3.14", "one million people and three point one four"),
     ("Install v1.2.3 now.", "Install version one point two point three now."),
+    ("Version: v1.2.3 and VERSION V2.", "Version: one point two point three and VERSION two."),
+    ("Version **v1.2.3**", "Version **one point two point three**"),  # markup left to espeak
+    ("The v2 version is out.", "The two version is out."),
     ("Mr. & Mrs. Jones vs. the Smiths, etc.",
      "Mister and Missus Jones versus the Smiths, et cetera."),
     ("Use e.g. mp3 or int8 files.", "Use for example mp three or int eight files."),
@@ -64,6 +69,7 @@ MARKDOWN = [
     ("---\n\nAfter the rule", "After the rule."),
     ("Version **v1.2.3**", "Version one point two point three."),
     ("Now on version v2 and v1.4.", "Now on version two and version one point four."),
+    ("Version `v1.2.3` and _version v2_.", "Version one point two point three and version two."),
 ]
 
 CODE = [
@@ -160,6 +166,10 @@ def test_long_numbers_are_read_digit_by_digit() -> None:
      "Add one half cup and three quarters of a five eighths inch bolt."),
     ("We met St. John on Main St. Approx. five came.",
      "We met Saint John on Main Street. Approximately five came."),
+    # "e.g." and "vs." never end a sentence before a capital; "etc." and "Ave." may
+    ("Try e.g. Paris, or Smith vs. Jones, etc. Then Main Ave. The end, e.g.",
+     "Try for example Paris, or Smith versus Jones, et cetera. Then Main Avenue. "
+     "The end, for example."),
     ("Wait [[slnc 500]] then go.", "Wait then go."),
     ("Il fait 21 degrés dans le parc et nous sommes là.",
      "Il fait 21 degrés dans le parc et nous sommes là."),  # no English numbers in French
@@ -197,3 +207,19 @@ def test_only_japanese_text_asks_whether_the_ja_extra_reads_it() -> None:
     assert "ja extra" in script_note("東京は今日も雨です。", "ja", reads_japanese)
     assert asked == ["asked"]
     assert "Japanese voice" in script_note("今日はいい天気ですね。", "en-us", reads_japanese)
+
+
+def test_the_daemon_says_version_once_beside_a_version_number(daemon: Any) -> None:
+    """Issue 36 row 16: what the daemon reads for a release note, in Markdown and in plain
+    text ("Version **v1.2.3**" was "Version version one point two point three")."""
+    from helpers import raw_conn
+
+    notes = {"markdown": "## Version **v1.2.3**\n\nShips `v1.2.3` today.",
+             "plain": "Version: v1.2.3 ships today."}
+    with raw_conn(daemon.socket) as conn:
+        for n, (fmt, text) in enumerate(notes.items()):
+            conn.send({"op": "phonemes", "id": n, "text": text, "text_format": fmt})
+            spoken = conn.recv()["text"]
+            assert spoken.lower().count("version") == (2 if fmt == "markdown" else 1), spoken
+            assert spoken.count("one point two point three") == spoken.count("one point") \
+                == (2 if fmt == "markdown" else 1), spoken

@@ -13,11 +13,7 @@ from __future__ import annotations
 import re
 
 from kokorod_common.punctuation import SENTENCE_END_CLASS
-from kokorod_common.sentences import (
-    ABBREVIATIONS,
-    ABBREVIATIONS_BEFORE_LOWER,
-    sentence_spans,
-)
+from kokorod_common.sentences import continues_after, sentence_spans
 
 _ENDS = re.compile(rf"{SENTENCE_END_CLASS}+[\"'”’)\]]*$")
 
@@ -61,10 +57,5 @@ class SentenceFeed:
         body = self.buffer[start:end]
         if not _ENDS.search(body):
             return False
-        word = body.rstrip(".").rsplit(None, 1)[-1].lower().lstrip("(\"'")
-        if body.endswith("."):
-            if (len(word) == 1 and word.isalpha()) or word in ABBREVIATIONS:
-                return False
-            if word in ABBREVIATIONS_BEFORE_LOWER:
-                return False  # "at 9 a.m. today" goes on; the next piece tells
-        return True
+        # "Mr." and "e.g." go on; "at 9 a.m. today" may: the next piece tells
+        return not continues_after(body, "a")

@@ -12,26 +12,10 @@ import re
 from collections.abc import Callable
 
 from kokorod.synth.text import numbers as n
+from kokorod_common.abbreviations import ABBREVIATIONS, NEVER_END
 
 MONTHS = ("January February March April May June July August September October November "
           "December").split()
-
-# Abbreviations read in full. A trailing "." is part of the match.
-ABBREVIATIONS: dict[str, str] = {
-    "Mr.": "Mister", "Mrs.": "Missus", "Ms.": "Miz", "Dr.": "Doctor", "Prof.": "Professor",
-    "Jr.": "Junior", "Sr.": "Senior", "vs.": "versus", "vs": "versus", "etc.": "et cetera",
-    "e.g.": "for example", "i.e.": "that is", "approx.": "approximately", "cf.": "compare",
-    "Dept.": "Department", "Inc.": "Incorporated", "Ltd.": "Limited", "Corp.": "Corporation",
-    "Mt.": "Mount", "Jan.": "January", "Feb.": "February", "Mar.": "March", "Apr.": "April",
-    "Aug.": "August", "Sep.": "September", "Sept.": "September", "Oct.": "October",
-    "Nov.": "November", "Dec.": "December", "Mon.": "Monday", "Tue.": "Tuesday",
-    "Wed.": "Wednesday", "Thu.": "Thursday", "Fri.": "Friday", "Sat.": "Saturday",
-    "Sun.": "Sunday", "a.m.": "A M", "p.m.": "P M", "w/": "with", "w/o": "without",
-    "Approx.": "Approximately", "Ave.": "Avenue", "Rd.": "Road", "Fig.": "Figure",
-}
-
-# Read before a name: their full stop never ends a sentence.
-TITLES = frozenset({"Mr.", "Mrs.", "Ms.", "Dr.", "Prof.", "Mt."})
 
 # Units after a number: symbol → (singular, plural).
 UNITS: dict[str, tuple[str, str]] = {
@@ -78,13 +62,20 @@ def _units_re() -> re.Pattern[str]:
     return re.compile(rf"{_B}(-?)({_NUM})\s?({alt})(?![\w/])")
 
 
-def _stop(m: re.Match[str]) -> str:
-    """'.' when the match swallowed a full stop that also ended the sentence."""
+def _stop(m: re.Match[str], capital_ends: bool = True) -> str:
+    """'.' when the match swallowed a full stop that also ended the sentence: at the end of
+    the text or a line, or (`capital_ends`) before a capital letter."""
     if not m.group(0).endswith("."):
         return ""
     rest = m.string[m.end():]
-    ends = not rest.strip() or rest.lstrip(" ")[:1] == "\n" or re.match(r"\s+[A-Z]", rest)
+    ends = (not rest.strip() or rest.lstrip(" ")[:1] == "\n"
+            or (capital_ends and re.match(r"\s+[A-Z]", rest)))
     return "." if ends else ""
+
+
+# The word "version" written just before or after "v1.2.3", across markup and punctuation.
+_VERSION_BEFORE = re.compile(r"(?i)\bversion[\s*_`'\"(\[:=#–—-]{0,6}$")
+_VERSION_AFTER = re.compile(r"(?i)[\s*_`'\")\]]{0,6}version\b")
 
 
 Rule = tuple[re.Pattern[str], Callable[[re.Match[str]], str]]
@@ -111,16 +102,19 @@ class EnglishNormalizer:
              self._url),
             # The lookbehind starts a match only where a run begins: linear, not quadratic.
             (re.compile(r"(?<![\w.+-])[\w.+-]{1,64}@([\w-]+(?:\.[\w-]+)+)\b"), self._email),
-            (re.compile(rf"{_B}(\d{{4}})-(\d{{2}})-(\d{{2}})(?![\w-])"), self._iso_date),
-            (re.compile(rf"{_B}(\d{{1,2}})/(\d{{1,2}})/(\d{{4}})(?![\w/])"), self._slash_date),
-            (re.compile(rf"{_B}(\d{{1,2}}):(\d{{2}})(?::(\d{{2}}))?"
-                        r"(?:\s?([ap])\.?m\.?(?![\w]))?(?![\w:])", re.I), self._time),
-            (re.compile(rf"{_B}(\d{{1,2}})\s?([ap])\.?m\.?(?!\w)", re.I), self._hour_half),
-            # "St. John" is a saint, "Main St." a street
+            # Abbreviations before the rules that rewrite what follows them: whether their
+            # full stop ends the sentence is decided on the text as written (the sentence
+            # splitter's rule, kokorod_common/sentences.py). "St. John" is a saint,
+            # "Main St." a street.
             (re.compile(r"\b([A-Z][a-z]+) St\.(?=\s|$)"),
              lambda m: f"{m.group(1)} Street" + _stop(m)),
             (re.compile(r"(?<![\w])St\.(?=\s+[A-Z])"), lambda m: "Saint"),
             (re.compile(r"(?<![\w])(" + abbrev + r")(?=\s|$|[,;:)])"), self._abbreviation),
+            (re.compile(rf"{_B}(\d{{1,2}}):(\d{{2}})(?::(\d{{2}}))?"
+                        r"(?:\s?([ap])\.?m\.?(?![\w]))?(?![\w:])", re.I), self._time),
+            (re.compile(rf"{_B}(\d{{1,2}})\s?([ap])\.?m\.?(?!\w)", re.I), self._hour_half),
+            (re.compile(rf"{_B}(\d{{4}})-(\d{{2}})-(\d{{2}})(?![\w-])"), self._iso_date),
+            (re.compile(rf"{_B}(\d{{1,2}})/(\d{{1,2}})/(\d{{4}})(?![\w/])"), self._slash_date),
             (re.compile(r"([$€£¥₹])\s?(" + _NUM + r")(?:\s?(bn|[kKmMbBT])\b|\s(thousand|million|"
                         r"billion|trillion)\b)?"), self._money),
             (re.compile(rf"{_B}(-?{_NUM})\s?%"), lambda m: n.number(m.group(1), b) + " percent"),
@@ -136,12 +130,15 @@ class EnglishNormalizer:
             (_units_re(), self._unit),
             (re.compile(rf"{_B}(\d+)(st|nd|rd|th)\b", re.I),
              lambda m: n.ordinal(m.group(1), b)),
-            # "Version v1.2.3": one "version" (the written word kept, its case too)
-            (re.compile(r"\b(?:([Vv]ersion)\s+)?[vV](\d+(?:\.\d+)+|\d+)\b"), self._version),
+            # "v1.2.3": "version one point two point three", but one "version" when the
+            # word is written beside it ("Version **v1.2.3**", "Version: v1.2", "the v2 version")
+            (re.compile(r"(?<![A-Za-z0-9])[vV](\d+(?:\.\d+)+|\d+)(?![A-Za-z0-9]|\.\d)"),
+             self._version),
             (re.compile(r"\b(\d+)\.(\d+)\.(\d+)(?:\.(\d+))?\b"),
              lambda m: " point ".join(n.cardinal(g, b) for g in m.groups() if g is not None)),
             (re.compile(r"(?:#|\bNo\.\s?)(\d+)\b"),
-             lambda m: "number " + n.cardinal(m.group(1), b)),
+             # "No." keeps its capital (a sentence cut before it stays there)
+             lambda m: m.group(0)[0].replace("#", "n") + "umber " + n.cardinal(m.group(1), b)),
             (re.compile(rf"{_B}({_NUM})\s?[-–]\s?({_NUM})(?!\w|\.\d)"),
              lambda m: f"{n.number(m.group(1), b)} to {n.number(m.group(2), b)}"),
             (re.compile(rf"(?:(?<=\s)|^)[-−]({_NUM})(?![\w.])"),
@@ -218,7 +215,7 @@ class EnglishNormalizer:
     def _abbreviation(m: re.Match[str]) -> str:
         """The words; a full stop stays when the abbreviation also ended the sentence."""
         words = ABBREVIATIONS[m.group(1)]
-        return words if m.group(1) in TITLES else words + _stop(m)
+        return words + _stop(m, capital_ends=m.group(1) not in NEVER_END)
 
     def _money(self, m: re.Match[str]) -> str:
         scale = m.group(3) or m.group(4) or ""
@@ -238,9 +235,10 @@ class EnglishNormalizer:
         return ", ".join(n.digits(g) for g in groups)
 
     def _version(self, m: re.Match[str]) -> str:
-        parts = m.group(2).split(".")
-        word = m.group(1) or "version"
-        return f"{word} " + " point ".join(n.cardinal(p, self.british) for p in parts)
+        spoken = " point ".join(n.cardinal(p, self.british) for p in m.group(1).split("."))
+        named = (_VERSION_BEFORE.search(m.string, 0, m.start())
+                 or _VERSION_AFTER.match(m.string, m.end()))
+        return spoken if named else "version " + spoken
 
     @staticmethod
     def _decade(m: re.Match[str]) -> str:

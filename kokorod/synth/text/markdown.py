@@ -20,6 +20,7 @@ _PARSER = MarkdownIt("commonmark").enable("table").enable("strikethrough")
 _TAG_RE = re.compile(r"<[^>]+>")
 _TASK_RE = re.compile(r"^\[([ xX])\]\s+")
 _BARE_URL_RE = re.compile(r"^(?:https?://|www\.|mailto:)", re.I)
+_NUMBER_RE = re.compile(r"[vV]?\d+(?:\.\d+)*")
 
 
 def _sentence(text: str) -> str:
@@ -40,7 +41,9 @@ def _inline(tokens: list[Token]) -> str:
             target.append(tok.content)
         elif t == "code_inline":
             content = tok.content.strip()
-            if re.fullmatch(r"[A-Za-z_][\w.]*", content):
+            if _NUMBER_RE.fullmatch(content):  # `v1.2.3`, `3.11`: read as the number it is
+                target.append(content)
+            elif re.fullmatch(r"[A-Za-z_][\w.]*", content):
                 target.append(" ".join(split_identifier(p) for p in content.split(".")))
             else:
                 target.append(code_to_speech(content).rstrip("."))
