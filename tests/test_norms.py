@@ -201,3 +201,30 @@ def test_a_table_is_used_only_for_the_voice_it_was_fitted_for(
         assert not other.has("af_heart") and other.feed([("af_heart", 1.0)], 100) is None
     assert "kokorod model norms af_heart --again" in caplog.text
     assert other.has("af_bella") and engine.norms.has("af_heart")
+
+
+def test_a_blend_fitted_on_its_own_uses_its_own_table(engine: Engine, store: Path) -> None:
+    """`kokorod model norms "a:0.6,b:0.4"` fits the blend itself (its statistics are not its
+    voices' mixed): kept under a key of its voices and weights, found for every spelling
+    of that blend, and a blend of other weights still mixes its voices' tables."""
+    assert engine.norms is not None
+    key = engine.norm_name("bm_george:0.4,af_heart:0.6")
+    assert key == norm_stats.blend_key([("af_heart", 0.6), ("bm_george", 0.4)])
+    try:
+        table = engine.build_norms("af_heart(3)+bm_george(2)", texts=(
+            "One two three.", "Four five six seven eight nine ten eleven twelve."))
+        found = engine.norms.for_parts([("bm_george", 0.4), ("af_heart", 0.6)])
+        assert found is table and engine.norms.has(key)
+        p = _prepared(engine, TEXTS[1], "af_heart:0.6,bm_george:0.4")
+        mean, var = table.predict(p.frames)
+        c = engine.norms.channels[0]
+        assert p.norms is not None
+        np.testing.assert_allclose(p.norms[norm_graph.mean_input(0)].ravel(), mean[:c])
+        np.testing.assert_allclose(p.norms[norm_graph.var_input(0)].ravel(), var[:c])
+        again = norm_stats.NormTables(engine.files.sha256, engine.norms.channels,
+                                      engine.voices.style)
+        assert again.has(key)
+        other = engine.norms.for_parts([("af_heart", 0.5), ("bm_george", 0.5)])
+        assert isinstance(other, norm_stats.BlendNorms)
+    finally:
+        engine.norms.voices.pop(key, None)

@@ -12,6 +12,7 @@ from kokorod.config import Config, load
 from kokorod.store import inventory, models
 from kokorod_common import control, launcher
 from kokorod_common.messages import DaemonError
+from kokorod_common.protocol import ProtocolError
 
 
 def _size(n: int | None) -> str:
@@ -116,9 +117,12 @@ def cmd_norms(args: argparse.Namespace) -> int:
         print("this model's generator cannot take norm statistics from outside; windows use "
               "their own", file=sys.stderr)
         return 1
-    names = engine.voices.names() if args.all else [engine.voices.canonical(n)
-                                                   for n in args.voices or ["af_heart"]]
-    unknown = [n for n in names if n not in engine.voices.names()]
+    names, unknown = [], []
+    for n in engine.voices.names() if args.all else args.voices or ["af_heart"]:
+        try:
+            names.append(engine.norm_name(n))  # a blend ("a:0.6,b:0.4") gets its own
+        except ProtocolError as exc:
+            unknown.append(f"{n} ({exc.message})")
     if unknown:
         print(f"not installed: {', '.join(unknown)}", file=sys.stderr)
         return 2

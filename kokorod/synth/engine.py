@@ -256,16 +256,22 @@ class Engine:
 
     def build_norms(self, voice: str, texts: tuple[str, ...] = norm_stats.FIT_TEXTS
                     ) -> norm_stats.VoiceNorms:
-        """Fit `voice`'s norm table and keep it (`kokorod model norms`; never on a
-        request's path: ~1 s of generator per text)."""
+        """Fit `voice`'s norm table (a voice or a blend's own) and keep it (`kokorod model
+        norms`; never on a request's path: ~1 s of generator per text)."""
         assert self.vocoder is not None and self.norms is not None
-        vocoder, style = self.vocoder, self.voice_style(voice)
-        lang = self.lang_for(voice, texts[0], None)
+        vocoder, name = self.vocoder, self.norm_name(voice)
+        style = self.voice_style(name)
+        lang = self.lang_for(name, texts[0], None)
         table = norm_stats.build(texts, lambda text: vocoder.batch_norms(
             self.prepare(Segment(text, 0.0, 0), style, 1.0, lang)[0]),
             norm_stats.fingerprint(style))
-        self.norms.add(self.voices.canonical(voice), table)
+        self.norms.add(name, table)
         return table
+
+    def norm_name(self, voice: str) -> str:
+        """What `voice`'s norm table is kept under: the installed name, or a blend's key."""
+        parts = self.voices.parts_of(self.voice_style(voice)) or []
+        return norm_stats.blend_key(parts) if len(parts) > 1 else self.voices.canonical(voice)
 
     # ------------------------------------------------------------ public
     @property
