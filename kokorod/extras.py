@@ -45,10 +45,17 @@ def off_without(extra: str, wanted_by: str, at_start: bool) -> str | None:
     `kokorod start` at a start), or None when the extra is installed."""
     if installed(extra):
         return None
+
+    return off(missing(extra, wanted_by), at_start)
+
+
+def off(message: str, at_start: bool) -> str:
+    """A front-end stays off for `message` (its extra is missing, its port is taken):
+    "off: …", logged, and said by `kokorod start` at a start."""
     from kokorod import progress
 
-    why = f"off: {missing(extra, wanted_by)}"
-    logging.getLogger(__name__).warning("%s", why)
+    why = f"off: {message}"
+    logging.getLogger(__name__).warning("%s%s", "" if at_start else "reload: ", why)
     if at_start:
         progress.note(why)
     return why

@@ -16,7 +16,7 @@ from typing import Any
 
 import psutil
 
-from kokorod import extras, progress
+from kokorod import extras
 from kokorod.config import Config
 from kokorod.serve.requests import Requests
 
@@ -85,10 +85,7 @@ class HttpFront:
             return
         message = await self._listen()
         if message:
-            self.error, self._busy = f"off: {message}", True
-            log.warning("%s%s", "" if at_start else "reload: ", self.error)
-            if at_start:
-                progress.note(self.error)
+            self.error, self._busy = extras.off(message, at_start), True
 
     async def retry(self) -> None:
         """If the port was in use: try it again (quietly while it still is)."""

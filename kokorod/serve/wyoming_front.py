@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from kokorod import extras, progress
+from kokorod import extras
 from kokorod.config import Config
 from kokorod.serve.http_front import port_holder
 from kokorod.serve.requests import Requests
@@ -102,10 +102,7 @@ class WyomingFront:
             return
         message = await self._start(address)
         if message:
-            self.error, self._busy = f"off: {message}", address
-            log.warning("%s%s", "" if at_start else "reload: ", self.error)
-            if at_start:
-                progress.note(self.error)
+            self.error, self._busy = extras.off(message, at_start), address
 
     async def retry(self) -> None:
         """If the address was in use: try it again (quietly while it still is)."""
