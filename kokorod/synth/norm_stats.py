@@ -164,6 +164,7 @@ class NormTables:
         self._lock = threading.Lock()
         self._styles = styles
         self._matches: dict[str, bool] = {}
+        self._mixed: set[str] = set()  # blends said to be mixed (the log, once each)
         self.voices = {**_read(_packaged(sha256), self.total),
                        **_read(_stored(sha256), self.total)}
 
@@ -187,8 +188,14 @@ class NormTables:
     def for_parts(self, parts: Sequence[tuple[str, float]]) -> VoiceNorms | BlendNorms | None:
         """The table of a voice or blend ([(name, weight)]): a blend's own if it was fitted,
         else its voices' mixed; None if a voice has none."""
-        if len(parts) > 1 and (own := self._table(blend_key(parts))) is not None:
-            return own
+        if len(parts) > 1:
+            key = blend_key(parts)
+            if (own := self._table(key)) is not None:
+                return own
+            if key not in self._mixed:  # said once per blend
+                self._mixed.add(key)
+                log.info("blend %s: its voices' statistics mixed; `kokorod model norms "
+                         "'%s'` fits its own (closer to the whole)", key, key)
         found = [(self._table(name), w) for name, w in parts]
         if any(n is None for n, _ in found):
             return None
