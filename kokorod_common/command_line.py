@@ -56,11 +56,6 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
-    def refuse(self, message: str) -> NoReturn:
-        """A command line that parsed but cannot be right (flags that do nothing together,
-        a value out of range): the same one line as argparse's own errors."""
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
-
     def parse_known_args(self, args: Sequence[str] | None = None,
                          namespace: argparse.Namespace | None = None,
                          ) -> tuple[argparse.Namespace, list[str]]:

@@ -261,7 +261,7 @@ class Engine:
         assert self.vocoder is not None and self.norms is not None
         vocoder, name = self.vocoder, self.norm_name(voice)
         style = self.voice_style(name)
-        lang = self.lang_for(name, texts[0], None)
+        lang = self.lang_for(voice, texts[0], None)  # a blend's first voice, as it is spoken
         table = norm_stats.build(texts, lambda text: vocoder.batch_norms(
             self.prepare(Segment(text, 0.0, 0), style, 1.0, lang)[0]),
             norm_stats.fingerprint(style))
