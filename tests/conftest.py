@@ -36,7 +36,8 @@ def data_dir() -> Iterator[Path]:
 def daemon(data_dir: Path) -> Iterator[DaemonProc]:
     run_dir = short_tmpdir("ks")
     # A short idle timeout so the idle-connection test need not wait 30 s.
-    handle = start_daemon(run_dir / "k.sock", data_dir, KOKORO_IDLE_TIMEOUT_S="3")
+    handle = start_daemon(run_dir / "k.sock", data_dir, KOKORO_IDLE_TIMEOUT_S="3",
+                          KOKORO_WARMUP="1")  # as users run it
     yield handle
     code = handle.stop()
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -77,7 +78,7 @@ def speaker(data_dir: Path) -> Iterator[Speaker]:
     home, capture = alsa_home(run_dir)
     config = run_dir / "kokorod.toml"
     handle = start_daemon(run_dir / "p.sock", data_dir, HOME=str(home),
-                          KOKORO_CONFIG=str(config))
+                          KOKORO_CONFIG=str(config), KOKORO_WARMUP="1")
     yield Speaker(handle, capture, config)
     code = handle.stop()
     shutil.rmtree(run_dir, ignore_errors=True)
