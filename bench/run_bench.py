@@ -196,7 +196,8 @@ def checkout_commit(checkout: Path) -> str:
 
 
 def say_end_to_end(socket: Path, text: str, args: argparse.Namespace,
-                   sink_env: dict[str, str], checkout: Path = REPO) -> dict[str, Any]:
+                   sink_env: dict[str, str], checkout: Path = REPO,
+                   timeout: float = 600.0) -> dict[str, Any]:
     """kokoro-say process start → first sample handed to the audio device; the client
     code is `checkout`'s (its directory comes first on the path of `-m`). Its underruns
     are its player's own count, at the device `sink_env` gives it."""
@@ -204,7 +205,8 @@ def say_end_to_end(socket: Path, text: str, args: argparse.Namespace,
     t0 = time.time()
     out = subprocess.run([args.say_python, "-m", "kokorod_client.say", "--no-autostart",
                           "--json-stats", "--prebuffer", str(args.prebuffer), text],
-                         env=env, capture_output=True, text=True, timeout=600, cwd=checkout)
+                         env=env, capture_output=True, text=True, timeout=timeout,
+                         cwd=checkout)
     try:
         stats = json.loads(out.stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):
@@ -464,6 +466,29 @@ def bench_soak(daemon: BenchDaemon, args: argparse.Namespace) -> dict[str, Any]:
             "underrun_at": [underrun_place(at, starts) for at in play["at_s"]]}
 
 
+# Characters of the long texts per second of their audio, at speed 1 (~14 here): the
+# clocked soak's text is made long enough for --duration from this.
+SOAK_CHARS_PER_S = 16
+
+
+def bench_clocked_soak(daemon: BenchDaemon, args: argparse.Namespace) -> dict[str, Any]:
+    """One kokoro-say of --duration seconds of text or more, played in real time at the
+    clocked sink (--sink pulse): the underruns a listener would hear over a long stretch
+    (the `soak` preset counts them on a model of playback)."""
+    sentences: list[str] = []
+    while sum(len(s) + 1 for s in sentences) < args.duration * SOAK_CHARS_PER_S:
+        sentences.append(texts.SENTENCES[(args.text_offset + len(sentences))
+                                         % len(texts.SENTENCES)])
+    text = "\n\n".join(" ".join(sentences[k:k + 5]) for k in range(0, len(sentences), 5))
+    output = SayOutput(args.sink)
+    try:
+        run = say_end_to_end(daemon.socket, text, args, output.env,
+                             timeout=args.duration * 3 + 300)
+    finally:
+        output.close()
+    return {"sink": output.describe(), "chars": len(text), **run}
+
+
 def underrun_place(at_s: float, starts: list[float]) -> dict[str, Any]:
     """Which request of the soak (0-based) ran dry, and after how much of its audio."""
     k = max(0, bisect.bisect_right(starts, at_s) - 1)
@@ -655,6 +680,15 @@ def print_table(report: dict[str, Any]) -> None:
                            "heap_mmapped_bytes") if k in before and k in after]
         if parts:
             print(f"  of which (MiB): {', '.join(parts)}")
+    if "clocked_soak" in report:
+        c = report["clocked_soak"]
+        if "error" in c:
+            print(f"\nclocked soak: kokoro-say failed: {c['error']}")
+        else:
+            print(f"\nclocked soak ({c['sink']['what']}): {c['audio_s'] or 0:.0f} s of audio "
+                  f"in {c['wall_s']:.0f} s, kokoro-say counted {c['underruns']} underruns "
+                  f"({c['underrun_s'] or 0:.2f} s) at {c['underrun_at_s'] or []}, "
+                  f"{c['device_underflows']} device underflows")
     if "speaker" in report:
         sp = report["speaker"]["summary"]
         print("\nspeaker (daemon plays, medium texts):")
@@ -698,7 +732,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", action="append",
-                   choices=["short", "medium", "long", "soak", "first-sentence", "speaker"],
+                   choices=["short", "medium", "long", "soak", "clocked-soak",
+                            "first-sentence", "speaker"],
                    help="repeatable; default: short")
     p.add_argument("--trials", type=int, default=5)
     p.add_argument("--stream", action="store_true",
@@ -746,7 +781,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     presets = args.preset or ["short"]
-    if args.stream and args.sink == "pulse":
+    if (args.stream or "clocked-soak" in presets) and args.sink == "pulse":
         try:
             PulseSink().stop()  # before the daemon starts: say so at once
         except PulseUnavailable as exc:
@@ -787,6 +822,8 @@ def main(argv: list[str] | None = None) -> int:
                 report["first_sentence"] = bench_first_sentence(daemon, args)
             elif name == "soak":
                 report["soak"] = bench_soak(daemon, args)
+            elif name == "clocked-soak":
+                report["clocked_soak"] = bench_clocked_soak(daemon, args)
             elif name == "speaker":
                 report["speaker"] = bench_speaker(daemon, args, warm)
         if args.concurrency:

@@ -33,6 +33,7 @@ def test_bench_smoke(daemon: DaemonProc, tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     cmd = [sys.executable, str(REPO / "bench" / "run_bench.py"), "--socket", str(daemon.socket),
            "--preset", "short", "--preset", "first-sentence", "--preset", "soak",
+           "--preset", "clocked-soak",
            "--duration", "2", "--trials", "1", "--memory", "--concurrency", "2",
            "--concurrency-preset", "short", "--compare", "--cold-trials", "1", "--stream",
            "--say-also", str(REPO), "--json", str(out)]
@@ -59,6 +60,10 @@ def test_bench_smoke(daemon: DaemonProc, tmp_path: Path) -> None:
     assert short["kokoro_say_also"]["summary"]["e2e_first_sound_s"]["n"] == 1
     assert short["kokoro_say_paired"]["client_share_s"]["n"] == 1
     assert short["kokoro_say"]["python"]["this_interpreter"] is True
+    clocked = report["clocked_soak"]  # a sentence or more, played in real time
+    assert clocked["played"] and clocked["sink"]["kind"] == "pulse", clocked
+    assert clocked["audio_s"] >= 2 and clocked["wall_s"] >= clocked["audio_s"]
+    assert isinstance(clocked["underruns"], int) and isinstance(clocked["device_underflows"], int)
     assert short["kokoro_say"]["checkout"] == short["kokoro_say_also"]["checkout"]
     # --stream plays at the clocked sink: the process lasts at least the audio it played
     assert short["kokoro_say"]["sink"]["kind"] == "pulse"
