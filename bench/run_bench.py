@@ -466,8 +466,8 @@ def bench_soak(daemon: BenchDaemon, args: argparse.Namespace) -> dict[str, Any]:
             "underrun_at": [underrun_place(at, starts) for at in play["at_s"]]}
 
 
-# Characters of the long texts per second of their audio, at speed 1 (~14 here): the
-# clocked soak's text is made long enough for --duration from this.
+# The clocked soak's text is --duration × this many characters: more than the ~14 a
+# second of audio the bench's sentences are read at, so it lasts at least --duration.
 SOAK_CHARS_PER_S = 16
 
 
