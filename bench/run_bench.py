@@ -466,9 +466,9 @@ def bench_soak(daemon: BenchDaemon, args: argparse.Namespace) -> dict[str, Any]:
             "underrun_at": [underrun_place(at, starts) for at in play["at_s"]]}
 
 
-# The clocked soak's text is --duration × this many characters: more than the ~14 a
+# The clocked soak's text is --duration × this many characters: more than the ~17 a
 # second of audio the bench's sentences are read at, so it lasts at least --duration.
-SOAK_CHARS_PER_S = 16
+SOAK_CHARS_PER_S = 18
 
 
 def bench_clocked_soak(daemon: BenchDaemon, args: argparse.Namespace) -> dict[str, Any]:
