@@ -23,7 +23,6 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import onnxruntime as ort
 
@@ -57,17 +56,18 @@ def sentences(n: int) -> dict[str, list[str]]:
             "300-character sentence": [texts.first_sentence_pair(i)[1] for i in range(n)]}
 
 
-def profile(session: ort.InferenceSession, feed: dict[str, Any]) -> Counter[str]:
-    """Kernel microseconds by part for one run (the session profiles every run)."""
-    session.run(None, feed)
+def kernel_time_by_run(session: ort.InferenceSession) -> list[Counter[str]]:
+    """Ends `session`'s profiling: kernel microseconds by part, for each of its runs."""
     path = Path(session.end_profiling())
     trace = json.loads(path.read_text())
     path.unlink()
-    by_part: Counter[str] = Counter()
+    runs = [(e["ts"], e["ts"] + e["dur"]) for e in trace if e.get("name") == "model_run"]
+    out: list[Counter[str]] = [Counter() for _ in runs]
     for event in trace:
         if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
-            by_part[part_of(event["name"])] += event["dur"]
-    return by_part
+            k = next(i for i, (lo, hi) in enumerate(runs) if lo <= event["ts"] <= hi)
+            out[k][part_of(event["name"])] += event["dur"]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,11 +80,14 @@ def main(argv: list[str] | None = None) -> int:
     config = dataclasses.replace(load(), warmup=False)
     engine = Engine(config)
     cut = cut_model(engine.files.model, engine.files.sha256)
-    if cut is None:
+    if cut is None or engine.vocoder is None:
         print("the model cannot be cut here", file=sys.stderr)
         return 1
-    options = providers.session_options(config)
-    timed = ort.InferenceSession(str(cut.front), options, providers=["CPUExecutionProvider"])
+    timed = engine.vocoder.parts["front"]  # the front as the daemon runs it
+    options = providers.session_options(config)  # one more, profiling every run
+    options.enable_profiling = True
+    options.profile_file_prefix = str(Path(tempfile.gettempdir()) / "front")
+    profiled = ort.InferenceSession(str(cut.front), options, providers=["CPUExecutionProvider"])
     style = engine.voice_style(args.voice)
     rows = []
     for length, group in sentences(args.texts).items():
@@ -97,19 +100,15 @@ def main(argv: list[str] | None = None) -> int:
                 started = time.perf_counter()
                 timed.run(None, feed)
                 seconds.append(time.perf_counter() - started)
-            profiled_options = providers.session_options(config)
-            profiled_options.enable_profiling = True
-            profiled_options.profile_file_prefix = str(Path(tempfile.gettempdir()) / "front")
-            profiled = ort.InferenceSession(str(cut.front), profiled_options,
-                                            providers=["CPUExecutionProvider"])
-            profiled.run(None, feed)  # (its first run pays for allocation: not counted)
-            by_part = profile(profiled, feed)
-            total = sum(by_part.values())
+            for _ in range(2):  # the first of the two pays for allocation: not counted
+                profiled.run(None, feed)
             rows.append({"length": length, "chars": len(text), "tokens": len(tokens),
-                         "frames": frames, "front_ms": round(statistics.median(seconds) * 1000, 1),
-                         "share": {name: round(by_part[name] / total, 3) for name, _ in PARTS}})
+                         "frames": frames, "front_ms": round(statistics.median(seconds) * 1000, 1)})
             print(f"{length}: {len(text)} chars, {frames} frames, front "
                   f"{rows[-1]['front_ms']} ms", file=sys.stderr, flush=True)
+    for row, by_part in zip(rows, kernel_time_by_run(profiled)[1::2], strict=True):
+        total = sum(by_part.values())
+        row["share"] = {name: round(by_part[name] / total, 3) for name, _ in PARTS}
     summary = []
     for length in sentences(0):
         group = [r for r in rows if r["length"] == length]
