@@ -144,3 +144,29 @@ def test_restart_stops_and_starts_and_names_the_new_pid(user: dict[str, str],
         assert f"kokorod stopped (pid {old.group(1)})" in again.stdout
     finally:
         kokorod("stop", env=env)
+
+
+def test_stop_counts_a_daemon_its_parent_has_not_reaped_as_stopped(run_dir: Path,
+                                                                     data_dir: Path) -> None:
+    """A daemon started as a child of a long-lived process (an editor, a client library
+    that autostarted it, this test) stays a zombie after it exits until that parent
+    reaps it. `kokorod stop` must see it as stopped, not wait out its timeout and then
+    SIGKILL a process that has already ended."""
+    import psutil
+    from helpers import start_daemon
+
+    from kokorod_common import launcher
+
+    sock = run_dir / "k.sock"
+    handle = start_daemon(sock, data_dir, KOKORO_WARMUP="0")
+    try:
+        proc = psutil.Process(handle.proc.pid)
+        assert not launcher._exited(proc)  # serving
+        stopped = kokorod("stop", env=handle.env)
+        assert stopped.returncode == 0 and f"pid {handle.proc.pid}" in stopped.stdout
+        # not reaped yet: still a zombie, and counted as exited
+        assert proc.status() == psutil.STATUS_ZOMBIE and launcher._exited(proc)
+        assert handle.proc.wait(5) == 0  # its own clean exit on SIGTERM, not a SIGKILL
+        assert launcher._exited(proc)  # reaped: gone
+    finally:
+        handle.stop()
