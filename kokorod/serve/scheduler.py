@@ -29,6 +29,7 @@ from kokorod.synth import breaks
 from kokorod.synth.engine import Engine
 from kokorod.synth.guard import EngineError
 from kokorod.synth.windows import Windows
+from kokorod_common.protocol import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,10 @@ class Scheduler:
                 return
             if job.cancelled:
                 return
+            log.debug("request %r: a step of %.0f ms (%s audio); %d waiting", job.request.id,
+                      (time.perf_counter() - started) * 1000,
+                      "no" if audio is None else f"{audio.size * 1000 / SAMPLE_RATE:.0f} ms",
+                      self.synthesizing - 1)
             job.place_words(job.segment.words)
             if audio is not None:
                 job.deliver(audio, time.perf_counter() - started)
