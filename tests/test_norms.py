@@ -66,6 +66,32 @@ def test_windows_of_any_size_sound_like_the_whole(engine: Engine, text: str) -> 
     assert lsd_db(own16, whole) > lsd_db(fed[16], whole) + 2.0
 
 
+FEW_WORDS = ["Download complete.", "The job failed.", "Time for a break.", "You have mail.",
+             "Connection lost.", "Your coffee is ready."]
+
+
+@pytest.mark.parametrize("voice", ["af_heart", "bf_emma"])
+def test_a_few_words_are_windowed_and_sound_like_the_whole(engine: Engine, voice: str) -> None:
+    """Two or three words (from SHORTEST_PREDICTED to 160 frames: what a notification
+    says) get predicted statistics, so their first audio waits for a first window, not
+    for the whole batch; their 16-frame windows are as close to the whole as a longer
+    batch's, and quiet where the whole is silent."""
+    windowed = 0
+    for text in FEW_WORDS:
+        p = _prepared(engine, text, voice)
+        if not norm_stats.SHORTEST_PREDICTED <= p.frames < 160:
+            continue
+        windowed += 1
+        assert p.norms is not None, (voice, text, p.frames)
+        whole = _whole(engine, p)
+        audio = _windowed(engine, p, 16, p.norms)
+        assert np.isfinite(audio).all() and np.abs(audio).max() < 1.0, (voice, text)
+        assert audio.size == whole.size and lsd_db(audio, whole) < 6.5, (voice, text)
+        quiet = silence_dbfs(audio, whole)
+        assert quiet < min(-45.0, silence_dbfs(whole, whole) + 6), (voice, text, quiet)
+    assert windowed >= 3, f"{voice}: only {windowed} of the texts are in the range"
+
+
 SHORT_WORDS = ["Hi.", "Yes.", "One,", "Four?", "OK", "Thanks!", "Wait."]
 
 
