@@ -151,13 +151,15 @@ class Scheduler:
                 return
             if job.cancelled:
                 return
-            log.debug("request %r: a step of %.0f ms (%s audio); %d waiting", job.request.id,
-                      (time.perf_counter() - started) * 1000,
-                      "no" if audio is None else f"{audio.size * 1000 / SAMPLE_RATE:.0f} ms",
-                      self.synthesizing - 1)
+            took = time.perf_counter() - started
+            if log.isEnabledFor(logging.DEBUG):  # (counting the others walks every job)
+                log.debug("request %r of %s: a step of %.0f ms (%s audio); %d waiting",
+                          job.request.id, job.client, took * 1000,
+                          "no" if audio is None else f"{audio.size * 1000 / SAMPLE_RATE:.0f} ms",
+                          self.synthesizing - 1)
             job.place_words(job.segment.words)
             if audio is not None:
-                job.deliver(audio, time.perf_counter() - started)
+                job.deliver(audio, took)
                 return
             job.segment = None  # that segment is done: on to the next in the same turn
 
