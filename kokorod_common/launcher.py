@@ -17,9 +17,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from kokorod_common import paths
+
+if TYPE_CHECKING:
+    import psutil
 
 # The first start assembles the model and may install the voices (first_run.py).
 DEFAULT_START_TIMEOUT = 180.0
@@ -208,7 +211,7 @@ def stop(socket_path: Path, timeout: float = 15.0) -> int | None:
     return pid
 
 
-def _exited(proc: Any) -> bool:
+def _exited(proc: psutil.Process) -> bool:
     """Gone, or a zombie: a daemon whose parent (an editor, a test, a client library that
     autostarted it) has not reaped it yet has exited all the same; waiting for the pid
     to vanish would wait out the whole timeout."""
