@@ -234,6 +234,38 @@ def test_a_request_starting_beside_others_gets_a_smaller_first_window() -> None:
     assert Windows(pinned, sharing=4).next_frames() == pinned.first
 
 
+def test_requests_taking_turns_get_windows_that_gain_on_their_listeners() -> None:
+    """n requests taking turns: each step takes ~n times as long, so a window behind its
+    listener is the smallest with n × its cost ≤ GAIN × its audio; where none is (4
+    clients on this CPU), the largest whose turn, n times over, fits MAX_WINDOW_S. Per-call
+    and context costs make small windows the least audio per second of the machine: 4
+    clients on 16-frame windows each fell further behind every turn."""
+    def per_second(costs: Costs, frames: int) -> float:
+        return frames * FRAME_S / costs.gen(frames + 2 * WINDOW_CONTEXT)
+
+    for costs in (XEON, EPYC):
+        schedule = windows.from_costs(costs)
+        assert schedule.floor(costs, 1) == schedule.floor()
+        for n in (2, 3, 4):
+            f, cap = schedule.floor(costs, n), schedule.max_frames(costs, n)
+            assert n * costs.gen(cap + 2 * WINDOW_CONTEXT) <= MAX_WINDOW_S + 1e-9 or \
+                cap == MIN_WINDOW_FRAMES
+            assert schedule.floor() <= f <= max(cap, schedule.floor())  # never below alone's
+            if schedule.floor() < f < cap:
+                assert n * costs.gen(f + 2 * WINDOW_CONTEXT) <= \
+                    windows.GAIN * f * FRAME_S + 1e-9
+            assert per_second(costs, f) > 1.3 * per_second(costs, MIN_WINDOW_FRAMES)
+        # behind the listener with three others: a window of the shared floor
+        w = Windows(schedule, sharing=4)
+        w.front(600, 600)
+        first = w.next_frames()
+        w.spent(first * int(FRAME_S * SAMPLE_RATE), first + 2 * WINDOW_CONTEXT, sourced=True)
+        w.ahead_s = 0.0
+        assert w.next_frames() == schedule.floor(costs, 4)
+    xeon = windows.from_costs(XEON)
+    assert xeon.floor(XEON, 4) > xeon.floor(XEON, 1) == MIN_WINDOW_FRAMES
+
+
 def test_the_first_window_fits_the_text() -> None:
     """Knowing the first sentence, the first window is the smallest after which that
     sentence's next window is ready in time: a sentence that ends the text may be vocoded

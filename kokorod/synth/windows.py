@@ -186,23 +186,29 @@ class Schedule:
     def speed(self) -> float:
         return 1.0 if self.pinned else self.observed.speed()
 
-    def max_frames(self, costs: Costs | None = None) -> int:
+    def max_frames(self, costs: Costs | None = None, sharing: int = 1) -> int:
+        """The largest window: `sharing` requests' windows together cost at most
+        MAX_WINDOW_S, so none waits longer than that for its next turn."""
         costs = costs or self.costs
         if costs is None:
             return MAX_WINDOW_FRAMES
-        fit = int((MAX_WINDOW_S - costs.gen_call_s) / costs.gen_frame_s)
+        fit = int((MAX_WINDOW_S / sharing - costs.gen_call_s) / costs.gen_frame_s)
         return max(MIN_WINDOW_FRAMES, min(MAX_WINDOW_FRAMES, fit - 2 * WINDOW_CONTEXT))
 
-    def floor(self, costs: Costs | None = None) -> int:
-        """The smallest window that gains on the listener (cost ≤ GAIN × its audio)."""
+    def floor(self, costs: Costs | None = None, sharing: int = 1) -> int:
+        """The smallest window that gains on the listener (cost ≤ GAIN × its audio) while
+        `sharing` requests take turns (each step then takes that many times as long): the
+        call and the context are paid per window, so when the machine is shared, larger
+        windows make more audio per second of it (4 clients on 16-frame windows each fell
+        further behind every turn). At most the shared cap, so no request's next turn
+        waits more than ~MAX_WINDOW_S, and never below the floor of a request alone."""
         costs = costs or self.costs
         if costs is None:
             return MIN_WINDOW_FRAMES
-        gain_per_frame = GAIN * FRAME_S - costs.gen_frame_s
-        if gain_per_frame <= 0:  # no window gains: the largest loses least
-            return self.max_frames(costs)
-        need = (costs.gen_call_s + 2 * WINDOW_CONTEXT * costs.gen_frame_s) / gain_per_frame
-        return min(self.max_frames(costs), max(MIN_WINDOW_FRAMES, math.ceil(need / 4) * 4))
+        alone = _gaining(costs, 1, self.max_frames(costs))
+        if sharing <= 1:
+            return alone
+        return max(alone, _gaining(costs, sharing, self.max_frames(costs, sharing)))
 
     def key(self) -> tuple[Any, ...]:
         """Everything fixed that decides the windows (the audio cache keys by it)."""
@@ -239,6 +245,17 @@ class Schedule:
 
 def astuple_rounded(costs: Costs) -> tuple[float, ...]:
     return tuple(round(v, 6) for v in asdict(costs).values())
+
+
+def _gaining(costs: Costs, sharing: int, cap: int) -> int:
+    """The smallest window (of 4 frames) with `sharing` × its cost ≤ GAIN × its audio;
+    `cap` where none is (the largest loses least)."""
+    gain_per_frame = GAIN * FRAME_S - sharing * costs.gen_frame_s
+    if gain_per_frame <= 0:
+        return cap
+    need = sharing * (costs.gen_call_s + 2 * WINDOW_CONTEXT * costs.gen_frame_s) \
+        / gain_per_frame
+    return min(cap, max(MIN_WINDOW_FRAMES, math.ceil(need / 4) * 4))
 
 
 FIXED = Schedule(FALLBACK_FIRST, None, "fixed")
@@ -322,7 +339,8 @@ class Windows:
         else:
             # Others take their turns between this request's windows: each of its steps
             # takes about `sharing` times as long in wall time.
-            floor, cap = s.floor(costs), s.max_frames(costs)
+            floor = s.floor(costs, self.sharing)
+            cap = max(floor, s.max_frames(costs, self.sharing))
             source_s = self._source_s(floor)  # more of the first batch's source, if needed
             for _ in range(2):  # (a larger window may need more of it: fitted again)
                 budget = (s.safety * self.ahead_s - self._pending_s - source_s) / self.sharing
