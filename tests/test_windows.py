@@ -262,6 +262,8 @@ def test_requests_taking_turns_get_windows_that_gain_on_their_listeners() -> Non
         w.spent(first * int(FRAME_S * SAMPLE_RATE), first + 2 * WINDOW_CONTEXT, sourced=True)
         w.ahead_s = 0.0
         assert w.next_frames() == schedule.floor(costs, 4)
+        w.ahead_s = 30.0  # far ahead: still at most the shared cap (others wait ≤ ~1 s)
+        assert w.next_frames() <= max(schedule.floor(costs, 4), schedule.max_frames(costs, 4))
     xeon = windows.from_costs(XEON)
     assert xeon.floor(XEON, 4) > xeon.floor(XEON, 1) == MIN_WINDOW_FRAMES
 

@@ -201,7 +201,8 @@ class Schedule:
         call and the context are paid per window, so when the machine is shared, larger
         windows make more audio per second of it (4 clients on 16-frame windows each fell
         further behind every turn). At most the shared cap, so no request's next turn
-        waits more than ~MAX_WINDOW_S, and never below the floor of a request alone."""
+        waits more than ~MAX_WINDOW_S, but never below the floor of a request alone (on a
+        CPU whose alone floor costs more than MAX_WINDOW_S / n, that floor wins)."""
         costs = costs or self.costs
         if costs is None:
             return MIN_WINDOW_FRAMES
