@@ -126,7 +126,8 @@ class Config:
         "the streaming vocoder's costs: auto measures them at the first start (a few "
         "seconds, kept per CPU, model, threads and onnxruntime; not kept when measured on a "
         "busy machine); `N:a,b,c,d[,e]` gives them (what `kokorod tune` writes, see "
-        "docs/streaming.md); N alone: a first window of N 12.5 ms frames, then x1.25",
+        "docs/streaming.md); N alone: a first window of N 12.5 ms frames, the rest planned "
+        "for a slow CPU and corrected by the speed observed",
         engine=True, check=read_window_schedule)
     window_adapt: bool = setting("KOKORO_WINDOW_ADAPT", True,
         "windows follow the speed this machine shows now, the text and the number of "

@@ -33,7 +33,7 @@ def read_wyoming_uri(uri: str) -> tuple[str, str, int] | None:
 
 def read_window_schedule(text: str) -> tuple[int, tuple[float, ...] | None] | None:
     """A KOKORO_WINDOW_SCHEDULE value: "auto" (None: calibrate), "N" (first window of N
-    frames, fixed growth: (N, None)) or "N:gen_frame,gen_call,front_call,front_frame[,source_frame]"
+    frames, no costs: (N, None)) or "N:gen_frame,gen_call,front_call,front_frame[,source_frame]"
     (ms, what `kokorod tune` writes: (N, seconds)). windows.parse makes it a Schedule; the
     text form is the setting's, so it is read here. ValueError says what is wrong."""
     text = text.strip().lower()

@@ -35,7 +35,6 @@ def run(schedule: Schedule, batches: list[int]) -> list[tuple[int, float, float,
     now = [0.0]  # windows take exactly their modelled cost: the observed speed stays 1
     w = Windows(schedule, clock=lambda: now[0])
     costs = schedule.costs
-    assert costs is not None
     out = []
     for frames in batches:
         w.front(frames, frames)  # as the engine does: the first batch's frames are known
@@ -58,8 +57,8 @@ def test_slower_cpu_gets_a_larger_first_window() -> None:
     assert MIN_WINDOW_FRAMES <= fast.first < slow.first <= windows.MAX_FIRST_FRAMES
     assert fast.first % 8 == 0 and slow.first % 8 == 0
     # the slower CPU's windows are capped sooner: a window's cost bounds another's wait
-    assert slow.max_frames() < fast.max_frames()
-    assert EPYC.gen(slow.max_frames() + 2 * WINDOW_CONTEXT) <= MAX_WINDOW_S + 0.01
+    assert windows.largest(EPYC) < windows.largest(XEON)
+    assert EPYC.gen(windows.largest(EPYC) + 2 * WINDOW_CONTEXT) <= MAX_WINDOW_S + 0.01
 
 
 @settings(max_examples=200, deadline=None)
@@ -78,7 +77,7 @@ def test_later_windows_fit_in_the_audio_ahead(per_frame: float, per_call: float,
     plan = run(schedule, batches)
     assert plan[0][0] <= max(schedule.first, batches[0])
     for n, ahead, cost, _ in plan[1:]:
-        assert n <= schedule.max_frames() + windows.MIN_REST_FRAMES
+        assert n <= windows.largest(schedule.costs) + windows.MIN_REST_FRAMES
         if n > schedule.floor() + windows.MIN_REST_FRAMES:  # chosen, not the floor
             assert cost <= schedule.safety * ahead + 1e-9
     pinned = dataclasses.replace(schedule, adapt=False)
@@ -141,12 +140,19 @@ def test_source_runs_grow_and_cost_at_most_one_and_a_half_wholes() -> None:
         assert sum(runs) <= 1.5 * frames + 2 * (24 + windows.SOURCE_MARGIN)
 
 
-def test_fixed_schedule_without_costs_grows_to_the_cap() -> None:
-    w = Windows(windows.FIXED)
-    frames = [w.next_frames() for _ in range(20)]
-    assert frames[:2] == [windows.FALLBACK_FIRST] * 2
-    assert max(frames) == windows.MAX_WINDOW_FRAMES
-    assert frames == sorted(frames)
+def test_without_measured_costs_windows_are_planned_for_a_slow_cpu() -> None:
+    """A failed measurement, or a first window given alone: a CPU twice as slow as the
+    slowest measured, so the windows keep ahead on it (and grow on a faster one)."""
+    for schedule in (windows.FIXED, windows.parse("48")):
+        assert schedule is not None and schedule.costs == windows.FALLBACK_COSTS
+        assert not schedule.status()["calibrated"] and not schedule.pinned
+        assert schedule.first == (48 if schedule.source == "config" else
+                                  windows.first_window(windows.FALLBACK_COSTS))
+        assert run(dataclasses.replace(schedule, adapt=False), [120])[0][0] == schedule.first
+        plan = run(schedule, [120, 900])
+        for n, ahead, cost, last in plan[1:]:
+            assert last or cost <= schedule.safety * ahead + 1e-9 or n == schedule.floor()
+    assert windows.from_costs(EPYC).first <= windows.FIXED.first
 
 
 def test_config_values_round_trip_and_bad_ones_are_refused() -> None:
@@ -158,7 +164,7 @@ def test_config_values_round_trip_and_bad_ones_are_refused() -> None:
     older = windows.parse("88:5.300,27.00,27.00,0.930")  # four numbers: no source cost
     assert older is not None and older.costs is not None and older.costs.source_frame_s == 0
     assert windows.parse("auto") is None and windows.parse("") is None
-    assert windows.parse("48") == Schedule(48, None, "config")
+    assert windows.parse("48") == Schedule(48, windows.FALLBACK_COSTS, "config")
     for bad in ("x", "4", "100000", "48:1,2", "48:1,1,1,1,1,1", "48:-1,0,0,0", "48:0,1,1,1",
                 "48:nan,1,1,1"):
         with pytest.raises(ValueError):
@@ -247,7 +253,7 @@ def test_requests_taking_turns_get_windows_that_gain_on_their_listeners() -> Non
         schedule = windows.from_costs(costs)
         assert schedule.floor(costs, 1) == schedule.floor()
         for n in (2, 3, 4):
-            f, cap = schedule.floor(costs, n), schedule.max_frames(costs, n)
+            f, cap = schedule.floor(costs, n), windows.largest(costs, n)
             assert n * costs.gen(cap + 2 * WINDOW_CONTEXT) <= MAX_WINDOW_S + 1e-9 or \
                 cap == MIN_WINDOW_FRAMES
             assert schedule.floor() <= f <= max(cap, schedule.floor())  # never below alone's
@@ -263,7 +269,7 @@ def test_requests_taking_turns_get_windows_that_gain_on_their_listeners() -> Non
         w.ahead_s = 0.0
         assert w.next_frames() == schedule.floor(costs, 4)
         w.ahead_s = 30.0  # far ahead: still at most the shared cap (others wait ≤ ~1 s)
-        assert w.next_frames() <= max(schedule.floor(costs, 4), schedule.max_frames(costs, 4))
+        assert w.next_frames() <= max(schedule.floor(costs, 4), windows.largest(costs, 4))
     xeon = windows.from_costs(XEON)
     assert xeon.floor(XEON, 4) > xeon.floor(XEON, 1) == MIN_WINDOW_FRAMES
 

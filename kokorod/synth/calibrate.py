@@ -184,8 +184,6 @@ def saved(key: str) -> Schedule | None:
 
 
 def save(key: str, schedule: Schedule) -> None:
-    if schedule.costs is None:
-        return
     path = _saved_file()
     try:
         data = json.loads(path.read_text()) if path.exists() else {}

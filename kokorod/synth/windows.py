@@ -66,8 +66,6 @@ SPEED_RANGE = (0.5, 4.0)
 SPEED_AFTER = 3
 SPEED_DEADBAND = 0.1  # within ±10 % of the plan (one window's noise): the plan as it is
 SLOWER_WARNING = 1.6  # real / planned past which the log says so (once)
-# Where nothing is measured (the whole model, a failed measurement): a fixed start.
-FALLBACK_FIRST = 80
 
 
 @dataclass(frozen=True)
@@ -90,6 +88,18 @@ class Costs:
 
     def scaled(self, factor: float) -> Costs:
         return Costs(*(v * factor for v in asdict(self).values()))
+
+
+# Where nothing is measured (a failed measurement, a first window given alone in the
+# config): a CPU slower than any measured, corrected by the observed speed.
+FALLBACK_COSTS = Costs(8e-3, 30e-3, 70e-3, 1.7e-3, 0.6e-3)
+
+
+def largest(costs: Costs, sharing: int = 1) -> int:
+    """The largest window: `sharing` requests' windows together cost at most
+    MAX_WINDOW_S, so none waits longer than that for its next turn."""
+    fit = int((MAX_WINDOW_S / sharing - costs.gen_call_s) / costs.gen_frame_s)
+    return max(MIN_WINDOW_FRAMES, min(MAX_WINDOW_FRAMES, fit - 2 * WINDOW_CONTEXT))
 
 
 def source_reach(have: int, hi: int, frames: int) -> int:
@@ -171,7 +181,7 @@ class Schedule:
     `pinned`: each request's follow the observed speed, its text and the load."""
 
     first: int
-    costs: Costs | None  # None: no model of playback (fixed growth from `first`)
+    costs: Costs
     source: str  # "calibrated", "saved", "config", "fixed"
     safety: float = SAFETY
     machine: str = ""  # what it was measured for (calibrate.key): reused only there
@@ -181,19 +191,10 @@ class Schedule:
 
     @property
     def pinned(self) -> bool:
-        return not self.adapt or self.costs is None
+        return not self.adapt
 
     def speed(self) -> float:
         return 1.0 if self.pinned else self.observed.speed()
-
-    def max_frames(self, costs: Costs | None = None, sharing: int = 1) -> int:
-        """The largest window: `sharing` requests' windows together cost at most
-        MAX_WINDOW_S, so none waits longer than that for its next turn."""
-        costs = costs or self.costs
-        if costs is None:
-            return MAX_WINDOW_FRAMES
-        fit = int((MAX_WINDOW_S / sharing - costs.gen_call_s) / costs.gen_frame_s)
-        return max(MIN_WINDOW_FRAMES, min(MAX_WINDOW_FRAMES, fit - 2 * WINDOW_CONTEXT))
 
     def floor(self, costs: Costs | None = None, sharing: int = 1) -> int:
         """The smallest window that gains on the listener (cost ≤ GAIN × its audio) while
@@ -204,40 +205,32 @@ class Schedule:
         waits more than ~MAX_WINDOW_S, but never below the floor of a request alone (on a
         CPU whose alone floor costs more than MAX_WINDOW_S / n, that floor wins)."""
         costs = costs or self.costs
-        if costs is None:
-            return MIN_WINDOW_FRAMES
-        alone = _gaining(costs, 1, self.max_frames(costs))
+        alone = _gaining(costs, 1, largest(costs))
         if sharing <= 1:
             return alone
-        return max(alone, _gaining(costs, sharing, self.max_frames(costs, sharing)))
+        return max(alone, _gaining(costs, sharing, largest(costs, sharing)))
 
     def key(self) -> tuple[Any, ...]:
         """Everything fixed that decides the windows (the audio cache keys by it)."""
         return (self.first, self.safety, self.adapt,
-                self.costs and astuple_rounded(self.costs))
+                astuple_rounded(self.costs))
 
     def status(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"first_window_frames": self.first,
-                               "first_window_ms": round(self.first * FRAME_S * 1000),
-                               "max_window_frames": self.max_frames(),
-                               "min_window_frames": self.floor(),
-                               "source": self.source, "calibrated": self.costs is not None,
-                               "pinned": self.pinned, "safety": self.safety}
-        if self.costs is not None:
-            out["speed"] = round(self.speed(), 2)
-            out["observed"] = self.observed.status()
-            out["recent_windows"] = list(self.recent)
-            out["costs_ms"] = {"generator_per_frame": round(self.costs.gen_frame_s * 1000, 3),
-                               "generator_per_call": round(self.costs.gen_call_s * 1000, 2),
-                               "front_per_call": round(self.costs.front_call_s * 1000, 2),
-                               "front_per_frame": round(self.costs.front_frame_s * 1000, 3),
-                               "source_per_frame": round(self.costs.source_frame_s * 1000, 3)}
-        return out
+        c = self.costs
+        return {"first_window_frames": self.first,
+                "first_window_ms": round(self.first * FRAME_S * 1000),
+                "max_window_frames": largest(c), "min_window_frames": self.floor(),
+                "source": self.source, "calibrated": c != FALLBACK_COSTS,
+                "pinned": self.pinned, "safety": self.safety, "speed": round(self.speed(), 2),
+                "observed": self.observed.status(), "recent_windows": list(self.recent),
+                "costs_ms": {"generator_per_frame": round(c.gen_frame_s * 1000, 3),
+                             "generator_per_call": round(c.gen_call_s * 1000, 2),
+                             "front_per_call": round(c.front_call_s * 1000, 2),
+                             "front_per_frame": round(c.front_frame_s * 1000, 3),
+                             "source_per_frame": round(c.source_frame_s * 1000, 3)}}
 
     def text(self) -> str:
         """The config value that gives this schedule (`kokorod tune` writes it)."""
-        if self.costs is None:
-            return str(self.first)
         c = self.costs
         return (f"{self.first}:{c.gen_frame_s * 1000:.3f},{c.gen_call_s * 1000:.2f},"
                 f"{c.front_call_s * 1000:.2f},{c.front_frame_s * 1000:.3f},"
@@ -259,12 +252,14 @@ def _gaining(costs: Costs, sharing: int, cap: int) -> int:
     return min(cap, max(MIN_WINDOW_FRAMES, math.ceil(need / 4) * 4))
 
 
-FIXED = Schedule(FALLBACK_FIRST, None, "fixed")
 RECENT_KEPT = 8  # windows `status` shows with their reasons
 
 
 def from_costs(costs: Costs, source: str = "calibrated", machine: str = "") -> Schedule:
     return Schedule(first_window(costs), costs, source, machine=machine)
+
+
+FIXED = from_costs(FALLBACK_COSTS, "fixed")
 
 
 def parse(text: str) -> Schedule | None:
@@ -274,7 +269,7 @@ def parse(text: str) -> Schedule | None:
     if read is None:
         return None
     first, costs = read
-    return Schedule(first, None if costs is None else Costs(*costs), "config")
+    return Schedule(first, FALLBACK_COSTS if costs is None else Costs(*costs), "config")
 
 
 class Windows:
@@ -289,7 +284,7 @@ class Windows:
         self.sharing = 1
         self.share(sharing)
         self.speed = schedule.speed()  # fixed for the request once it starts
-        self.costs = schedule.costs.scaled(self.speed) if schedule.costs else None
+        self.costs = schedule.costs.scaled(self.speed)
         self.windows = 0  # windows handed out so far
         self.ahead_s = 0.0  # modelled audio ahead of the listener when the next step starts
         self._pending_s = 0.0  # modelled cost of this step so far (a batch's front)
@@ -308,8 +303,6 @@ class Windows:
         """A batch's front runs in the coming step (for the request's first batch, before
         the listener starts: only the rest of its source counts, in the second step).
         `audio_frames`: the frames it will vocode (from its origin)."""
-        if self.costs is None:
-            return
         if self.windows:
             self._pending_s += self.costs.front(frames)
         else:  # its source's next part is added once the first window is chosen
@@ -317,7 +310,7 @@ class Windows:
 
     def _first(self) -> tuple[int, str]:
         s, costs = self.schedule, self.costs
-        if costs is None or s.pinned:
+        if s.pinned:
             return s.first, "plan"
         first = first_window(costs, s.safety, self._batch, self.more, s.floor(costs))
         why = "fitted to the first sentence" if self._batch is not None else "plan"
@@ -335,13 +328,11 @@ class Windows:
         if k == 0:
             frames, why = self._first()
             self._source_s(frames, take=True)  # its head runs before the listener starts
-        elif costs is None:  # fixed growth: two of `first`, then ×1.25 to the cap
-            frames, why = min(s.max_frames(), int(s.first * 1.25 ** max(0, k - 1))), "growth"
         else:
             # Others take their turns between this request's windows: each of its steps
             # takes about `sharing` times as long in wall time.
             floor = s.floor(costs, self.sharing)
-            cap = max(floor, s.max_frames(costs, self.sharing))
+            cap = max(floor, largest(costs, self.sharing))
             source_s = self._source_s(floor)  # more of the first batch's source, if needed
             for _ in range(2):  # (a larger window may need more of it: fitted again)
                 budget = (s.safety * self.ahead_s - self._pending_s - source_s) / self.sharing
@@ -358,9 +349,8 @@ class Windows:
             if self.sharing > 1:
                 why += f", {self.sharing} requests synthesizing"
         log.debug("window %d: %d frames (%s)", k, frames, why)
-        if costs is not None:
-            s.recent.append({"frames": frames, "why": why})
-            del s.recent[:-RECENT_KEPT]
+        s.recent.append({"frames": frames, "why": why})
+        del s.recent[:-RECENT_KEPT]
         return frames
 
     def _source_s(self, frames: int, take: bool = False) -> float:
@@ -374,7 +364,7 @@ class Windows:
             reach = source_reach(have, hi, total)
         if take:
             self._source, self._at = (total, reach), self._at + frames
-        if reach == have or self.costs is None:
+        if reach == have:
             return 0.0
         return self.costs.source_frame_s * reach
 
@@ -382,8 +372,6 @@ class Windows:
         """The step just run made `samples` of audio over a `span` of frames (`sourced`:
         it ran the source too, as a batch's first and second windows do)."""
         base, costs = self.schedule.costs, self.costs
-        if base is None or costs is None:
-            return
         if not self._pending_s and not sourced:  # the generator alone ran
             self.schedule.observed.add(self._clock() - self._handed_at, base.gen(span))
         made = samples / SAMPLE_RATE
