@@ -60,7 +60,7 @@ def test_word_marks_come_back_with_the_cached_audio(daemon: DaemonProc) -> None:
 
 
 def test_long_requests_are_not_kept(daemon: DaemonProc) -> None:
-    text = ("This request is long enough to be more than one segment. " * 5).strip()
+    text = ("This request is long enough to be more than one segment. " * 4).strip()
     assert len(text) > MAX_CHARS
     before = caches(daemon)["audio"]
     request(daemon, text)

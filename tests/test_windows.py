@@ -234,10 +234,17 @@ def test_a_request_starting_beside_others_gets_a_smaller_first_window() -> None:
     so each is smaller when others are synthesizing (not when the plan is pinned)."""
     schedule = windows.from_costs(EPYC)
     alone = Windows(schedule).next_frames()
-    beside = [Windows(schedule, sharing=n).next_frames() for n in (2, 4)]
+    beside = [Windows(schedule, load=lambda n=n: n).next_frames() for n in (2, 4)]
     assert alone > beside[0] > beside[1] >= MIN_WINDOW_FRAMES
     pinned = dataclasses.replace(schedule, adapt=False)
-    assert Windows(pinned, sharing=4).next_frames() == pinned.first
+    assert Windows(pinned, load=lambda: 4).next_frames() == pinned.first
+    # asked as the window is chosen: three requests that came in while this one's front
+    # ran count (the first of four arriving together no longer takes a window for one)
+    load = [1]
+    w = Windows(schedule, load=lambda: load[0])
+    w.front(120, 120)
+    load[0] = 4
+    assert w.next_frames() == beside[1] and w.sharing == 4
 
 
 def test_requests_taking_turns_get_windows_that_gain_on_their_listeners() -> None:
@@ -262,7 +269,7 @@ def test_requests_taking_turns_get_windows_that_gain_on_their_listeners() -> Non
                     windows.GAIN * f * FRAME_S + 1e-9
             assert per_second(costs, f) > 1.3 * per_second(costs, MIN_WINDOW_FRAMES)
         # behind the listener with three others: a window of the shared floor
-        w = Windows(schedule, sharing=4)
+        w = Windows(schedule, load=lambda: 4)
         w.front(600, 600)
         first = w.next_frames()
         w.spent(first * int(FRAME_S * SAMPLE_RATE), first + 2 * WINDOW_CONTEXT, sourced=True)

@@ -141,8 +141,6 @@ class Scheduler:
             if job.segment is None and not self._begin(job):
                 return
             assert job.segment is not None
-            if job.windows is not None:
-                job.windows.share(self.synthesizing)
             started = time.perf_counter()
             try:
                 audio = await self._infer(job, job.segment)
@@ -175,7 +173,7 @@ class Scheduler:
         job.segments += 1
         req, engine, words = job.request, self.engine, job.wants_words()
         if job.windows is None:
-            job.windows = Windows(engine.schedule, sharing=self.synthesizing)
+            job.windows = Windows(engine.schedule, load=lambda: self.synthesizing)
             job.windows.more = not job.stream.exhausted()
         windows = job.windows
         voice, speed, lang = job.settings(segment)  # SSML may change them by segment

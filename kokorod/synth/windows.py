@@ -273,16 +273,18 @@ def parse(text: str) -> Schedule | None:
 
 
 class Windows:
-    """One request's windows: the first from the schedule (smaller when `sharing` others
-    synthesize too), each later one the largest whose modelled cost fits in SAFETY × the
-    audio modelled to be ahead of the listener. The engine reports what each step made
+    """One request's windows: the first from the schedule (smaller when others synthesize
+    too), each later one the largest whose modelled cost fits in SAFETY × the audio
+    modelled to be ahead of the listener. `load` says how many requests take turns at the
+    worker (this one included); it is asked as each window is chosen, so requests that
+    arrived during this one's front count. The engine reports what each step made
     (`spent`) and each batch's front (`front`)."""
 
-    def __init__(self, schedule: Schedule = FIXED, sharing: int = 1,
+    def __init__(self, schedule: Schedule = FIXED, load: Callable[[], int] = lambda: 1,
                  clock: Callable[[], float] = time.perf_counter) -> None:
         self.schedule = schedule
-        self.sharing = 1
-        self.share(sharing)
+        self._load = load
+        self.sharing = 1  # requests taking turns when the last window was chosen
         self.speed = schedule.speed()  # fixed for the request once it starts
         self.costs = schedule.costs.scaled(self.speed)
         self.windows = 0  # windows handed out so far
@@ -294,10 +296,6 @@ class Windows:
         self._source = (0, 0)  # the first batch's frames, and its source's reach so far
         self._at = 0  # frames of the first batch handed out
         self.more = True  # whether anything follows the first batch (the scheduler says)
-
-    def share(self, requests: int) -> None:
-        """How many requests take turns at the worker now (this one included)."""
-        self.sharing = 1 if self.schedule.pinned else max(1, requests)
 
     def front(self, frames: int, audio_frames: int | None = None) -> None:
         """A batch's front runs in the coming step (for the request's first batch, before
@@ -325,6 +323,7 @@ class Windows:
         s, costs = self.schedule, self.costs
         k, self.windows = self.windows, self.windows + 1
         self._handed_at = self._clock()
+        self.sharing = 1 if s.pinned else max(1, self._load())
         if k == 0:
             frames, why = self._first()
             self._source_s(frames, take=True)  # its head runs before the listener starts
