@@ -62,7 +62,7 @@ class StandInEngine:
     files = type("Files", (), {"sha256": "stand-in"})()
     default_voice = "af_heart"
     streaming = True
-    schedule = windows.FIXED
+    schedule = windows.fixed()
 
     def __init__(self) -> None:
         self.log: list[str] = []

@@ -211,7 +211,7 @@ def test_calibration_measures_this_machine_and_keeps_it(engine: Engine,
     probe.config = dataclasses.replace(engine.config, window_schedule="auto")
     monkeypatch.setattr(calibrate, "BUSY_CORES", float("inf"))  # whatever else runs here
     measured = calibrate.schedule_for(probe)
-    assert measured.source == "calibrated" and measured.costs is not None
+    assert measured.source == "calibrated" and measured.measured
     costs = measured.costs
     # a window costs less than the audio it makes on any machine that can stream at all
     assert costs.gen(64) < 64 * windows.FRAME_S * 4
@@ -236,3 +236,29 @@ def test_a_calibration_taken_on_a_busy_machine_is_not_kept(
     assert "measuring this machine's speed" in err and "taken again at the next start" in err
     assert calibrate.saved(calibrate.key(probe)) is None
     assert calibrate.schedule_for(probe).source == "calibrated"  # measured again
+
+
+def test_a_failed_calibration_plans_for_a_slow_cpu_and_keeps_the_pin(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A measurement that fails never keeps the daemon from serving: the fallback plan,
+    a fresh one per engine, pinned when KOKORO_WINDOW_ADAPT=0 says so, and nothing kept."""
+    monkeypatch.setenv("KOKORO_DATA_DIR", str(tmp_path))
+
+    def broken(engine: Engine, runs: int = 3) -> windows.Costs:
+        raise RuntimeError("no clock today")
+
+    monkeypatch.setattr(calibrate, "measure", broken)
+    plans = []
+    for adapt in (False, True):
+        probe = copy.copy(engine)
+        probe.config = dataclasses.replace(engine.config, window_schedule="auto",
+                                           window_adapt=adapt)
+        with caplog.at_level("WARNING", logger="kokorod.synth.calibrate"):
+            plans.append(calibrate.schedule_for(probe))
+        assert "no clock today" in caplog.text and "slow CPU" in caplog.text
+    pinned, adapting = plans
+    assert pinned.pinned and not adapting.pinned
+    assert pinned.source == adapting.source == "fixed" and not pinned.measured
+    assert pinned.first == windows.FALLBACK_FIRST and pinned.observed is not adapting.observed
+    assert calibrate.saved(calibrate.key(engine)) is None

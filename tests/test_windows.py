@@ -44,7 +44,7 @@ def run(schedule: Schedule, batches: list[int]) -> list[tuple[int, float, float,
             if frames - (done + n) < windows.MIN_REST_FRAMES:
                 n = frames - done
             span = n + WINDOW_CONTEXT if done + n == frames else n + 2 * WINDOW_CONTEXT
-            cost = w._pending_s + w.costs.gen(span)  # type: ignore[union-attr]
+            cost = w._pending_s + w.costs.gen(span)
             out.append((n, w.ahead_s, cost, done + n == frames))
             now[0] += costs.gen(span)
             w.spent(n * int(FRAME_S * SAMPLE_RATE), span)
@@ -141,28 +141,33 @@ def test_source_runs_grow_and_cost_at_most_one_and_a_half_wholes() -> None:
 
 
 def test_without_measured_costs_windows_are_planned_for_a_slow_cpu() -> None:
-    """A failed measurement, or a first window given alone: a CPU twice as slow as the
-    slowest measured, so the windows keep ahead on it (and grow on a faster one)."""
-    for schedule in (windows.FIXED, windows.parse("48")):
+    """A failed measurement, or a first window given alone: that first window (the
+    fallback's 80 frames, or the one given), the rest planned for a CPU slower than any
+    measured, so the windows keep ahead on it (and grow on a faster one)."""
+    for schedule in (windows.fixed(), windows.parse("48")):
         assert schedule is not None and schedule.costs == windows.FALLBACK_COSTS
         assert not schedule.status()["calibrated"] and not schedule.pinned
         assert schedule.first == (48 if schedule.source == "config" else
-                                  windows.first_window(windows.FALLBACK_COSTS))
-        assert run(dataclasses.replace(schedule, adapt=False), [120])[0][0] == schedule.first
-        plan = run(schedule, [120, 900])
-        for n, ahead, cost, last in plan[1:]:
-            assert last or cost <= schedule.safety * ahead + 1e-9 or n == schedule.floor()
-    assert windows.from_costs(EPYC).first <= windows.FIXED.first
+                                  windows.FALLBACK_FIRST)
+        for batches in ([40], [120, 900], [700]):
+            plan = run(schedule, batches)
+            assert plan[0][0] == min(schedule.first, batches[0])
+            for n, ahead, cost, last in plan[1:]:
+                assert last or cost <= schedule.safety * ahead + 1e-9 or n == schedule.floor()
+    # a new plan each time: one engine's observed speed is not another's
+    assert windows.fixed() is not windows.fixed()
+    assert windows.fixed().observed is not windows.fixed().observed
+    assert windows.fixed(adapt=False).pinned
 
 
 def test_config_values_round_trip_and_bad_ones_are_refused() -> None:
     s = windows.from_costs(XEON)
     back = windows.parse(s.text())
     assert back is not None and back.first == s.first and back.source == "config"
-    assert back.costs is not None and abs(back.costs.gen_frame_s - XEON.gen_frame_s) < 1e-6
+    assert abs(back.costs.gen_frame_s - XEON.gen_frame_s) < 1e-6
     assert abs(back.costs.source_frame_s - XEON.source_frame_s) < 1e-6
     older = windows.parse("88:5.300,27.00,27.00,0.930")  # four numbers: no source cost
-    assert older is not None and older.costs is not None and older.costs.source_frame_s == 0
+    assert older is not None and older.costs.source_frame_s == 0
     assert windows.parse("auto") is None and windows.parse("") is None
     assert windows.parse("48") == Schedule(48, windows.FALLBACK_COSTS, "config")
     for bad in ("x", "4", "100000", "48:1,2", "48:1,1,1,1,1,1", "48:-1,0,0,0", "48:0,1,1,1",

@@ -106,12 +106,12 @@ def schedule_for(engine: Engine, given: Schedule | None = None) -> Schedule:
     """The config's schedule, else `given` (the daemon's, kept across reloads), else the
     one kept for this machine, else measured now (and kept if the machine was quiet)."""
     configured = windows.parse(engine.config.window_schedule)
-    if configured is not None:
-        return dataclasses.replace(configured, adapt=engine.config.window_adapt)
-    if engine.vocoder is None:
-        return windows.FIXED
-    k = key(engine)
     adapt = engine.config.window_adapt
+    if configured is not None:
+        return dataclasses.replace(configured, adapt=adapt)
+    if engine.vocoder is None:
+        return windows.fixed(adapt)
+    k = key(engine)
     if given is not None and given.machine == k:
         return dataclasses.replace(given, adapt=adapt)
     kept = saved(k)
@@ -124,8 +124,9 @@ def schedule_for(engine: Engine, given: Schedule | None = None) -> Schedule:
         costs = measure(engine)
         busy = others.cores()
     except Exception as exc:  # a measurement must never keep the daemon from serving
-        log.warning("could not measure the window costs (%s); using the fixed schedule", exc)
-        return windows.FIXED
+        log.warning("could not measure the window costs (%s); planning for a slow CPU until "
+                    "the next start", exc)
+        return windows.fixed(adapt)
     schedule = dataclasses.replace(windows.from_costs(costs, machine=k), adapt=adapt)
     if busy > BUSY_CORES:
         progress.say(f"other processes kept {busy:.1f} cores busy meanwhile: this measure is "

@@ -91,8 +91,10 @@ class Costs:
 
 
 # Where nothing is measured (a failed measurement, a first window given alone in the
-# config): a CPU slower than any measured, corrected by the observed speed.
+# config): a first window of FALLBACK_FIRST (or the one given), the rest planned from a
+# CPU slower than any measured and corrected by the observed speed.
 FALLBACK_COSTS = Costs(8e-3, 30e-3, 70e-3, 1.7e-3, 0.6e-3)
+FALLBACK_FIRST = 80
 
 
 def largest(costs: Costs, sharing: int = 1) -> int:
@@ -160,9 +162,9 @@ class Observed:
         self.slowest = max(self.slowest, ratio)
         if self.windows >= 10 and self.recent > SLOWER_WARNING and not self.warned:
             self.warned = True
-            log.warning("windows take %.1f× the costs they were measured at: this machine "
-                        "is slower than then (load, heat, power saving); windows are sized "
-                        "for it, and `kokorod tune` measures it again", self.recent)
+            log.warning("windows take %.1f× the costs they were planned by: this machine "
+                        "is slower than measured (load, heat, power saving); windows are "
+                        "sized for it, and `kokorod tune` measures it again", self.recent)
 
     def speed(self) -> float:
         """The factor the costs are scaled by (1 until enough windows were seen)."""
@@ -193,6 +195,11 @@ class Schedule:
     def pinned(self) -> bool:
         return not self.adapt
 
+    @property
+    def measured(self) -> bool:
+        """Costs measured or given, not the fallback's: only they fit the first window."""
+        return self.costs != FALLBACK_COSTS
+
     def speed(self) -> float:
         return 1.0 if self.pinned else self.observed.speed()
 
@@ -220,7 +227,7 @@ class Schedule:
         return {"first_window_frames": self.first,
                 "first_window_ms": round(self.first * FRAME_S * 1000),
                 "max_window_frames": largest(c), "min_window_frames": self.floor(),
-                "source": self.source, "calibrated": c != FALLBACK_COSTS,
+                "source": self.source, "calibrated": self.measured,
                 "pinned": self.pinned, "safety": self.safety, "speed": round(self.speed(), 2),
                 "observed": self.observed.status(), "recent_windows": list(self.recent),
                 "costs_ms": {"generator_per_frame": round(c.gen_frame_s * 1000, 3),
@@ -259,7 +266,10 @@ def from_costs(costs: Costs, source: str = "calibrated", machine: str = "") -> S
     return Schedule(first_window(costs), costs, source, machine=machine)
 
 
-FIXED = from_costs(FALLBACK_COSTS, "fixed")
+def fixed(adapt: bool = True) -> Schedule:
+    """The plan where nothing is measured: a first window of FALLBACK_FIRST, the rest from
+    the fallback costs (a new one each time: its observed speed is its own)."""
+    return Schedule(FALLBACK_FIRST, FALLBACK_COSTS, "fixed", adapt=adapt)
 
 
 def parse(text: str) -> Schedule | None:
@@ -280,7 +290,7 @@ class Windows:
     arrived during this one's front count. The engine reports what each step made
     (`spent`) and each batch's front (`front`)."""
 
-    def __init__(self, schedule: Schedule = FIXED, load: Callable[[], int] = lambda: 1,
+    def __init__(self, schedule: Schedule, load: Callable[[], int] = lambda: 1,
                  clock: Callable[[], float] = time.perf_counter) -> None:
         self.schedule = schedule
         self._load = load
@@ -308,7 +318,7 @@ class Windows:
 
     def _first(self) -> tuple[int, str]:
         s, costs = self.schedule, self.costs
-        if s.pinned:
+        if s.pinned or not s.measured:  # (a slow CPU's costs say nothing of this one)
             return s.first, "plan"
         first = first_window(costs, s.safety, self._batch, self.more, s.floor(costs))
         why = "fitted to the first sentence" if self._batch is not None else "plan"
