@@ -8,7 +8,8 @@ from helpers import STEADY_SCHEDULE, DaemonProc, kokorod_cli, raw_conn
 
 def test_session_and_optimization_status(daemon: DaemonProc) -> None:
     with raw_conn(daemon.socket) as c:
-        c.send({"op": "synthesize", "id": 0, "text": "Status check: the windows are timed."})
+        c.send({"op": "synthesize", "id": 0, "text": "Status check: the windows are timed, "
+                "each against the cost it was planned by, and the daemon says how they went."})
         assert c.until_final(0)[-1]["op"] == "end"
         c.send({"op": "session-status", "id": 1})
         sessions = c.recv()
