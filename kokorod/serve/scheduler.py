@@ -173,6 +173,7 @@ class Scheduler:
         job.segments += 1
         req, engine, words = job.request, self.engine, job.wants_words()
         if job.windows is None:
+            # (asked from the worker thread: it only reads the jobs' flags and queue sizes)
             job.windows = Windows(engine.schedule, load=lambda: self.synthesizing)
             job.windows.more = not job.stream.exhausted()
         windows = job.windows
