@@ -3,7 +3,13 @@ that rebuilds the sessions and empties the caches while connections stay."""
 
 from __future__ import annotations
 
+import copy
+from typing import Any
+
 from helpers import STEADY_SCHEDULE, DaemonProc, kokorod_cli, raw_conn
+
+from kokorod.serve.session_ops import optimization_status, session_status
+from kokorod.synth.engine_status import describe_engine
 
 
 def test_session_and_optimization_status(daemon: DaemonProc) -> None:
@@ -55,3 +61,13 @@ def test_session_reset_rebuilds_and_empties_the_caches(daemon: DaemonProc) -> No
         assert phonemes["hits"] == 0 and phonemes["entries"] <= 1
         c.send({"op": "synthesize", "id": 6, "text": "Reset check, one two."})
         assert c.until_final(6)[-1]["op"] == "end"
+
+
+def test_the_whole_model_shows_no_window_plan(engine: Any) -> None:
+    """An engine that vocodes a batch at a time has no windows: no plan in any status."""
+    whole = copy.copy(engine)
+    whole.vocoder = None
+    assert session_status(whole)["schedule"] is None
+    assert optimization_status(whole, {})["schedule"] is None
+    assert describe_engine(whole)["window_schedule"] is None
+    assert session_status(engine)["schedule"] == engine.schedule.status()

@@ -9,6 +9,7 @@ from typing import Any
 
 from kokorod.synth import providers
 from kokorod.synth.engine import Engine
+from kokorod.synth.engine_status import schedule_status
 
 
 def _sessions(engine: Engine) -> dict[str, Any]:
@@ -27,7 +28,7 @@ def session_status(engine: Engine) -> dict[str, Any]:
     return {"sessions": _sessions(engine), "failures": s.failures,
             "consecutive_failures": s.consecutive_failures, "rebuilds": s.rebuilds,
             "interrupted": s.interrupted, "last_error": s.last_error,
-            "warmup_seconds": round(engine.warmup_seconds, 3), "schedule": engine.schedule.status()}
+            "warmup_seconds": round(engine.warmup_seconds, 3), "schedule": schedule_status(engine)}
 
 
 def optimization_status(engine: Engine, caches: dict[str, Any]) -> dict[str, Any]:
@@ -39,6 +40,6 @@ def optimization_status(engine: Engine, caches: dict[str, Any]) -> dict[str, Any
             "quantized": providers.quantized(engine.files.model),
             "streaming_vocoder": engine.streaming,
             "word_durations": bool(engine.vocoder and engine.vocoder.has_durations),
-            "schedule": engine.schedule.status(), "caches": caches,
+            "schedule": schedule_status(engine), "caches": caches,
             "coreml": "CPU is the default: CoreML's first request was measured far slower "
                       "than CPU's, and a quantized model stays on CPU"}

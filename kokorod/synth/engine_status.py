@@ -28,6 +28,11 @@ class Engine(Protocol):
     def streaming(self) -> bool: ...
 
 
+def schedule_status(engine: Engine) -> dict[str, Any] | None:
+    """The window plan (None with the whole model: it vocodes a batch at a time)."""
+    return engine.schedule.status() if engine.streaming else None
+
+
 def describe_engine(engine: Engine) -> dict[str, Any]:
     s = engine.stats
     return {
@@ -43,7 +48,7 @@ def describe_engine(engine: Engine) -> dict[str, Any]:
         "onnxruntime": ort.__version__,
         "warmup_seconds": round(engine.warmup_seconds, 3),
         "streaming_vocoder": engine.streaming,
-        "window_schedule": engine.schedule.status() if engine.streaming else None,
+        "window_schedule": schedule_status(engine),
         "segments": s.segments,
         "audio_seconds": round(s.audio_seconds, 3),
         "busy_seconds": round(s.busy_seconds, 3),
