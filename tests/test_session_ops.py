@@ -9,6 +9,7 @@ from typing import Any
 from helpers import STEADY_SCHEDULE, DaemonProc, kokorod_cli, raw_conn
 
 from kokorod.serve.session_ops import optimization_status, session_status
+from kokorod.synth import windows
 from kokorod.synth.engine_status import describe_engine
 
 
@@ -27,8 +28,10 @@ def test_session_and_optimization_status(daemon: DaemonProc) -> None:
     schedule = sessions["schedule"]  # planned from the test daemons' fixed costs
     assert schedule["calibrated"] is True and schedule["source"] == "config"
     assert schedule["first_window_frames"] == int(STEADY_SCHEDULE.split(":")[0])
-    assert schedule["costs_ms"]["generator_per_frame"] == float(
-        STEADY_SCHEDULE.split(":")[1].split(",")[0])
+    steady = windows.parse(STEADY_SCHEDULE)
+    assert steady is not None
+    assert schedule["costs_ms"]["generator_per_frame"] == round(
+        steady.costs.gen_frame_s * 1000, 3)
     # the request above ran: whatever failed before (fault tests share this daemon), the
     # run of failures is broken
     assert sessions["consecutive_failures"] == 0
